@@ -1,0 +1,323 @@
+"""The command line: one grammar for every subcommand, as AWS CLI users know it.
+
+    labtui [--sandbox] [--read-only] COURSE          open the console
+    labtui SUBCOMMAND [COURSE] [ARGS] [OPTIONS]      headless
+
+Options (--sandbox, --profile, --json, --yes, --state-dir) are accepted after the subcommand,
+and before it too. Exit codes: 0 success, 1 some seats or calls failed (each named),
+2 bad input (course file, roster, flag), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from labtui import __version__
+from labtui.errors import CourseError, InputError, LabError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_INPUT = 0, 1, 2
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a fix in every usage error, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message}. "
+                              f"Fix: see `{self.prog} --help`.\n")
+
+
+def common(parser: argparse.ArgumentParser, *, course: bool = True) -> None:
+    if course:
+        parser.add_argument("course", metavar="COURSE", help="the course file (TOML)")
+    parser.add_argument("--sandbox", action="store_true",
+                        help="run against the local sandbox instead of AWS")
+    parser.add_argument("--profile", metavar="NAME",
+                        help="AWS profile (default: [aws] profile of the course file)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--yes", action="store_true",
+                        help="do not ask before launching or deleting (required without a "
+                             "terminal)")
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help="local state folder (default: $LABTUI_STATE_DIR or the user "
+                             "data dir)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="labtui", description="The instructor's console for a class on AWS.",
+                    epilog="Run `labtui COURSE` to open the console, or a subcommand for "
+                           "scripts. `labtui SUBCOMMAND --help` explains each.")
+    parser.add_argument("--version", action="version", version=f"labtui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=Parser)
+
+    p = sub.add_parser("open", help="open the console (the default: `labtui COURSE`)",
+                       description="Open the Textual console for a course.")
+    common(p)
+    p.add_argument("--read-only", action="store_true",
+                   help="the same views, every mutating action refused (for teaching "
+                        "assistants)")
+
+    p = sub.add_parser("validate", help="check a course file and the files it names",
+                       description="Check a course file (and its roster, files, notebooks "
+                                   "and job list); name every problem with its line and fix.")
+    common(p)
+
+    p = sub.add_parser("plan", help="what `up` would create, per region",
+                       description="Show, per region, the seats, machines and clusters to "
+                                   "create and the vCPUs they need. Reads AWS (or the sandbox) "
+                                   "for what already exists; changes nothing.")
+    common(p)
+
+    p = sub.add_parser("new", help="write a starter course file",
+                       description="Write a starter course file that validates.")
+    p.add_argument("path", metavar="PATH", help="where to write it, e.g. course.toml")
+    p.add_argument("--id", dest="course_id", default="my-course",
+                   help="course id (lowercase, digits, dashes)")
+    p.add_argument("--name", default="My Course", help="course name")
+    p.add_argument("--region", action="append", dest="regions", metavar="REGION",
+                   help="a region, in order of preference (repeat for more)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("sandbox", help="serve the local AWS emulator and SSH hosts",
+                       description="Serve in the foreground, on 127.0.0.1 only, an AWS "
+                                   "emulator and an SSH server for every instance it runs. "
+                                   "Other commands given --sandbox use it.")
+    p.add_argument("--port", type=int, default=0, metavar="N",
+                   help="port for the AWS endpoint (default: a free one)")
+    p.add_argument("--state-dir", metavar="DIR", help="local state folder")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    return parser
+
+
+SUBCOMMANDS = ("open", "validate", "plan", "new", "sandbox")
+
+
+def normalize(argv: Sequence[str]) -> list[str]:
+    """``labtui [opts] COURSE`` means ``labtui open COURSE [opts]``; options given before a
+    subcommand move after it, so one grammar holds for all."""
+    args = list(argv)
+    if not args or any(a in ("-h", "--help", "--version") for a in args[:1]):
+        return args
+    for index, token in enumerate(args):
+        if token == "--":
+            break
+        if token.startswith("-"):
+            continue
+        if index > 0 and args[index - 1] in ("--profile", "--state-dir"):
+            continue
+        if token in SUBCOMMANDS:
+            return [token] + args[:index] + args[index + 1:]
+        return ["open"] + args
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = normalize(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not args_list:
+        parser.print_help(sys.stderr)
+        return EXIT_INPUT
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_INPUT
+    try:
+        return HANDLERS[args.command](args)
+    except CourseError as exc:
+        report_problems(exc, getattr(args, "json", False))
+        return EXIT_INPUT
+    except LabError as exc:
+        report_error(exc, getattr(args, "json", False))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+
+
+def report_problems(exc: CourseError, as_json: bool) -> None:
+    for problem in exc.problems:
+        if as_json:
+            emit_json({"type": "problem", "file": problem.file, "line": problem.line,
+                       "key": problem.key, "message": problem.message, "fix": problem.fix})
+        else:
+            print(f"error: {problem}", file=sys.stderr)
+    if not as_json:
+        count = len(exc.problems)
+        print(f"{count} problem{'s' if count != 1 else ''}; nothing was created.",
+              file=sys.stderr)
+
+
+def report_error(exc: LabError, as_json: bool) -> None:
+    if as_json:
+        emit_json({"type": "error", "message": str(exc)})
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+
+
+def load_course(args: argparse.Namespace):
+    from labtui.course import load
+
+    return load(args.course)
+
+
+# -- subcommands -----------------------------------------------------------------------------
+
+def cmd_open(args: argparse.Namespace) -> int:
+    course = load_course(args)
+    from labtui.app import run_app
+
+    return run_app(course, sandbox=args.sandbox, profile=args.profile,
+                   state_dir=args.state_dir, read_only=args.read_only)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    course = load_course(args)
+    facts = {
+        "type": "valid", "file": str(args.course), "course": course.id, "name": course.name,
+        "students": len(course.students),
+        "seats": len(course.seats) if course.machines else 0,
+        "per": course.machines.per if course.machines else None,
+        "clusters": len(course.students) if course.clusters else 0,
+        "instances": course.instance_count, "max_instances": course.max_instances,
+        "regions": list(course.regions),
+        "sections": [name for name in ("machines", "clusters", "storage", "access", "billing",
+                                       "jupyter", "jobs") if getattr(course, name)],
+    }
+    if args.json:
+        emit_json(facts)
+    else:
+        seats = (f"{facts['seats']} seats (one machine per {facts['per']})"
+                 if course.machines else "no machines")
+        print(f"{args.course}: OK — {course.name} ({course.id}): {facts['students']} students, "
+              f"{seats}, {facts['clusters']} clusters; {course.instance_count} instances at "
+              f"most (cap {course.max_instances}); regions {', '.join(course.regions)}.")
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    course = load_course(args)
+    from labtui.context import open_context
+    from labtui.plan import instance_types, make_plan
+    from labtui.services import inventory
+    from labtui.services.instance_types import vcpus
+
+    ctx = open_context(course, sandbox=args.sandbox, profile=args.profile,
+                       state_dir=args.state_dir)
+    try:
+        table: dict[tuple[str, str], int] = {}
+        types = instance_types(course)
+        for region in course.regions:
+            for itype, count in vcpus(ctx.aws, region, types).items():
+                table[(region, itype)] = count
+        found = inventory.machines(ctx.aws, course.id, course.regions)
+        plan = make_plan(course, found, table)
+    finally:
+        where = ctx.where
+        ctx.close()
+    if args.json:
+        for region in plan.regions:
+            emit_json(region.to_json())
+        emit_json(plan.summary_json() | {"where": where})
+        return EXIT_OK
+    print(f"Plan for {course.name} ({course.id}) on {where}")
+    header = f"{'region':<16}{'seats':>6}{'new':>6}{'kept':>6}{'clusters':>10}" \
+             f"{'instances':>11}{'vCPUs':>7}"
+    print(header)
+    for r in plan.regions:
+        print(f"{r.region:<16}{len(r.seats):>6}{len(r.create):>6}{len(r.keep):>6}"
+              f"{r.clusters:>10}{sum(r.instances.values()):>11}{r.vcpus:>7}")
+    print(f"{'total':<16}{sum(len(r.seats) for r in plan.regions):>6}{plan.to_create:>6}"
+          f"{sum(len(r.keep) for r in plan.regions):>6}"
+          f"{sum(r.clusters for r in plan.regions):>10}{plan.instances:>11}{plan.vcpus:>7}")
+    print(f"max_instances {course.max_instances}: "
+          f"{'within the cap' if plan.instances <= course.max_instances else 'OVER THE CAP'}.")
+    for machine in plan.surplus:
+        print(f"surplus: {machine.instance_id} ({machine.seat}, {machine.region}) is not "
+              "needed by the course")
+    return EXIT_OK
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from labtui import checks
+    from labtui.course import load
+    from labtui.starter import render
+
+    path = Path(args.path)
+    regions = args.regions or ["us-east-1"]
+    problems = []
+    if checks.course_id(args.course_id):
+        problems.append(f"--id {checks.course_id(args.course_id)}")
+    for region in regions:
+        if region not in checks.AWS_REGIONS:
+            problems.append(f"--region {region!r} is not an AWS region")
+    if path.exists() and not args.force:
+        problems.append(f"{path} already exists. Fix: choose another path or add --force")
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INPUT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(path, args.course_id, args.name, regions), encoding="utf-8")
+    course = load(path)  # the starter must itself be valid
+    if args.json:
+        emit_json({"type": "created", "file": str(path), "course": course.id})
+    else:
+        print(f"wrote {path} (course {course.id}, {len(course.students)} example students). "
+              f"Next: edit it, then `labtui validate {path}`.")
+    return EXIT_OK
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from labtui.sandbox.runtime import Sandbox, clear_record, running, serve_record
+    from labtui.state import StateDir
+
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port} is not a TCP port. Fix: give 1-65535, or omit "
+                         "it to take a free one")
+    state = StateDir.resolve(args.state_dir).ensure()
+    info = running(state)
+    if info is not None:
+        raise InputError(f"a sandbox already runs at {info['endpoint_url']} (pid {info['pid']}). "
+                         "Fix: use it (commands with --sandbox find it), or stop it first")
+    sandbox = Sandbox(state.sandbox_dir, port=args.port).start()
+    serve_record(state, sandbox)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    facts = {"type": "sandbox", "endpoint_url": sandbox.endpoint_url,
+             "folder": str(sandbox.folder), "pid": __import__("os").getpid()}
+    if args.json:
+        emit_json(facts)
+    else:
+        print(f"labtui sandbox serving AWS at {sandbox.endpoint_url} and SSH hosts on "
+              f"127.0.0.1 (folder {sandbox.folder}).\n"
+              "Commands given --sandbox use it. Press Ctrl-C to stop.", flush=True)
+    try:
+        stop.wait()
+    finally:
+        clear_record(state)
+        sandbox.stop()
+    if not args.json:
+        print("sandbox stopped.")
+    return EXIT_OK
+
+
+HANDLERS.update({
+    "open": cmd_open, "validate": cmd_validate, "plan": cmd_plan, "new": cmd_new,
+    "sandbox": cmd_sandbox,
+})
+

@@ -1,0 +1,52 @@
+"""Everything a command or the app needs to act: state folder, AWS, the SSH address seam.
+
+Both front ends build one of these from their options, so there is one code path from a
+flag like ``--sandbox`` to the clients that do the work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from labtui.course import Course
+from labtui.events import EventSink, NullSink
+from labtui.sandbox.runtime import SandboxHandle, attach
+from labtui.services.aws import Aws, AwsSettings
+from labtui.services.endpoints import PublicAddress, Resolver, SandboxAddress
+from labtui.state import StateDir
+
+
+@dataclass
+class Context:
+    state: StateDir
+    aws: Aws
+    resolver: Resolver
+    sandbox: SandboxHandle | None = None
+    sink: EventSink = field(default_factory=NullSink)
+    read_only: bool = False
+
+    @property
+    def where(self) -> str:
+        if self.sandbox is not None:
+            return f"sandbox {self.sandbox.endpoint_url}"
+        return f"AWS profile {self.aws.settings.profile or 'default'}"
+
+    def close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.close()
+
+
+def open_context(course: Course | None, *, sandbox: bool = False, profile: str | None = None,
+                 state_dir: str | None = None, sink: EventSink | None = None,
+                 read_only: bool = False) -> Context:
+    state = StateDir.resolve(state_dir).ensure()
+    if sandbox:
+        handle = attach(state)
+        aws = Aws(AwsSettings(endpoint_url=handle.endpoint_url))
+        resolver: Resolver = SandboxAddress(handle.hosts_file)
+    else:
+        handle = None
+        aws = Aws(AwsSettings(profile=profile or (course.profile if course else None)))
+        resolver = PublicAddress()
+    return Context(state=state, aws=aws, resolver=resolver, sandbox=handle,
+                   sink=sink or NullSink(), read_only=read_only)

@@ -1,0 +1,594 @@
+"""The course file: TOML parsed once into frozen dataclasses.
+
+``load(path)`` reads and validates the whole file (and the CSV files it names) and either
+returns a ``Course`` or raises ``CourseError`` with one Problem per mistake, each naming the
+file, the line (or key path) and the fix. Everything downstream takes these objects.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labtui import checks
+from labtui.csvinput import read_rows
+from labtui.errors import CourseError, Problem
+from labtui.schema import Reader, Table, did_you_mean
+
+MARKETS = ("on-demand", "spot")
+
+
+@dataclass(frozen=True)
+class Student:
+    id: str
+    name: str
+    email: str
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class Seat:
+    """What gets one machine: a student, or a group when machines.per = "group"."""
+
+    id: str
+    students: tuple[Student, ...]
+
+
+@dataclass(frozen=True)
+class CopyFile:
+    source: Path
+    dest: str
+    mode: str = "0644"
+
+
+@dataclass(frozen=True)
+class Machines:
+    instance_type: str
+    per: str = "student"
+    ami: str = "ubuntu-24.04"
+    market: str = "on-demand"
+    max_price: float | None = None
+    user: str = "ubuntu"
+    login: str = "password"
+    disk_gb: int = 16
+    packages: tuple[str, ...] = ()
+    setup: tuple[str, ...] = ()
+    files: tuple[CopyFile, ...] = ()
+
+
+@dataclass(frozen=True)
+class InstanceGroup:
+    role: str  # MASTER | CORE | TASK
+    instance_type: str
+    count: int
+    market: str = "on-demand"
+    bid_price: float | None = None
+
+
+@dataclass(frozen=True)
+class EmrConfiguration:
+    classification: str
+    properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class BootstrapAction:
+    name: str
+    path: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    args: tuple[str, ...]
+    jar: str = "command-runner.jar"
+    on_failure: str = "CONTINUE"
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """One EMR cluster per student."""
+
+    release: str
+    applications: tuple[str, ...]
+    groups: tuple[InstanceGroup, ...]
+    idle_timeout_minutes: int = 60
+    configurations: tuple[EmrConfiguration, ...] = ()
+    bootstrap: tuple[BootstrapAction, ...] = ()
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def nodes(self) -> int:
+        return sum(g.count for g in self.groups)
+
+
+@dataclass(frozen=True)
+class Storage:
+    data_bucket: str | None = None
+    scratch_bucket: str | None = None
+    scratch_expire_days: int = 30
+
+
+@dataclass(frozen=True)
+class Access:
+    users: bool = False
+    console: bool = False
+    permissions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Billing:
+    alarms_usd: tuple[float, ...] = ()
+    notify: str | None = None
+    monthly_budget_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Network:
+    ssh_cidr: str = ""
+    open_ports: tuple[int, ...] = ()
+    vpc_id: str | None = None
+    subnet_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Jupyter:
+    port: int = 8888
+    notebooks: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class Job:
+    line: int
+    instance_type: str
+    command: str
+
+
+@dataclass(frozen=True)
+class Jobs:
+    file: Path
+    output: str
+    entries: tuple[Job, ...]
+    market: str = "spot"
+    max_price: float | None = None
+    max_parallel: int = 10
+
+
+@dataclass(frozen=True)
+class Course:
+    path: Path
+    id: str
+    name: str
+    regions: tuple[str, ...]
+    max_instances: int
+    budget_usd: float | None
+    profile: str | None
+    students: tuple[Student, ...]
+    network: Network
+    machines: Machines | None = None
+    clusters: Clusters | None = None
+    storage: Storage | None = None
+    access: Access | None = None
+    billing: Billing | None = None
+    jupyter: Jupyter | None = None
+    jobs: Jobs | None = None
+    seats: tuple[Seat, ...] = field(default=())
+
+    @property
+    def instance_count(self) -> int:
+        """Instances the class runs at once: one machine per seat plus every cluster node."""
+        machines = len(self.seats) if self.machines else 0
+        nodes = len(self.students) * self.clusters.nodes if self.clusters else 0
+        return machines + nodes
+
+    def seat(self, seat_id: str) -> Seat:
+        for seat in self.seats:
+            if seat.id == seat_id:
+                return seat
+        hint = did_you_mean(seat_id, [s.id for s in self.seats])
+        raise CourseError([Problem(str(self.path), None, "", f"no seat named {seat_id!r}",
+                                   hint or "run `labtui status COURSE` to list the seats")])
+
+
+def load(path: str | Path) -> Course:
+    """Read and validate a course file; raise CourseError listing every problem."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CourseError([Problem(shown, None, "", "file not found",
+                                   "check the path, or run `labtui new course.toml` to start "
+                                   "one")]) from None
+    except (IsADirectoryError, PermissionError, UnicodeError) as exc:
+        raise CourseError([Problem(shown, None, "", f"cannot be read ({exc.__class__.__name__})",
+                                   "give the path of a UTF-8 TOML file")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # Python 3.14 has exc.lineno/msg; before that the position is in the message.
+        message = getattr(exc, "msg", str(exc))
+        line = getattr(exc, "lineno", None)
+        found = re.search(r"\s*\(at line (\d+), column \d+\)", message)
+        if found:
+            line = line or int(found.group(1))
+            message = message[:found.start()] + message[found.end():]
+        raise CourseError([Problem(shown, line, "", f"TOML syntax error: {message}",
+                                   "fix the syntax on that line (https://toml.io)")]) from None
+    reader = Reader(shown, text)
+    course = _read(reader, data, path)
+    if reader.problems or course is None:
+        raise CourseError(reader.problems)
+    return course
+
+
+def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
+    base = path.parent
+    top = reader.table(data)
+    info = top.table("course", required=True, example='[course] with id, name, regions')
+    aws = top.table("aws")
+    roster_t = top.table("roster", required=True, example="[roster] with file or students")
+    machines_t = top.table("machines")
+    clusters_t = top.table("clusters")
+    storage_t = top.table("storage")
+    access_t = top.table("access")
+    billing_t = top.table("billing")
+    network_t = top.table("network")
+    jupyter_t = top.table("jupyter")
+    jobs_t = top.table("jobs")
+    top.finish()
+    if info is None:
+        return None
+
+    course_id = info.str("id", required=True, example='id = "cs498-fall26"',
+                         check=checks.course_id)
+    name = info.str("name", required=True, example='name = "Cloud Computing"')
+    regions = info.str_list("regions", required=True, example='regions = ["us-east-1"]',
+                            check=_region)
+    if info.has("regions") and not regions and not reader.problems:
+        info.problem("regions", "is empty", 'list at least one, e.g. regions = ["us-east-1"]')
+    if len(set(regions)) != len(regions):
+        info.problem("regions", "lists a region twice", "list each region once")
+    max_instances = info.int("max_instances", required=True, minimum=1, maximum=10000,
+                             example="max_instances = 40")
+    budget = info.float("budget_usd", minimum=0.01, example="budget_usd = 120.0")
+    info.finish()
+
+    profile = None
+    if aws is not None:
+        profile = aws.str("profile", example='profile = "teaching"')
+        aws.finish()
+
+    students = _roster(reader, roster_t, base) if roster_t else ()
+    machines = _machines(machines_t, base) if machines_t else None
+    clusters = _clusters(clusters_t) if clusters_t else None
+    storage = _storage(storage_t) if storage_t else None
+    access = _access(access_t) if access_t else None
+    billing = _billing(billing_t) if billing_t else None
+    network = _network(network_t) if network_t else Network()
+    jupyter = _jupyter(jupyter_t, base) if jupyter_t else None
+    jobs = _jobs(reader, jobs_t, base) if jobs_t else None
+
+    if machines is not None and not network.ssh_cidr:
+        reader.problem("network.ssh_cidr", "is required when the course has machines",
+                       'add [network] ssh_cidr = "203.0.113.0/24" (your campus network; '
+                       '"0.0.0.0/0" opens SSH to everyone)')
+    if access is not None and access.console and not access.users:
+        reader.problem("access.console", "needs access.users = true",
+                       "set users = true, or drop console")
+    if billing is not None and billing.alarms_usd and not billing.notify:
+        reader.problem("billing.notify", "is required when billing.alarms_usd is set",
+                       'add notify = "you@example.edu"')
+
+    seats = _seats(reader, students, machines)
+    if reader.problems:
+        return None
+    course = Course(
+        path=path, id=course_id, name=name, regions=tuple(regions),
+        max_instances=max_instances, budget_usd=budget, profile=profile, students=students,
+        network=network, machines=machines, clusters=clusters, storage=storage, access=access,
+        billing=billing, jupyter=jupyter, jobs=jobs, seats=seats,
+    )
+    if course.instance_count > max_instances:
+        parts = []
+        if machines:
+            parts.append(f"{len(seats)} machines")
+        if clusters:
+            parts.append(f"{len(students)} clusters x {clusters.nodes} nodes")
+        reader.problem(
+            "course.max_instances",
+            f"the class needs {course.instance_count} instances ({' + '.join(parts)}) but "
+            f"max_instances is {max_instances}",
+            f"raise max_instances to {course.instance_count} if that is really intended, or "
+            "shrink the roster or the clusters")
+        return None
+    return course
+
+
+def _region(value: str) -> tuple[str, str] | None:
+    if value in checks.AWS_REGIONS:
+        return None
+    hint = did_you_mean(value, checks.AWS_REGIONS)
+    return f"{value!r} is not an AWS region", hint or "use a region name such as us-east-1"
+
+
+def _roster(reader: Reader, table: Table, base: Path) -> tuple[Student, ...]:
+    file_name = table.str("file", example='file = "students.csv"')
+    inline = table.tables("students", example='[[roster.students]] with id, name, email')
+    table.finish()
+    found: dict[str, str] = {}  # student id -> where it was defined
+    students: list[Student] = []
+
+    def add(student: Student, where: str, report: Any) -> None:
+        if student.id in found:
+            report(f"student id {student.id!r} is already used at {found[student.id]}",
+                   "give every student a unique id")
+            return
+        found[student.id] = where
+        students.append(student)
+
+    for item in inline:
+        sid = item.str("id", required=True, example='id = "s01"', check=checks.seat_id)
+        name = item.str("name", required=True, example='name = "Ada Lovelace"')
+        email = item.str("email", required=True, example='email = "ada@example.edu"',
+                         check=checks.email)
+        group = item.str("group", default="", check=checks.seat_id)
+        item.finish()
+        if sid and name and email:
+            line = reader.lines.line_of(item.path) if reader.lines else None
+            add(Student(sid, name, email, group), f"{reader.file}:{line}",
+                lambda message, fix, item=item: item.problem("id", message, fix))
+
+    if file_name and _exists(table, "file", base / file_name):
+        csv_path = base / file_name
+        for line, row in read_rows(csv_path, file_name, ("id", "name", "email"), ("group",),
+                                   reader.problems):
+            def report(message: str, fix: str, line: int = line) -> None:
+                reader.problems.append(Problem(file_name, line, "", message, fix))
+            bad = False
+            for column, check in (("id", checks.seat_id), ("email", checks.email)):
+                message = check(row[column]) if row[column] else f"{column} is empty"
+                if message:
+                    report(message, f"fix the {column} on this line")
+                    bad = True
+            if not row["name"]:
+                report("name is empty", "give the student's name")
+                bad = True
+            group = row.get("group", "")
+            if group and checks.seat_id(group):
+                report(checks.seat_id(group) or "", "fix the group on this line")
+                bad = True
+            if not bad:
+                add(Student(row["id"], row["name"], row["email"], group),
+                    f"{file_name}:{line}", report)
+    if not file_name and not inline and table.reader.problems == []:
+        table.problem("students", "the roster is empty",
+                      'add file = "students.csv" or [[roster.students]] entries')
+    return tuple(students)
+
+
+def _exists(table: Table, key: str, path: Path) -> bool:
+    if path.is_file():
+        return True
+    table.problem(key, f"{table.data[key]!r} does not exist (looked for {path.resolve()})",
+                  "create it, or give its path relative to the course file")
+    return False
+
+
+def _seats(reader: Reader, students: tuple[Student, ...],
+           machines: Machines | None) -> tuple[Seat, ...]:
+    if machines is None or machines.per == "student":
+        return tuple(Seat(s.id, (s,)) for s in students)
+    groups: dict[str, list[Student]] = {}
+    for student in students:
+        if not student.group:
+            reader.problem("machines.per",
+                           f'is "group" but student {student.id!r} has no group',
+                           "give every student a group in the roster, or set per = \"student\"")
+            continue
+        groups.setdefault(student.group, []).append(student)
+    return tuple(Seat(gid, tuple(members)) for gid, members in groups.items())
+
+
+def _machines(t: Table, base: Path) -> Machines:
+    per = t.str("per", default="student", choices=("student", "group"))
+    instance_type = t.str("instance_type", required=True, example='instance_type = "t3.medium"',
+                          check=checks.instance_type)
+    ami = t.str("ami", default="ubuntu-24.04", example='ami = "ubuntu-24.04"', check=checks.ami)
+    market = t.str("market", default="on-demand", choices=MARKETS)
+    max_price = t.float("max_price", minimum=0.0001, example="max_price = 0.05")
+    if max_price is not None and market != "spot":
+        t.problem("max_price", 'only applies with market = "spot"',
+                  'set market = "spot" or remove max_price')
+    default_user = checks.AMI_ALIASES.get(ami or "", "")
+    user = t.str("user", required=not default_user, default=default_user or "ubuntu",
+                 example='user = "ubuntu"', check=checks.seat_id)
+    login = t.str("login", default="password", choices=("password", "key"))
+    disk_gb = t.int("disk_gb", default=16, minimum=8, maximum=16384)
+    packages = t.str_list("packages", example='packages = ["git", "python3-pip"]')
+    setup = t.str_list("setup", example='setup = ["pip install --user mrjob"]')
+    files = []
+    for item in t.tables("files"):
+        source = item.str("source", required=True, example='source = "files/README.md"')
+        dest = item.str("dest", required=True, example='dest = "~/README.md"')
+        mode = item.str("mode", default="0644", check=checks.file_mode)
+        item.finish()
+        if source and _exists(item, "source", base / source) and dest:
+            files.append(CopyFile(base / source, dest, mode))
+    t.finish()
+    return Machines(instance_type=instance_type or "", per=per, ami=ami, market=market,
+                    max_price=max_price, user=user, login=login, disk_gb=disk_gb,
+                    packages=packages, setup=setup, files=tuple(files))
+
+
+def _group(t: Table | None, role: str, default_count: int) -> InstanceGroup | None:
+    if t is None:
+        return None
+    instance_type = t.str("instance_type", required=True, example='instance_type = "m5.xlarge"',
+                          check=checks.instance_type)
+    count = t.int("count", default=default_count, minimum=1 if role != "TASK" else 0,
+                  maximum=3 if role == "MASTER" else 256)
+    if role == "MASTER" and count not in (1, 3):
+        t.problem("count", f"a master group has 1 or 3 nodes, not {count}", "set count = 1")
+    market = t.str("market", default="on-demand", choices=MARKETS)
+    bid_price = t.float("bid_price", minimum=0.0001, example="bid_price = 0.10")
+    if bid_price is not None and market != "spot":
+        t.problem("bid_price", 'only applies with market = "spot"',
+                  'set market = "spot" or remove bid_price')
+    t.finish()
+    return InstanceGroup(role, instance_type or "", count or 0, market, bid_price)
+
+
+def _clusters(t: Table) -> Clusters:
+    release = t.str("release", required=True, example='release = "emr-7.2.0"',
+                    check=checks.emr_release)
+    applications = t.str_list("applications", example='applications = ["Hadoop", "Spark"]',
+                              check=_emr_app)
+    idle = t.int("idle_timeout_minutes", default=60, minimum=1, maximum=10080)
+    master = _group(t.table("master", required=True,
+                            example='[clusters.master] instance_type = "m5.xlarge"'),
+                    "MASTER", 1)
+    core = _group(t.table("core"), "CORE", 2)
+    task = _group(t.table("task"), "TASK", 0)
+    configurations = []
+    for item in t.tables("configurations"):
+        classification = item.str("classification", required=True,
+                                  example='classification = "spark-defaults"')
+        properties = item.mapping("properties")
+        item.finish()
+        if classification:
+            configurations.append(EmrConfiguration(classification, properties))
+    bootstrap = []
+    for item in t.tables("bootstrap"):
+        name = item.str("name", required=True, example='name = "install libraries"')
+        script = item.str("path", required=True, example='path = "s3://bucket/setup.sh"',
+                          check=checks.s3_uri)
+        args = item.str_list("args")
+        item.finish()
+        if name and script:
+            bootstrap.append(BootstrapAction(name, script, args))
+    steps = []
+    for item in t.tables("steps"):
+        name = item.str("name", required=True, example='name = "word count"')
+        args = item.str_list("args", required=True,
+                             example='args = ["spark-submit", "s3://bucket/wc.py"]')
+        jar = item.str("jar", default="command-runner.jar")
+        on_failure = item.str("on_failure", default="CONTINUE",
+                              choices=("CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER"))
+        item.finish()
+        if name and args:
+            steps.append(Step(name, args, jar, on_failure))
+    t.finish()
+    groups = tuple(g for g in (master, core, task) if g is not None and g.count)
+    return Clusters(release=release or "", applications=applications, groups=groups,
+                    idle_timeout_minutes=idle, configurations=tuple(configurations),
+                    bootstrap=tuple(bootstrap), steps=tuple(steps))
+
+
+def _emr_app(value: str) -> tuple[str, str] | None:
+    if value in checks.EMR_APPLICATIONS:
+        return None
+    hint = did_you_mean(value, checks.EMR_APPLICATIONS)
+    return (f"{value!r} is not an EMR application",
+            hint or f"use some of {', '.join(checks.EMR_APPLICATIONS)}")
+
+
+def _storage(t: Table) -> Storage:
+    data = t.str("data_bucket", example='data_bucket = "cs498-fall26-data"', check=checks.bucket)
+    scratch = t.str("scratch_bucket", example='scratch_bucket = "cs498-fall26-scratch"',
+                    check=checks.bucket)
+    expire = t.int("scratch_expire_days", default=30, minimum=1, maximum=3650)
+    t.finish()
+    if data and data == scratch:
+        t.problem("scratch_bucket", "is the same bucket as data_bucket",
+                  "use two buckets so students can never write to the course data")
+    return Storage(data, scratch, expire)
+
+
+def _access(t: Table) -> Access:
+    users = t.bool("users")
+    console = t.bool("console")
+    permissions = t.str_list("permissions", example='permissions = ["submit-steps"]',
+                             check=_permission)
+    t.finish()
+    return Access(users, console, permissions)
+
+
+def _permission(value: str) -> tuple[str, str] | None:
+    if value in checks.STUDENT_PERMISSIONS:
+        return None
+    hint = did_you_mean(value, checks.STUDENT_PERMISSIONS)
+    return (f"{value!r} is not a student permission",
+            hint or f"use some of {', '.join(checks.STUDENT_PERMISSIONS)}")
+
+
+def _billing(t: Table) -> Billing:
+    alarms = t.num_list("alarms_usd", example="alarms_usd = [50, 100, 200]")
+    for index, value in enumerate(alarms):
+        if value <= 0:
+            t.problem(f"alarms_usd[{index}]", "must be more than 0", "use a positive amount")
+    notify = t.str("notify", example='notify = "you@example.edu"', check=checks.email)
+    monthly = t.float("monthly_budget_usd", minimum=1, example="monthly_budget_usd = 500")
+    t.finish()
+    return Billing(tuple(sorted(set(alarms))), notify, monthly)
+
+
+def _network(t: Table) -> Network:
+    ssh_cidr = t.str("ssh_cidr", default="", example='ssh_cidr = "203.0.113.0/24"',
+                     check=checks.cidr)
+    ports = t.int_list("open_ports", example="open_ports = [8888]")
+    for index, port in enumerate(ports):
+        if not 1 <= port <= 65535:
+            t.problem(f"open_ports[{index}]", f"{port} is not a TCP port",
+                      "use a number from 1 to 65535")
+    vpc = t.str("vpc_id", check=checks.vpc_id, example='vpc_id = "vpc-0123456789abcdef0"')
+    subnet = t.str("subnet_id", check=checks.subnet_id,
+                   example='subnet_id = "subnet-0123456789abcdef0"')
+    if subnet and not vpc:
+        t.problem("subnet_id", "needs vpc_id too", "add the VPC the subnet belongs to")
+    t.finish()
+    return Network(ssh_cidr, ports, vpc, subnet)
+
+
+def _jupyter(t: Table, base: Path) -> Jupyter:
+    port = t.int("port", default=8888, minimum=1024, maximum=65535)
+    notebooks = t.str_list("notebooks", example='notebooks = ["notebooks/lab1.ipynb"]')
+    for index, notebook in enumerate(notebooks):
+        if not (base / notebook).is_file():
+            t.problem(f"notebooks[{index}]",
+                      f"{notebook!r} does not exist (looked for {(base / notebook).resolve()})",
+                      "create it, or give its path relative to the course file")
+    t.finish()
+    return Jupyter(port or 8888, tuple(base / n for n in notebooks))
+
+
+def _jobs(reader: Reader, t: Table, base: Path) -> Jobs | None:
+    file_name = t.str("file", required=True, example='file = "jobs.csv"')
+    output = t.str("output", required=True, example='output = "s3://cs498-results/run1/"',
+                   check=checks.s3_uri)
+    market = t.str("market", default="spot", choices=MARKETS)
+    max_price = t.float("max_price", minimum=0.0001)
+    max_parallel = t.int("max_parallel", default=10, minimum=1, maximum=1000)
+    t.finish()
+    if not file_name or not _exists(t, "file", base / file_name):
+        return None
+    entries = []
+    for line, row in read_rows(base / file_name, file_name, ("instance_type", "command"), (),
+                               reader.problems):
+        message = checks.instance_type(row["instance_type"]) if row["instance_type"] else (
+            "instance_type is empty")
+        if message:
+            reader.problems.append(Problem(file_name, line, "", message,
+                                           'use an EC2 instance type such as "c5.large"'))
+        elif not row["command"]:
+            reader.problems.append(Problem(file_name, line, "", "command is empty",
+                                           "give the command the job runs"))
+        else:
+            entries.append(Job(line, row["instance_type"], row["command"]))
+    return Jobs(base / file_name, output or "", tuple(entries), market, max_price,
+                max_parallel)

@@ -1,0 +1,168 @@
+"""The small event interface between the work and the front ends.
+
+Services report progress by calling ``sink.emit(event)`` with one of the typed events below;
+they never import textual. The TUI turns events into messages for its widgets, the headless
+mode prints them as lines or JSON lines, and the state folder keeps them in an event log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float = field(default_factory=_now, kw_only=True)
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.kind, **dataclasses.asdict(self)}
+
+    def human(self) -> str:  # pragma: no cover - every subclass overrides
+        return self.kind
+
+
+@dataclass(frozen=True)
+class LogLine(Event):
+    """A line of text for the log pane: from labtui itself or from a seat's remote output."""
+
+    text: str
+    source: str = "labtui"
+    level: str = "info"  # info | warning | error
+
+    def human(self) -> str:
+        return self.text if self.source == "labtui" else f"[{self.source}] {self.text}"
+
+
+@dataclass(frozen=True)
+class SeatChanged(Event):
+    """A seat (student or group) moved to a new state: pending, launching, running, ..."""
+
+    seat: str
+    state: str
+    detail: str = ""
+
+    def human(self) -> str:
+        return f"{self.seat}: {self.state}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """Counts for a long piece of work, e.g. setup done 37/40, failed 1."""
+
+    task: str
+    done: int
+    total: int
+    failed: int = 0
+
+    def human(self) -> str:
+        text = f"{self.task} {self.done}/{self.total}"
+        return text + (f", failed {self.failed}" if self.failed else "")
+
+
+@dataclass(frozen=True)
+class StepDone(Event):
+    """One named step of a piece of work finished, well or not."""
+
+    step: str
+    ok: bool = True
+    detail: str = ""
+
+    def human(self) -> str:
+        mark = "done" if self.ok else "FAILED"
+        return f"{self.step}: {mark}" + (f" — {self.detail}" if self.detail else "")
+
+
+@dataclass(frozen=True)
+class Problem(Event):
+    """Something the user must know about: a failed seat, a refused action."""
+
+    message: str
+    seat: str = ""
+    fix: str = ""
+
+    def human(self) -> str:
+        where = f"{self.seat}: " if self.seat else ""
+        return f"problem: {where}{self.message}" + (f" Fix: {self.fix}" if self.fix else "")
+
+
+class EventSink(Protocol):
+    def emit(self, event: Event) -> None: ...
+
+
+class NullSink:
+    def emit(self, event: Event) -> None:
+        return None
+
+
+class ListSink:
+    """Keeps every event; for tests and for replaying into a pane."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+
+class CallbackSink:
+    """Calls a function for each event (the TUI posts a message from it)."""
+
+    def __init__(self, callback: Callable[[Event], None]) -> None:
+        self._callback = callback
+
+    def emit(self, event: Event) -> None:
+        self._callback(event)
+
+
+class StreamSink:
+    """Headless output: one human line or one JSON object per event."""
+
+    def __init__(self, stream: IO[str] | None = None, *, as_json: bool = False) -> None:
+        self._stream = stream
+        self._json = as_json
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        stream = self._stream or (sys.stderr if isinstance(event, Problem) else sys.stdout)
+        line = json.dumps(event.to_json()) if self._json else event.human()
+        with self._lock:
+            stream.write(line + "\n")
+            stream.flush()
+
+
+class JsonlFileSink:
+    """Appends every event to the course's event log (one JSON object per line)."""
+
+    def __init__(self, path: Any) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        with self._lock, open(self._path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(event.to_json()) + "\n")
+
+
+class FanoutSink:
+    def __init__(self, sinks: Iterable[EventSink]) -> None:
+        self._sinks = list(sinks)
+
+    def emit(self, event: Event) -> None:
+        for sink in self._sinks:
+            sink.emit(event)

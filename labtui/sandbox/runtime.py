@@ -1,0 +1,179 @@
+"""Start, find and stop the sandbox: an AWS emulator and SSH hosts, all on 127.0.0.1.
+
+``labtui sandbox`` runs one in the foreground and records where it listens in the state
+folder; any other command given ``--sandbox`` attaches to that one, or starts a private
+sandbox for the life of its own process when none runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from labtui.errors import SandboxError
+from labtui.state import StateDir, private_dir, read_json, write_json
+
+ACCOUNT_ID = "123456789012"
+LOOPBACK = "127.0.0.1"
+
+
+def quiet_loggers() -> None:
+    """werkzeug and paramiko log to stderr, which would write over the Textual screen."""
+    for name in ("werkzeug", "paramiko", "moto", "botocore", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class Sandbox:
+    """The emulator (moto's ThreadedMotoServer) plus one SSH listener per running instance."""
+
+    def __init__(self, folder: Path, port: int = 0) -> None:
+        self.folder = private_dir(folder)
+        self.port = port
+        self._moto = None
+        self._hosts = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def hosts_file(self) -> Path:
+        return self.folder / "hosts.json"
+
+    def start(self) -> Sandbox:
+        quiet_loggers()
+        os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+        from moto.server import ThreadedMotoServer
+
+        from labtui.sandbox.hosts import HostManager
+
+        if self.port and _listening(self.port):
+            raise SandboxError(
+                f"port {self.port} on {LOOPBACK} is already in use. Fix: choose another with "
+                "--port, or omit --port to take a free one.")
+        self._moto = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
+        try:
+            self._moto.start()
+        except OSError as exc:
+            raise SandboxError(f"cannot listen on {LOOPBACK}:{self.port}: {exc}") from exc
+        self.port = self._moto.get_host_and_port()[1]
+        self._hosts = HostManager(self.folder, account_id=ACCOUNT_ID)
+        self._hosts.start()
+        return self
+
+    def reset(self) -> None:
+        """Forget every AWS resource (moto's reset) and close every SSH listener."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+        if self._hosts is not None:
+            self._hosts.sync()
+
+    def stop(self) -> None:
+        if self._hosts is not None:
+            self._hosts.stop()
+            self._hosts = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class SandboxHandle:
+    """What a command needs of a sandbox: where AWS calls go and where SSH hosts are."""
+
+    endpoint_url: str
+    hosts_file: Path
+    folder: Path
+    owned: Sandbox | None = None  # a private sandbox this process started
+    private_root: Path | None = None
+
+    @property
+    def shared(self) -> bool:
+        return self.owned is None
+
+    def close(self) -> None:
+        if self.owned is not None:
+            self.owned.stop()
+            self.owned = None
+        if self.private_root is not None:
+            shutil.rmtree(self.private_root, ignore_errors=True)
+            self.private_root = None
+
+
+def running(state: StateDir) -> dict | None:
+    """The record of a running ``labtui sandbox`` if its process is alive and answering."""
+    info = read_json(state.sandbox_file)
+    if not isinstance(info, dict):
+        return None
+    try:
+        pid, port = int(info["pid"]), int(info["port"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not _pid_alive(pid) or not _listening(port):
+        return None
+    return info
+
+
+def serve_record(state: StateDir, sandbox: Sandbox) -> None:
+    write_json(state.sandbox_file, {
+        "pid": os.getpid(), "port": sandbox.port, "endpoint_url": sandbox.endpoint_url,
+        "folder": str(sandbox.folder), "hosts_file": str(sandbox.hosts_file),
+    })
+
+
+def clear_record(state: StateDir) -> None:
+    info = read_json(state.sandbox_file)
+    if isinstance(info, dict) and info.get("pid") == os.getpid():
+        state.sandbox_file.unlink(missing_ok=True)
+
+
+def attach(state: StateDir) -> SandboxHandle:
+    """Use the running sandbox, or start a private one for this process."""
+    info = running(state)
+    if info is not None:
+        return SandboxHandle(str(info["endpoint_url"]), Path(info["hosts_file"]),
+                             Path(info["folder"]))
+    state.ensure()
+    root = Path(tempfile.mkdtemp(prefix="private-sandbox-", dir=state.root))
+    sandbox = Sandbox(root).start()
+    return SandboxHandle(sandbox.endpoint_url, sandbox.hosts_file, sandbox.folder,
+                         owned=sandbox, private_root=root)
+
+
+def describe(handle: SandboxHandle) -> str:
+    kind = "private sandbox (ends with this command)" if handle.owned else "running sandbox"
+    return f"{kind} at {handle.endpoint_url}"
+
+
+def load_hosts(hosts_file: Path) -> dict[str, dict]:
+    try:
+        data = json.loads(hosts_file.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
