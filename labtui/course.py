@@ -341,7 +341,7 @@ def _roster(reader: Reader, table: Table, base: Path) -> tuple[Student, ...]:
         item.finish()
         if sid and name and email:
             line = reader.lines.line_of(item.path) if reader.lines else None
-            add(Student(sid, name, email, group), f"{reader.file}:{line}",
+            add(Student(sid, name, email, group), f"{Path(reader.file).name}:{line}",
                 lambda message, fix, item=item: item.problem("id", message, fix))
 
     if file_name and _exists(table, "file", base / file_name):

@@ -41,18 +41,21 @@ def read_rows(path: Path, shown: str, required: Sequence[str], optional: Sequenc
                                     f"start it with the header line {expected}"))
             return
         names = [h.strip().lower() for h in header]
-        bad_header = False
+        missing = [name for name in required if name not in names]
+        bad_header = bool(missing)
         for name in names:
-            if name not in columns:
-                hint = did_you_mean(name, columns)
-                problems.append(Problem(shown, 1, "", f"unknown column {name!r} in the header",
-                                        hint or f"the header must be {expected}"))
-                bad_header = True
-        for name in required:
-            if name not in names:
-                problems.append(Problem(shown, 1, "", f"the header lacks the column {name!r}",
-                                        f"the header must be {expected}"))
-                bad_header = True
+            if name in columns:
+                continue
+            bad_header = True
+            hint = did_you_mean(name, columns)
+            close = hint.split("'")[1] if hint else ""
+            if close in missing:
+                missing.remove(close)  # one problem for a misspelt column, not two
+            problems.append(Problem(shown, 1, "", f"unknown column {name!r} in the header",
+                                    hint or f"the header must be {expected}"))
+        for name in missing:
+            problems.append(Problem(shown, 1, "", f"the header lacks the column {name!r}",
+                                    f"the header must be {expected}"))
         if bad_header:
             return
         try:
