@@ -96,6 +96,7 @@ def build_parser() -> Parser:
                    help="port for the AWS endpoint (default: a free one)")
     p.add_argument("--state-dir", metavar="DIR", help="local state folder")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.set_defaults(subparsers=sub.choices)
     return parser
 
 
@@ -127,10 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args_list:
         parser.print_help(sys.stderr)
         return EXIT_INPUT
-    args = parser.parse_args(args_list)
+    args, extra = parser.parse_known_args(args_list)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_INPUT
+    if extra:
+        args.subparsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return HANDLERS[args.command](args)
     except CourseError as exc:
