@@ -1,0 +1,105 @@
+"""What every view of the main screen shares: a title, a status line, a way to load data.
+
+A view shows real data only. Data that needs AWS is loaded by ``fetch`` — a plain ``def`` the
+app runs in a thread worker (so the one ``Worker.StateChanged`` handler on the app sees every
+failure). ``fetch`` never touches a widget: it reports with ``self.post_message`` (thread-safe)
+and logs through ``ctx.sink``; the view's message handlers update its widgets in place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.css.query import NoMatches
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
+
+from labtui.course import Course
+
+if TYPE_CHECKING:
+    from labtui.context import Context
+
+
+class View(Vertical):
+    """One view of the main screen (regions, quotas, roster, machines, clusters)."""
+
+    VIEW_ID: ClassVar[str] = ""
+    TITLE: ClassVar[str] = ""
+    KEY: ClassVar[str] = ""
+    DESCRIPTION: ClassVar[str] = ""
+    NEEDS_AWS: ClassVar[bool] = False
+    DEFAULT_CLASSES = "view"
+
+    def __init__(self, course: Course) -> None:
+        super().__init__(id=f"view-{self.VIEW_ID}")
+        self.course = course
+        self.loaded_at: float | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.TITLE, classes="view-title")
+        yield Static(self.initial_status(), classes="status")
+        yield from self.compose_body()
+
+    def compose_body(self) -> Iterable[Widget]:
+        return ()
+
+    def initial_status(self) -> str:
+        return "Waiting for the connection…" if self.NEEDS_AWS else self.source()
+
+    def source(self) -> str:
+        return f"From the course file {self.course.path.name}."
+
+    # -- called on the UI thread by the app ---------------------------------------------------
+
+    def set_status(self, text: str, *, error: bool = False) -> None:
+        try:
+            status = self.query_one(".status", Static)
+        except NoMatches:
+            return
+        status.update(text)
+        status.set_class(error, "error")
+
+    def waiting(self, where: str) -> None:
+        if self.NEEDS_AWS:
+            self.set_status(f"Connecting to {where}…")
+
+    def loading(self) -> None:
+        self.set_status("Loading…" if self.loaded_at is None else
+                        f"Refreshing… (last updated {_clock(self.loaded_at)})")
+
+    def done(self, text: str = "") -> None:
+        self.loaded_at = time.time()
+        self.set_status(f"Updated {_clock(self.loaded_at)}." + (f" {text}" if text else ""))
+
+    def failed(self, message: str) -> None:
+        self.set_status(f"Could not load: {message}", error=True)
+
+    def focus_main(self) -> None:
+        tables = [t for t in self.query(DataTable) if t.display]
+        if tables:
+            tables[0].focus()
+        else:
+            self.focus()
+
+    # -- runs in a thread worker ----------------------------------------------------------------
+
+    def fetch(self, ctx: Context) -> None:
+        """Load this view's data; runs in a thread worker. Views without AWS data skip it."""
+        return None
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def table(table_id: str, columns: Iterable[tuple[str, str]], **kwargs: object) -> DataTable:
+    """A DataTable with keyed columns (label, key), ready for add_row(key=...)/update_cell."""
+    widget: DataTable = DataTable(id=table_id, cursor_type="row", zebra_stripes=True,
+                                  **kwargs)  # type: ignore[arg-type]
+    for label, key in columns:
+        widget.add_column(label, key=key)
+    return widget
