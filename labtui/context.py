@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from labtui.course import Course
+from labtui.errors import InputError
 from labtui.events import EventSink, NullSink
 from labtui.sandbox.runtime import SandboxHandle, attach
 from labtui.services.aws import Aws, AwsSettings
@@ -30,6 +31,11 @@ class Context:
         if self.sandbox is not None:
             return f"sandbox {self.sandbox.endpoint_url}"
         return f"AWS profile {self.aws.settings.profile or 'default'}"
+
+    def refuse_if_read_only(self, action: str) -> None:
+        if self.read_only:
+            raise InputError(f"{action} is refused: labtui runs read-only (--read-only). "
+                             "Fix: ask the instructor, or run without --read-only")
 
     def close(self) -> None:
         if self.sandbox is not None:

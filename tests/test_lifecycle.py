@@ -1,0 +1,179 @@
+"""up / status / stop / start / down on the sandbox, through the real services."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from labtui import lifecycle
+from labtui.context import open_context
+from labtui.course import load
+from labtui.errors import InputError
+from labtui.events import ListSink
+from labtui.services import machines, tags
+
+from .conftest import SAMPLE
+
+
+def small_course(tmp_path: Path, students: int = 3, max_instances: int = 10,
+                 extra: str = "") -> Path:
+    rows = "\n".join(f'[[roster.students]]\nid = "s{i:02}"\nname = "Student {i}"\n'
+                     f'email = "s{i}@example.edu"\n' for i in range(1, students + 1))
+    path = tmp_path / "course.toml"
+    path.write_text(f"""
+[course]
+id = "life"
+name = "Lifecycle"
+regions = ["us-east-1", "eu-west-1"]
+max_instances = {max_instances}
+
+{rows}
+[machines]
+instance_type = "t3.small"
+[network]
+ssh_cidr = "198.51.100.0/24"
+{extra}
+""")
+    return path
+
+
+def eventually(get, ok, timeout: float = 5.0):
+    """The sandbox opens an SSH host a moment after an instance runs, as a real machine
+    boots: poll like a user refreshing the screen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = get()
+        if ok(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def ctx(sandbox_state):
+    sink = ListSink()
+    context = open_context(None, sandbox=True, state_dir=str(sandbox_state.root), sink=sink)
+    yield context
+    context.close()
+
+
+def test_up_status_and_second_up_creates_nothing(ctx, tmp_path: Path) -> None:
+    course = load(small_course(tmp_path))
+    result = lifecycle.up(ctx, course)
+    assert sorted(m.seat for m in result.launched) == ["s01", "s02", "s03"]
+    assert not result.failed
+    ec2 = ctx.aws.client("ec2", "us-east-1")
+    runs = [op for op in ctx.aws.calls.snapshot() if op == "ec2.RunInstances"]
+    assert ctx.aws.calls.snapshot()["ec2.RunInstances"] == 1 and runs
+    seats = lifecycle.status(ctx, course)
+    assert [(s.seat, s.state, s.region, s.setup) for s in seats] == [
+        ("s01", "running", "us-east-1", "pending"), ("s02", "running", "us-east-1", "pending"),
+        ("s03", "running", "us-east-1", "pending")]
+    seats = eventually(lambda: lifecycle.status(ctx, course),
+                       lambda found: all(s.address for s in found))
+    assert all(s.address and s.address.startswith("127.0.0.1:") for s in seats)
+
+    ctx.aws.calls.reset()
+    again = lifecycle.up(ctx, course)
+    assert again.launched == [] and "ec2.RunInstances" not in ctx.aws.calls.snapshot()
+    live = ec2.describe_instances(Filters=tags.course_filter("life") + [
+        {"Name": "instance-state-name", "Values": ["running"]}])
+    assert sum(len(r["Instances"]) for r in live["Reservations"]) == 3
+
+
+def test_crash_between_launch_and_tagging_is_adopted(ctx, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    course = load(small_course(tmp_path, students=2))
+    calls = {"n": 0}
+    real = machines.tag_seat
+
+    def crash_after_first(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # Ctrl-C between run_instances and the second seat tag
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(machines, "tag_seat", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        lifecycle.up(ctx, course)
+    monkeypatch.setattr(machines, "tag_seat", real)
+    result = lifecycle.up(ctx, course)
+    assert result.launched == []  # the untagged machine was adopted, not doubled
+    assert [s.seat for s in lifecycle.status(ctx, course) if s.state == "running"] == [
+        "s01", "s02"]
+
+
+def test_max_instances_refuses_before_anything_is_created(ctx, tmp_path: Path) -> None:
+    path = small_course(tmp_path, students=3, max_instances=3)
+    course = load(path)
+    # someone launched an extra course instance by hand: now 1 + 3 > 3
+    ctx.aws.client("ec2", "eu-west-1").run_instances(
+        ImageId=machines.SANDBOX_AMI, MinCount=1, MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags.tags("life")}])
+    ctx.aws.calls.reset()
+    with pytest.raises(InputError, match="max_instances is 3, the course has 1 instance"):
+        lifecycle.up(ctx, course)
+    assert not any(op.startswith("ec2.Create") or op == "ec2.RunInstances"
+                   for op in ctx.aws.calls.snapshot())
+
+
+def test_capacity_error_moves_seats_to_next_zone_then_region(ctx, tmp_path: Path) -> None:
+    from botocore.exceptions import ClientError
+
+    course = load(small_course(tmp_path, students=2))
+    refused = []
+
+    def no_capacity_in_us_east_1(params, **kwargs):
+        subnet = params["NetworkInterfaces"][0]["SubnetId"]
+        refused.append(subnet)
+        raise ClientError({"Error": {"Code": "InsufficientInstanceCapacity",
+                                     "Message": "no t3.small here"}}, "RunInstances")
+
+    ctx.aws.client("ec2", "us-east-1").meta.events.register(
+        "before-parameter-build.ec2.RunInstances", no_capacity_in_us_east_1)
+    result = lifecycle.up(ctx, course)
+    assert len(refused) == 3  # every zone of us-east-1 was tried
+    assert {m.region for m in result.launched} == {"eu-west-1"}
+    assert result.moved == {"s01": ("us-east-1", "eu-west-1"),
+                            "s02": ("us-east-1", "eu-west-1")}
+    assert any("moving 2 seat(s) from us-east-1 to eu-west-1" in getattr(e, "text", "")
+               for e in ctx.sink.events)
+
+
+def test_stop_start_and_down_leave_nothing(ctx, tmp_path: Path) -> None:
+    course = load(small_course(tmp_path, students=2, extra='\n'))
+    lifecycle.up(ctx, course)
+    before = {s.seat: s.address for s in lifecycle.status(ctx, course)}
+    stopped = lifecycle.stop(ctx, course, ["s01"])
+    assert [m.seat for m in stopped] == ["s01"]
+    states = {s.seat: (s.state, s.address) for s in lifecycle.status(ctx, course)}
+    assert states["s01"] == ("stopped", None) and states["s02"][0] == "running"
+    lifecycle.start(ctx, course)
+    after = eventually(lambda: {s.seat: s.address for s in lifecycle.status(ctx, course)},
+                       lambda found: found["s01"])
+    assert after["s01"] and after["s01"] != before["s01"]  # a new address after a start
+    report = lifecycle.down(ctx, course)
+    assert report.failed == []
+    assert report.removed["instances"] == 2 and report.removed["VPCs"] == 1
+    ec2 = ctx.aws.client("ec2", "us-east-1")
+    assert ec2.describe_vpcs(Filters=tags.course_filter("life"))["Vpcs"] == []
+    assert ec2.describe_security_groups(Filters=tags.course_filter("life"))[
+        "SecurityGroups"] == []
+    assert ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": ["labtui-life"]}])[
+        "KeyPairs"] == []
+    assert all(s.state == "absent" for s in lifecycle.status(ctx, course))
+
+
+def test_read_only_refuses_mutations(sandbox_state, tmp_path: Path) -> None:
+    course = load(small_course(tmp_path))
+    ctx = open_context(None, sandbox=True, state_dir=str(sandbox_state.root), read_only=True)
+    try:
+        with pytest.raises(InputError, match="up is refused: labtui runs read-only"):
+            lifecycle.up(ctx, course)
+    finally:
+        ctx.close()
+
+
+def test_sample_course_loads_for_lifecycle() -> None:
+    assert load(SAMPLE).machines is not None
