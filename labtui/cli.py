@@ -96,11 +96,16 @@ def build_parser() -> Parser:
                    help="port for the AWS endpoint (default: a free one)")
     p.add_argument("--state-dir", metavar="DIR", help="local state folder")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    from labtui.headless import add_parsers
+
+    HANDLERS.update(add_parsers(sub, common))
     parser.set_defaults(subparsers=sub.choices)
     return parser
 
 
-SUBCOMMANDS = ("open", "validate", "plan", "new", "sandbox")
+SUBCOMMANDS = ("open", "validate", "plan", "new", "sandbox", "up", "status", "stop", "start",
+               "reboot", "down")
 
 
 def normalize(argv: Sequence[str]) -> list[str]:

@@ -13,11 +13,14 @@ from typing import Any
 from labtui.context import Context
 from labtui.course import Course
 from labtui.errors import InputError, LabError, Problem
-from labtui.events import LogLine, Progress, StepDone
+from labtui.events import LogLine, Progress, SeatChanged, StepDone
 from labtui.plan import Plan, instance_types, make_plan
 from labtui.services import inventory, keys, machines, network, tags, teardown
+from labtui.services.fanout import Outcome, fan_out
 from labtui.services.instance_types import vcpus
 from labtui.services.inventory import Inventory, Machine
+from labtui.services.remote import Remote
+from labtui.services.setup import exec_on, reset_password, setup_seat
 
 SETUP = "labtui:setup"          # pending | running | done | failed
 SETUP_ERROR = "labtui:setup-error"
@@ -50,6 +53,8 @@ class UpResult:
     failed: dict[str, str] = field(default_factory=dict)
     moved: dict[str, tuple[str, str]] = field(default_factory=dict)
     cancelled: bool = False
+    set_up: list[str] = field(default_factory=list)
+    setup_failed: dict[str, str] = field(default_factory=dict)
 
 
 def discover(ctx: Context, course: Course) -> Inventory:
@@ -86,8 +91,9 @@ def check_cap(ctx: Context, course: Course, to_create: int) -> None:
 
 
 def up(ctx: Context, course: Course,
-       confirm: Callable[[Plan], bool] = lambda _plan: True) -> UpResult:
-    """Converge AWS to one machine per seat; never passes max_instances."""
+       confirm: Callable[[Plan], bool] = lambda _plan: True, *, skip_setup: bool = False,
+       setup_wait: float = 300) -> UpResult:
+    """Converge AWS to one set-up machine per seat; never passes max_instances."""
     if course.machines is None:
         raise InputError(f"{course.path}: the course has no [machines] section. Fix: add one "
                          "(see sample_course.toml)")
@@ -99,11 +105,22 @@ def up(ctx: Context, course: Course,
     count = sum(len(v) for v in to_create.values())
     if count == 0:
         ctx.sink.emit(LogLine(f"every seat has its machine ({len(course.seats)} seats)"))
-        return result
-    check_cap(ctx, course, count)
-    if not confirm(the_plan):
-        result.cancelled = True
-        return result
+    else:
+        check_cap(ctx, course, count)
+        if not confirm(the_plan):
+            result.cancelled = True
+            return result
+        _launch(ctx, course, to_create, result)
+    if not skip_setup:
+        outcomes = setup(ctx, course, wait=setup_wait)
+        result.setup_failed = {o.key: o.error for o in outcomes if not o.ok}
+        result.set_up = [o.key for o in outcomes if o.ok]
+    return result
+
+
+def _launch(ctx: Context, course: Course, to_create: dict[str, list[str]],
+            result: UpResult) -> None:
+    count = sum(len(v) for v in to_create.values())
     course_state = ctx.state.course(course.id)
     _, public = keys.course_key(course_state)
     networks: dict[str, network.RegionNetwork] = {}
@@ -130,7 +147,6 @@ def up(ctx: Context, course: Course,
         machines.wait_running(ctx.aws, outcome.launched)
         set_setup_state(ctx, outcome.launched, "pending")
         ctx.sink.emit(StepDone(f"{len(outcome.launched)} machine(s) running"))
-    return result
 
 
 def set_setup_state(ctx: Context, found: Iterable[Machine], state: str, error: str = "") -> None:
@@ -231,3 +247,75 @@ def down(ctx: Context, course: Course) -> teardown.DownReport:
     for region in course.regions:
         machines.adopt_untagged(ctx.aws, course.id, region, ctx.sink)
     return teardown.down(ctx.aws, course.id, course.regions, ctx.sink)
+
+
+# -- over SSH ------------------------------------------------------------------------------
+
+def remote_for(ctx: Context, course: Course) -> Remote:
+    state = ctx.state.course(course.id)
+    private, _ = keys.course_key(state)
+    user = course.machines.user if course.machines else "ubuntu"
+    return Remote(ctx.aws, ctx.resolver, machines.KnownHosts(state), private, user)
+
+
+def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
+          concurrency: int = 32, wait: float = 300,
+          cancelled: Callable[[], bool] = lambda: False) -> list[Outcome]:
+    """Set up the given machines (default: every running seat machine whose setup is not
+    done) all at once; returns one Outcome per machine, failures named."""
+    ctx.refuse_if_read_only("setup")
+    if chosen is None:
+        chosen = [m for m in discover(ctx, course).machines if m.state == "running"
+                  and tags.as_dict(m.raw.get("Tags")).get(SETUP) != "done"]
+    remote = remote_for(ctx, course)
+    state = ctx.state.course(course.id)
+
+    def one(machine: Machine) -> None:
+        set_setup_state(ctx, [machine], "running")
+        try:
+            setup_seat(remote, course, machine, state, ctx.sink, wait=wait)
+        except Exception as exc:
+            set_setup_state(ctx, [machine], "failed", str(exc))
+            ctx.sink.emit(SeatChanged(machine.seat, "setup failed", str(exc)))
+            raise
+        set_setup_state(ctx, [machine], "done")
+        ctx.sink.emit(SeatChanged(machine.seat, "ready"))
+
+    outcomes = fan_out(chosen, lambda m: m.seat, one, concurrency=concurrency, task="setup",
+                       sink=ctx.sink, cancelled=cancelled)
+    failed = [o.key for o in outcomes if not o.ok]
+    ctx.sink.emit(StepDone(f"setup done {len(outcomes) - len(failed)}/{len(outcomes)}",
+                           ok=not failed,
+                           detail=f"failed: {', '.join(failed)}" if failed else ""))
+    return outcomes
+
+
+def running_machines(ctx: Context, course: Course, seats: Iterable[str] | None) -> list[Machine]:
+    return [m for m in select(course, discover(ctx, course), seats) if m.state == "running"]
+
+
+def exec_command(ctx: Context, course: Course, seats: Iterable[str] | None, command: str,
+                 on_line: Callable[[str, str, str], None], *, concurrency: int = 32,
+                 timeout: float | None = None) -> list[Outcome]:
+    """Run ``command`` on the seats' machines at once; ``on_line(seat, stream, text)``
+    streams output; each Outcome's value is that seat's exit status."""
+    ctx.refuse_if_read_only("exec")
+    remote = remote_for(ctx, course)
+    chosen = running_machines(ctx, course, seats)
+    return fan_out(chosen, lambda m: m.seat,
+                   lambda m: exec_on(remote, m, command,
+                                     lambda stream, text: on_line(m.seat, stream, text),
+                                     timeout=timeout),
+                   concurrency=concurrency, task="exec", sink=ctx.sink)
+
+
+def reset_seat_password(ctx: Context, course: Course, seat: str):
+    ctx.refuse_if_read_only("reset-password")
+    if course.machines is None or course.machines.login != "password":
+        raise InputError(f"{course.path}: machines.login is not \"password\": seats log in "
+                         "with keys. Fix: set login = \"password\" to use passwords")
+    [machine] = running_machines(ctx, course, [seat])[:1] or [None]
+    if machine is None:
+        raise InputError(f"seat {seat!r} has no running machine. Fix: `labtui start` it")
+    return reset_password(remote_for(ctx, course), machine, ctx.state.course(course.id),
+                          ctx.sink, course.machines.user)

@@ -60,7 +60,7 @@ def ctx(sandbox_state):
 
 def test_up_status_and_second_up_creates_nothing(ctx, tmp_path: Path) -> None:
     course = load(small_course(tmp_path))
-    result = lifecycle.up(ctx, course)
+    result = lifecycle.up(ctx, course, skip_setup=True)
     assert sorted(m.seat for m in result.launched) == ["s01", "s02", "s03"]
     assert not result.failed
     ec2 = ctx.aws.client("ec2", "us-east-1")
@@ -75,7 +75,7 @@ def test_up_status_and_second_up_creates_nothing(ctx, tmp_path: Path) -> None:
     assert all(s.address and s.address.startswith("127.0.0.1:") for s in seats)
 
     ctx.aws.calls.reset()
-    again = lifecycle.up(ctx, course)
+    again = lifecycle.up(ctx, course, skip_setup=True)
     assert again.launched == [] and "ec2.RunInstances" not in ctx.aws.calls.snapshot()
     live = ec2.describe_instances(Filters=tags.course_filter("life") + [
         {"Name": "instance-state-name", "Values": ["running"]}])
@@ -96,9 +96,9 @@ def test_crash_between_launch_and_tagging_is_adopted(ctx, tmp_path: Path,
 
     monkeypatch.setattr(machines, "tag_seat", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
-        lifecycle.up(ctx, course)
+        lifecycle.up(ctx, course, skip_setup=True)
     monkeypatch.setattr(machines, "tag_seat", real)
-    result = lifecycle.up(ctx, course)
+    result = lifecycle.up(ctx, course, skip_setup=True)
     assert result.launched == []  # the untagged machine was adopted, not doubled
     assert [s.seat for s in lifecycle.status(ctx, course) if s.state == "running"] == [
         "s01", "s02"]
@@ -113,7 +113,7 @@ def test_max_instances_refuses_before_anything_is_created(ctx, tmp_path: Path) -
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags.tags("life")}])
     ctx.aws.calls.reset()
     with pytest.raises(InputError, match="max_instances is 3, the course has 1 instance"):
-        lifecycle.up(ctx, course)
+        lifecycle.up(ctx, course, skip_setup=True)
     assert not any(op.startswith("ec2.Create") or op == "ec2.RunInstances"
                    for op in ctx.aws.calls.snapshot())
 
@@ -132,7 +132,7 @@ def test_capacity_error_moves_seats_to_next_zone_then_region(ctx, tmp_path: Path
 
     ctx.aws.client("ec2", "us-east-1").meta.events.register(
         "before-parameter-build.ec2.RunInstances", no_capacity_in_us_east_1)
-    result = lifecycle.up(ctx, course)
+    result = lifecycle.up(ctx, course, skip_setup=True)
     assert len(refused) == 3  # every zone of us-east-1 was tried
     assert {m.region for m in result.launched} == {"eu-west-1"}
     assert result.moved == {"s01": ("us-east-1", "eu-west-1"),
@@ -143,7 +143,7 @@ def test_capacity_error_moves_seats_to_next_zone_then_region(ctx, tmp_path: Path
 
 def test_stop_start_and_down_leave_nothing(ctx, tmp_path: Path) -> None:
     course = load(small_course(tmp_path, students=2, extra='\n'))
-    lifecycle.up(ctx, course)
+    lifecycle.up(ctx, course, skip_setup=True)
     before = {s.seat: s.address for s in lifecycle.status(ctx, course)}
     stopped = lifecycle.stop(ctx, course, ["s01"])
     assert [m.seat for m in stopped] == ["s01"]
@@ -170,7 +170,7 @@ def test_read_only_refuses_mutations(sandbox_state, tmp_path: Path) -> None:
     ctx = open_context(None, sandbox=True, state_dir=str(sandbox_state.root), read_only=True)
     try:
         with pytest.raises(InputError, match="up is refused: labtui runs read-only"):
-            lifecycle.up(ctx, course)
+            lifecycle.up(ctx, course, skip_setup=True)
     finally:
         ctx.close()
 

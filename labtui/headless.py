@@ -1,0 +1,165 @@
+"""Headless subcommands for the class's machines: up, status, stop, start, reboot, down.
+
+Each opens one Context, streams events as lines (or JSON lines with --json) and ends with
+exit 0, or 1 naming each failed seat. Launching or deleting asks first on a terminal and
+needs --yes without one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from labtui import lifecycle
+from labtui.context import Context, open_context
+from labtui.course import Course, load
+from labtui.errors import InputError
+from labtui.events import FanoutSink, JsonlFileSink, StreamSink
+from labtui.plan import Plan
+
+EXIT_OK, EXIT_PARTIAL = 0, 1
+
+
+def context_for(args: argparse.Namespace, course: Course) -> Context:
+    sink = StreamSink(as_json=args.json)
+    ctx = open_context(course, sandbox=args.sandbox, profile=args.profile,
+                       state_dir=args.state_dir, sink=sink,
+                       read_only=getattr(args, "read_only", False))
+    ctx.sink = FanoutSink([sink, JsonlFileSink(ctx.state.course(course.id).event_log)])
+    return ctx
+
+
+def confirm(args: argparse.Namespace, question: str) -> bool:
+    """Ask on a terminal; without one, --yes is the only way to go ahead."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise InputError(f"{question} — no terminal to ask. Fix: add --yes to confirm")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def plan_question(plan: Plan) -> str:
+    parts = [f"{len(r.create)} in {r.region}" for r in plan.regions if r.create]
+    types = {t for r in plan.regions for t in r.instances}
+    return (f"Launch {plan.to_create} machine(s) ({', '.join(parts)}; "
+            f"{', '.join(sorted(types))}) for {plan.course.id}?")
+
+
+def emit(args: argparse.Namespace, obj: dict[str, Any], human: str) -> None:
+    if args.json:
+        from labtui.cli import emit_json
+
+        emit_json(obj)
+    else:
+        print(human, flush=True)
+
+
+def with_course(func: Callable[[argparse.Namespace, Course, Context], int]):
+    def run(args: argparse.Namespace) -> int:
+        course = load(args.course)
+        ctx = context_for(args, course)
+        try:
+            return func(args, course, ctx)
+        finally:
+            ctx.close()
+    return run
+
+
+@with_course
+def cmd_up(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    result = lifecycle.up(ctx, course, confirm=lambda plan: confirm(args, plan_question(plan)))
+    if result.cancelled:
+        emit(args, {"type": "cancelled"}, "cancelled; nothing was created.")
+        return EXIT_OK
+    for seat, (origin, target) in sorted(result.moved.items()):
+        emit(args, {"type": "moved", "seat": seat, "from": origin, "to": target},
+             f"{seat}: moved from {origin} to {target} (no capacity)")
+    for seat, why in sorted(result.failed.items()):
+        emit(args, {"type": "failed", "seat": seat, "error": why}, f"{seat}: FAILED — {why}")
+    seats = len(course.seats)
+    emit(args, {"type": "summary", "launched": len(result.launched),
+                "failed": sorted(result.failed), "seats": seats},
+         f"up: {len(result.launched)} launched, {len(result.failed)} failed, "
+         f"{seats} seats in the course.")
+    return EXIT_PARTIAL if result.failed else EXIT_OK
+
+
+@with_course
+def cmd_status(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    seats = lifecycle.status(ctx, course)
+    if args.json:
+        for seat in seats:
+            emit(args, seat.to_json(), "")
+        return EXIT_OK
+    print(f"{'seat':<12}{'state':<10}{'region':<12}{'instance':<22}{'address':<22}{'setup':<9}"
+          "error")
+    for s in seats:
+        print(f"{s.seat:<12}{s.state:<10}{s.region or '-':<12}{s.instance_id or '-':<22}"
+              f"{s.address or '-':<22}{s.setup:<9}{s.error}")
+    running = sum(1 for s in seats if s.state == "running")
+    print(f"{running}/{len(seats)} running, "
+          f"{sum(1 for s in seats if s.setup == 'done')} set up, "
+          f"{sum(1 for s in seats if s.setup == 'failed')} failed.")
+    return EXIT_OK
+
+
+def _lifecycle_command(action: str, verb: str):
+    @with_course
+    def run(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+        seats = args.seats or None
+        chosen = getattr(lifecycle, action)(ctx, course, seats)
+        for machine in chosen:
+            emit(args, {"type": verb, "seat": machine.seat, "instance_id": machine.instance_id},
+                 f"{machine.seat}: {verb} ({machine.instance_id})")
+        emit(args, {"type": "summary", verb: len(chosen)}, f"{verb} {len(chosen)} machine(s).")
+        return EXIT_OK
+    return run
+
+
+cmd_stop = _lifecycle_command("stop", "stopped")
+cmd_start = _lifecycle_command("start", "started")
+cmd_reboot = _lifecycle_command("reboot", "rebooted")
+
+
+@with_course
+def cmd_down(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    if not confirm(args, f"Delete every resource of {course.id} in "
+                         f"{', '.join(course.regions)} (machines, network, key pair)?"):
+        emit(args, {"type": "cancelled"}, "cancelled; nothing was deleted.")
+        return EXIT_OK
+    report = lifecycle.down(ctx, course)
+    emit(args, {"type": "summary", "removed": report.removed, "failed": report.failed},
+         "down: " + (", ".join(f"{n} {k}" for k, n in sorted(report.removed.items()))
+                     or "nothing to remove") + ".")
+    for failure in report.failed:
+        emit(args, {"type": "failed", "error": failure}, f"FAILED — {failure}")
+    return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
+def add_parsers(sub: Any, common: Callable[..., None]) -> dict[str, Callable[..., int]]:
+    p = sub.add_parser("up", help="launch one machine per seat (converges; never doubles)",
+                       description="Create the network, key pair and one machine per seat "
+                                   "that lacks one; rerunning converges.")
+    common(p)
+    p = sub.add_parser("status", help="every seat: machine, state, address, setup",
+                       description="One line (or JSON object) per seat, found from tags.")
+    common(p)
+    for name, text in (("stop", "stop machines (all seats or the named ones)"),
+                       ("start", "start stopped machines (all seats or the named ones)")):
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        common(p)
+        p.add_argument("seats", nargs="*", metavar="SEAT", help="seat ids (default: all)")
+    p = sub.add_parser("reboot", help="reboot the named seats' machines",
+                       description="Reboot the machines of the named seats.")
+    common(p)
+    p.add_argument("seats", nargs="+", metavar="SEAT", help="seat ids")
+    p = sub.add_parser("down", help="delete every resource of the course",
+                       description="Terminate the class's machines, cancel spot requests, "
+                                   "delete the key pair, security group and network labtui "
+                                   "created.")
+    common(p)
+    return {"up": cmd_up, "status": cmd_status, "stop": cmd_stop, "start": cmd_start,
+            "reboot": cmd_reboot, "down": cmd_down}

@@ -1,0 +1,71 @@
+"""Reaching one seat's machine over SSH: its address through the seam, its pinned host key,
+the course key, and paced handshakes."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import paramiko
+
+from labtui.services import ssh
+from labtui.services.aws import Aws
+from labtui.services.endpoints import Resolver
+from labtui.services.fanout import Pacer
+from labtui.services.inventory import Machine
+from labtui.services.machines import KnownHosts, describe, to_machine
+
+
+@dataclass
+class Remote:
+    aws: Aws
+    resolver: Resolver
+    known: KnownHosts
+    private_key: str = field(repr=False)
+    user: str
+    pacer: Pacer = field(default_factory=Pacer)
+    sleep: Callable[[float], None] = time.sleep
+
+    def address(self, machine: Machine, wait: float = 0.0) -> tuple[str, int]:
+        """Wait until the machine has an address whose SSH port answers."""
+        deadline = time.monotonic() + wait
+        current = machine
+        while True:
+            where = self.resolver.address(current.raw)
+            if where is None and not self.resolver.loopback_only:
+                current = to_machine(describe(self.aws, current), current.region, current.seat)
+                where = self.resolver.address(current.raw)
+            if where is not None and _port_open(where):
+                return where
+            if time.monotonic() >= deadline:
+                state = "no address yet" if where is None else f"{where[0]}:{where[1]} refuses"
+                raise ssh.SshError(f"{machine.seat}: SSH is not reachable ({state}) after "
+                                   f"{wait:g} s. Fix: check the machine's console output; "
+                                   "`labtui start` it if it is stopped")
+            self.sleep(0.5)
+
+    def target(self, machine: Machine, wait: float = 0.0) -> ssh.SshTarget:
+        host, port = self.address(machine, wait)
+        host_key = self.known.get(self.aws, machine)
+        if host_key is None:
+            raise ssh.SshError(f"{machine.seat}: no pinned host key for {machine.instance_id} "
+                               "(it was not launched by labtui). Refusing to connect.")
+        return ssh.SshTarget(host, port, self.user, host_key,
+                             pkey=ssh.load_private_key(self.private_key))
+
+    def connect(self, machine: Machine, wait: float = 0.0,
+                timeout: float = 15.0) -> paramiko.SSHClient:
+        target = self.target(machine, wait)
+        with self.pacer.slot((target.host, target.port)):
+            return ssh.connect(target, timeout=timeout,
+                               loopback_only=self.resolver.loopback_only or None)
+
+
+def _port_open(where: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(where, timeout=2):
+            return True
+    except OSError:
+        return False

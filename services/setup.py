@@ -1,0 +1,155 @@
+"""Per-machine setup over SSH: password or key login, packages, files, setup commands,
+~/.mrjob.conf. Every step is idempotent — a dropped connection or a rerun finishes the job
+without redoing what is done (commands leave a marker under ~/.labtui/done on success).
+
+Secrets never reach a log: a password travels on chpasswd's standard input, never on a
+command line, and the seat log holds only command output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from labtui.course import Course
+from labtui.events import EventSink, LogLine, SeatChanged
+from labtui.services import passwords, ssh
+from labtui.services.inventory import Machine
+from labtui.services.remote import Remote
+from labtui.state import CourseState
+
+MARKERS = ".labtui/done"
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/01-labtui.conf"  # first match wins in sshd_config
+
+
+class SetupFailed(Exception):
+    pass
+
+
+@dataclass
+class SeatLog:
+    """One seat's setup log, kept locally and streamed to the log pane."""
+
+    path: Path
+    seat: str
+    sink: EventSink
+
+    def line(self, text: str, level: str = "info") -> None:
+        stamp = time.strftime("%H:%M:%S")
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(f"{stamp} {text}\n")
+        self.sink.emit(LogLine(text, source=self.seat, level=level))
+
+
+def seat_log(state: CourseState, seat: str, sink: EventSink) -> SeatLog:
+    return SeatLog(state.logs / f"{seat}.log", seat, sink)
+
+
+def marker(name: str, payload: str) -> str:
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return f"{MARKERS}/{name}-{digest}"
+
+
+def run_step(client: paramiko.SSHClient, log: SeatLog, name: str, command: str, *,
+             stdin: str | None = None, once: str | None = None, timeout: float = 900) -> None:
+    """Run one step; with ``once`` (a marker path) skip it when done before."""
+    if once:
+        command = (f"if [ -e {shlex.quote(once)} ]; then echo '(already done)'; else "
+                   f"( {command} ) && mkdir -p {MARKERS} && touch {shlex.quote(once)}; fi")
+    log.line(f"== {name}")
+    status = ssh.run(client, command, stdin=stdin, timeout=timeout,
+                     on_line=lambda stream, text: log.line(
+                         text, "warning" if stream == "stderr" else "info"))
+    if status != 0:
+        raise SetupFailed(f"{name} failed (exit {status})")
+
+
+def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseState,
+               sink: EventSink, *, wait: float = 300, cluster_id: str | None = None,
+               seat_public_key: str | None = None) -> None:
+    """Bring one machine to the course's setup; raises SetupFailed or SshError."""
+    cfg = course.machines
+    assert cfg is not None
+    log = seat_log(state, machine.seat, sink)
+    sink.emit(SeatChanged(machine.seat, "setup", "waiting for SSH"))
+    client = remote.connect(machine, wait=wait)
+    try:
+        sink.emit(SeatChanged(machine.seat, "setup", "running"))
+        run_step(client, log, "wait for boot to finish",
+                 "if command -v cloud-init >/dev/null 2>&1; then "
+                 "sudo cloud-init status --wait >/dev/null || true; fi; echo ready")
+        if cfg.login == "password":
+            password = passwords.ensure(state, machine.seat)
+            run_step(client, log, "set the seat password", "sudo chpasswd",
+                     stdin=f"{cfg.user}:{password}\n")
+            run_step(client, log, "allow password login",
+                     f"if ! grep -qx 'PasswordAuthentication yes' {SSHD_DROPIN} 2>/dev/null; "
+                     f"then echo 'PasswordAuthentication yes' | sudo tee {SSHD_DROPIN} "
+                     ">/dev/null && (sudo systemctl reload ssh || sudo systemctl reload sshd "
+                     "|| true); fi; echo 'password login enabled'")
+        elif seat_public_key:
+            quoted = shlex.quote(seat_public_key.strip())
+            run_step(client, log, "install the seat's key",
+                     f"mkdir -p ~/.ssh && chmod 700 ~/.ssh && touch ~/.ssh/authorized_keys && "
+                     f"(grep -qxF {quoted} ~/.ssh/authorized_keys || echo {quoted} >> "
+                     "~/.ssh/authorized_keys) && chmod 600 ~/.ssh/authorized_keys")
+        if cfg.packages:
+            names = " ".join(shlex.quote(p) for p in cfg.packages)
+            run_step(client, log, f"install packages ({', '.join(cfg.packages)})",
+                     "if command -v apt-get >/dev/null 2>&1; then "
+                     f"dpkg -s {names} >/dev/null 2>&1 || (sudo apt-get update -q && "
+                     "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+                     f"{names}); else sudo dnf install -y -q {names}; fi",
+                     once=marker("packages", names))
+        for copy in cfg.files:
+            log.line(f"== copy {copy.source.name} to {copy.dest}")
+            dest = copy.dest[2:] if copy.dest.startswith("~/") else copy.dest
+            ssh.put(client, str(copy.source), dest, mode=int(copy.mode, 8))
+        for index, command in enumerate(cfg.setup, start=1):
+            run_step(client, log, f"setup {index}/{len(cfg.setup)}: {command}", command,
+                     once=marker(f"setup{index}", command))
+        if course.clusters is not None:
+            if cluster_id:
+                ssh.put(client, mrjob_conf(machine.region, cluster_id).encode(), ".mrjob.conf",
+                        mode=0o600)
+                log.line(f"== wrote ~/.mrjob.conf for cluster {cluster_id}")
+            else:
+                log.line("== ~/.mrjob.conf waits for the seat's cluster (none running yet)")
+        log.line("setup done")
+    finally:
+        client.close()
+
+
+def mrjob_conf(region: str, cluster_id: str) -> str:
+    return ("runners:\n  emr:\n"
+            f"    region: {region}\n"
+            f"    cluster_id: {cluster_id}\n")
+
+
+def reset_password(remote: Remote, machine: Machine, state: CourseState, sink: EventSink,
+                   user: str) -> Path:
+    """A new password for the seat, set on the machine; returns where it is kept (0600)."""
+    log = seat_log(state, machine.seat, sink)
+    client = remote.connect(machine, wait=30)
+    try:
+        password = passwords.reset(state, machine.seat)
+        run_step(client, log, "reset the seat password", "sudo chpasswd",
+                 stdin=f"{user}:{password}\n")
+    finally:
+        client.close()
+    return passwords.path_of(state, machine.seat)
+
+
+def exec_on(remote: Remote, machine: Machine, command: str,
+            on_line: Callable[[str, str], None], timeout: float | None = None) -> int:
+    client = remote.connect(machine, wait=10)
+    try:
+        return ssh.run(client, command, on_line=on_line, timeout=timeout)
+    finally:
+        client.close()

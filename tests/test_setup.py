@@ -1,0 +1,154 @@
+"""Setup over SSH on the sandbox: pinned host keys, password login, packages, files and
+commands — each idempotent; exec with streamed, seat-prefixed output; reset-password."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from labtui import lifecycle
+from labtui.course import load
+from labtui.services import passwords, ssh
+from labtui.services.inventory import machines as find_machines
+
+from .test_lifecycle import ctx, eventually  # noqa: F401 - fixtures
+
+
+def course_file(tmp_path: Path, students: int = 2, setup: str = "", login: str = "password"
+                ) -> Path:
+    (tmp_path / "hello.txt").write_text("hello from the course\n")
+    rows = "\n".join(f'[[roster.students]]\nid = "s{i:02}"\nname = "Student {i}"\n'
+                     f'email = "s{i}@example.edu"\n' for i in range(1, students + 1))
+    path = tmp_path / "course.toml"
+    path.write_text(f"""
+[course]
+id = "setup"
+name = "Setup"
+regions = ["us-east-1"]
+max_instances = 20
+
+{rows}
+[machines]
+instance_type = "t3.small"
+login = "{login}"
+packages = ["cowsay", "git"]
+setup = [{setup or '"echo step-one >> ~/steps.log"'}]
+
+[[machines.files]]
+source = "hello.txt"
+dest = "~/hello.txt"
+mode = "0640"
+
+[network]
+ssh_cidr = "198.51.100.0/24"
+""")
+    return path
+
+
+def instance_root(sandbox, instance_id: str) -> Path:
+    return sandbox.folder / "instances" / instance_id / "root"
+
+
+def test_up_sets_up_every_seat_and_rerun_skips_done_steps(ctx, sandbox, tmp_path) -> None:  # noqa: F811
+    course = load(course_file(tmp_path))
+    result = lifecycle.up(ctx, course, setup_wait=20)
+    assert sorted(result.set_up) == ["s01", "s02"] and result.setup_failed == {}
+    seats = {s.seat: s for s in lifecycle.status(ctx, course)}
+    assert {s.setup for s in seats.values()} == {"done"}
+    home = instance_root(sandbox, seats["s01"].instance_id) / "home" / "ubuntu"
+    assert (home / "hello.txt").read_text() == "hello from the course\n"
+    assert oct((home / "hello.txt").stat().st_mode & 0o777) == "0o640"
+    assert (home / "steps.log").read_text() == "step-one\n"
+    journal = (sandbox.folder / "instances" / seats["s01"].instance_id / "journal.log")
+    text = journal.read_text()
+    assert "cowsay" in text
+    password = passwords.get(ctx.state.course("setup"), "s01")
+    assert password and password not in text
+    log = (ctx.state.course("setup").logs / "s01.log").read_text()
+    assert "set the seat password" in log and password not in log
+
+    # the student logs in with the password (the sandbox sshd enforces what setup enabled)
+    host, port = seats["s01"].address.split(":")
+    known = lifecycle.machines.KnownHosts(ctx.state.course("setup")).all()
+    target = ssh.SshTarget(host, int(port), "ubuntu", known[seats["s01"].instance_id],
+                           password=password)
+    client = ssh.connect(target, timeout=10)
+    lines: list[str] = []
+    assert ssh.run(client, "cat hello.txt", on_line=lambda _s, t: lines.append(t)) == 0
+    client.close()
+    assert lines == ["hello from the course"]
+    bad = ssh.SshTarget(host, int(port), "ubuntu", known[seats["s01"].instance_id],
+                        password="wrong-password")
+    with pytest.raises(ssh.SshError):
+        ssh.connect(bad, timeout=10, attempts=1)
+
+    # rerun: every step is skipped or harmless; the setup command did not run twice
+    outcomes = lifecycle.setup(ctx, course, wait=10, chosen=[
+        m for m in find_machines(ctx.aws, "setup", ("us-east-1",)).machines])
+    assert all(o.ok for o in outcomes)
+    assert (home / "steps.log").read_text() == "step-one\n"
+
+
+def test_failed_setup_is_named_and_others_finish(ctx, sandbox, tmp_path) -> None:  # noqa: F811
+    course = load(course_file(tmp_path, students=3,
+                              setup='"test ! -e ~/.fail-here", "echo after >> ~/steps.log"'))
+    lifecycle.up(ctx, course, skip_setup=True)
+    found = {m.seat: m for m in find_machines(ctx.aws, "setup", ("us-east-1",)).machines}
+    eventually(lambda: lifecycle.status(ctx, course), lambda s: all(x.address for x in s))
+    home = instance_root(sandbox, found["s02"].instance_id) / "home" / "ubuntu"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".fail-here").write_text("x")
+    outcomes = lifecycle.setup(ctx, course, wait=20)
+    failed = {o.key: o.error for o in outcomes if not o.ok}
+    assert list(failed) == ["s02"] and "setup 1/2" in failed["s02"]
+    seats = {s.seat: s for s in lifecycle.status(ctx, course)}
+    assert seats["s02"].setup == "failed" and "setup 1/2" in seats["s02"].error
+    assert seats["s01"].setup == seats["s03"].setup == "done"
+    # fix the cause, run again: only the failed seat is set up, and it finishes
+    (home / ".fail-here").unlink()
+    again = lifecycle.setup(ctx, course, wait=20)
+    assert [o.key for o in again] == ["s02"] and again[0].ok
+    assert (home / "steps.log").read_text() == "after\n"
+
+
+def test_exec_all_streams_prefixed_output_and_exit_status(ctx, tmp_path) -> None:  # noqa: F811
+    course = load(course_file(tmp_path, students=3))
+    lifecycle.up(ctx, course, setup_wait=20)
+    lines: list[tuple[str, str, str]] = []
+    outcomes = lifecycle.exec_command(
+        ctx, course, None, 'echo "seat $(whoami)"; [ -e hello.txt ] && exit 3',
+        lambda seat, stream, text: lines.append((seat, stream, text)))
+    assert {o.key: o.value for o in outcomes} == {"s01": 3, "s02": 3, "s03": 3}
+    assert sorted(lines) == [(s, "stdout", "seat ubuntu") for s in ("s01", "s02", "s03")]
+
+
+def test_reset_password_changes_login(ctx, tmp_path) -> None:  # noqa: F811
+    course = load(course_file(tmp_path, students=1))
+    lifecycle.up(ctx, course, setup_wait=20)
+    state = ctx.state.course("setup")
+    old = passwords.get(state, "s01")
+    path = lifecycle.reset_seat_password(ctx, course, "s01")
+    new = passwords.get(state, "s01")
+    assert path.stat().st_mode & 0o077 == 0 and new and new != old
+    seat = lifecycle.status(ctx, course)[0]
+    host, port = seat.address.split(":")
+    key = lifecycle.machines.KnownHosts(state).all()[seat.instance_id]
+    client = ssh.connect(ssh.SshTarget(host, int(port), "ubuntu", key, password=new))
+    client.close()
+    with pytest.raises(ssh.SshError):
+        ssh.connect(ssh.SshTarget(host, int(port), "ubuntu", key, password=old), attempts=1)
+
+
+def test_wrong_pinned_host_key_is_refused(ctx, tmp_path) -> None:  # noqa: F811
+    from labtui.services.hostkeys import HostKey
+
+    course = load(course_file(tmp_path, students=1))
+    lifecycle.up(ctx, course, skip_setup=True)
+    seat = eventually(lambda: lifecycle.status(ctx, course), lambda s: s[0].address)[0]
+    known = lifecycle.machines.KnownHosts(ctx.state.course("setup"))
+    known.add({seat.instance_id: HostKey.generate().public_line})  # an impostor's key
+    outcomes = lifecycle.setup(ctx, course, wait=5)
+    assert not outcomes[0].ok and "host key" in outcomes[0].error.lower()
+    assert paramiko  # paramiko is the client under test
