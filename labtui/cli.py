@@ -105,7 +105,7 @@ def build_parser() -> Parser:
 
 
 SUBCOMMANDS = ("open", "validate", "plan", "new", "sandbox", "up", "status", "stop", "start",
-               "reboot", "down")
+               "reboot", "down", "rerun-setup", "reset-password", "exec")
 
 
 def normalize(argv: Sequence[str]) -> list[str]:
@@ -129,11 +129,16 @@ def normalize(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = normalize(sys.argv[1:] if argv is None else argv)
+    remote: list[str] = []
+    if "--" in args_list:  # everything after `--` is a remote command, never an option
+        cut = args_list.index("--")
+        args_list, remote = args_list[:cut], args_list[cut + 1:]
     parser = build_parser()
     if not args_list:
         parser.print_help(sys.stderr)
         return EXIT_INPUT
     args, extra = parser.parse_known_args(args_list)
+    args.remote = remote
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_INPUT

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 import threading
 import time
@@ -30,7 +31,8 @@ class Event:
         return type(self).__name__
 
     def to_json(self) -> dict[str, Any]:
-        return {"event": self.kind, **dataclasses.asdict(self)}
+        kind = re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()  # SeatChanged -> seat_changed
+        return {"type": kind, **dataclasses.asdict(self)}
 
     def human(self) -> str:  # pragma: no cover - every subclass overrides
         return self.kind

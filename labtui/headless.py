@@ -57,12 +57,12 @@ def emit(args: argparse.Namespace, obj: dict[str, Any], human: str) -> None:
         print(human, flush=True)
 
 
-def with_course(func: Callable[[argparse.Namespace, Course, Context], int]):
-    def run(args: argparse.Namespace) -> int:
+def with_course(func: Callable[..., int]):
+    def run(args: argparse.Namespace, *extra: Any) -> int:
         course = load(args.course)
         ctx = context_for(args, course)
         try:
-            return func(args, course, ctx)
+            return func(args, course, ctx, *extra)
         finally:
             ctx.close()
     return run
@@ -79,12 +79,79 @@ def cmd_up(args: argparse.Namespace, course: Course, ctx: Context) -> int:
              f"{seat}: moved from {origin} to {target} (no capacity)")
     for seat, why in sorted(result.failed.items()):
         emit(args, {"type": "failed", "seat": seat, "error": why}, f"{seat}: FAILED — {why}")
+    for seat, why in sorted(result.setup_failed.items()):
+        emit(args, {"type": "setup_failed", "seat": seat, "error": why},
+             f"{seat}: setup FAILED — {why}")
     seats = len(course.seats)
+    done = len(result.set_up)
+    tried = done + len(result.setup_failed)
     emit(args, {"type": "summary", "launched": len(result.launched),
-                "failed": sorted(result.failed), "seats": seats},
-         f"up: {len(result.launched)} launched, {len(result.failed)} failed, "
-         f"{seats} seats in the course.")
-    return EXIT_PARTIAL if result.failed else EXIT_OK
+                "failed": sorted(result.failed), "set_up": done,
+                "setup_failed": sorted(result.setup_failed), "seats": seats},
+         f"up: {len(result.launched)} launched, {len(result.failed)} failed to launch; "
+         f"setup done {done}/{tried}, failed {len(result.setup_failed)}; {seats} seats.")
+    if result.setup_failed:
+        emit(args, {"type": "hint", "rerun": sorted(result.setup_failed)},
+             "rerun the failed seats with: labtui rerun-setup "
+             f"{args.course} {' '.join(sorted(result.setup_failed))}")
+    return EXIT_PARTIAL if result.failed or result.setup_failed else EXIT_OK
+
+
+@with_course
+def cmd_rerun_setup(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    chosen = lifecycle.running_machines(ctx, course, args.seats)
+    outcomes = lifecycle.setup(ctx, course, chosen)
+    for outcome in outcomes:
+        emit(args, {"type": "setup", "seat": outcome.key, "ok": outcome.ok,
+                    "error": outcome.error},
+             f"{outcome.key}: setup {'done' if outcome.ok else 'FAILED — ' + outcome.error}")
+    return EXIT_OK if all(o.ok for o in outcomes) else EXIT_PARTIAL
+
+
+@with_course
+def cmd_reset_password(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    path = lifecycle.reset_seat_password(ctx, course, args.seat)
+    emit(args, {"type": "password_reset", "seat": args.seat, "stored_in": str(path)},
+         f"{args.seat}: new password set on the machine; it is in {path} (0600). "
+         "It is never printed.")
+    return EXIT_OK
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    command = " ".join(args.remote) if args.remote else ""
+    if not command:
+        raise InputError("exec needs a command after `--`. Fix: labtui exec COURSE SEAT -- "
+                         "uname -a")
+    if args.all and args.seats:
+        raise InputError("give seats or --all, not both. Fix: drop the seat names or --all")
+    if not args.all and not args.seats:
+        raise InputError("exec needs seat names or --all. Fix: labtui exec COURSE s01 -- CMD")
+    args.command_text = command
+    return _exec(args)
+
+
+@with_course
+def _exec(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    width = max((len(s.id) for s in course.seats), default=4)
+
+    def on_line(seat: str, stream: str, text: str) -> None:
+        if args.json:
+            emit(args, {"type": "line", "seat": seat, "stream": stream, "text": text}, "")
+        else:
+            out = sys.stderr if stream == "stderr" else sys.stdout
+            print(f"{seat:<{width}} | {text}", file=out, flush=True)
+
+    outcomes = lifecycle.exec_command(ctx, course, None if args.all else args.seats,
+                                      args.command_text, on_line, timeout=args.timeout)
+    bad = 0
+    for outcome in outcomes:
+        status = outcome.value if outcome.ok else None
+        bad += status != 0
+        emit(args, {"type": "exit", "seat": outcome.key, "status": status,
+                    "error": outcome.error},
+             f"{outcome.key}: exit {status}" if outcome.ok else
+             f"{outcome.key}: FAILED — {outcome.error}")
+    return EXIT_PARTIAL if bad else EXIT_OK
 
 
 @with_course
@@ -161,5 +228,26 @@ def add_parsers(sub: Any, common: Callable[..., None]) -> dict[str, Callable[...
                                    "delete the key pair, security group and network labtui "
                                    "created.")
     common(p)
-    return {"up": cmd_up, "status": cmd_status, "stop": cmd_stop, "start": cmd_start,
+    p = sub.add_parser("rerun-setup", help="run setup again on the named seats",
+                       description="Run the machine setup again; steps already done are "
+                                   "skipped, so it finishes what a dropped connection left.")
+    common(p)
+    p.add_argument("seats", nargs="+", metavar="SEAT", help="seat ids")
+    p = sub.add_parser("reset-password", help="give a seat a new password",
+                       description="Generate a new password, set it on the seat's machine "
+                                   "and keep it in the state folder (0600); never printed.")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat id")
+    p = sub.add_parser("exec", help="run a command on seats' machines, output streamed",
+                       description="Run a command on the named seats (or --all) at once; "
+                                   "each line is prefixed by its seat; exit 1 if any seat's "
+                                   "command failed.",
+                       usage="labtui exec COURSE (SEAT ... | --all) [options] -- COMMAND ...")
+    common(p)
+    p.add_argument("seats", nargs="*", metavar="SEAT", help="seat ids")
+    p.add_argument("--all", action="store_true", help="every seat with a running machine")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="give up on a seat's command after this long")
+    return {"up": cmd_up, "rerun-setup": cmd_rerun_setup, "reset-password": cmd_reset_password,
+            "exec": cmd_exec, "status": cmd_status, "stop": cmd_stop, "start": cmd_start,
             "reboot": cmd_reboot, "down": cmd_down}

@@ -1,0 +1,63 @@
+"""The headless machine commands end to end on the sandbox, as a script would run them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .test_cli import json_lines, run
+from .test_setup import course_file
+
+
+def test_class_day_from_a_script(sandbox_state, tmp_path: Path) -> None:
+    env = {"LABTUI_STATE_DIR": str(sandbox_state.root)}
+    course = str(course_file(tmp_path, students=3))
+
+    refused = run("up", course, "--sandbox", env=env)
+    assert refused.returncode == 2 and "no terminal to ask. Fix: add --yes" in refused.stderr
+
+    up = run("up", course, "--sandbox", "--yes", env=env, timeout=120)
+    assert up.returncode == 0, up.stderr
+    assert "up: 3 launched, 0 failed to launch; setup done 3/3, failed 0; 3 seats." in up.stdout
+    assert "setup 3/3" in up.stdout  # progress counts as it goes
+
+    status = json_lines(run("status", course, "--sandbox", "--json", env=env).stdout)
+    assert [s["seat"] for s in status] == ["s01", "s02", "s03"]
+    for seat in status:
+        assert set(seat) >= {"seat", "students", "region", "instance_id", "state", "address",
+                             "setup", "error"}
+        assert seat["state"] == "running" and seat["setup"] == "done"
+        assert seat["address"].startswith("127.0.0.1:")
+
+    again = run("up", course, "--sandbox", "--yes", "--json", env=env, timeout=120)
+    summary = json_lines(again.stdout)[-1]
+    assert summary["type"] == "summary" and summary["launched"] == 0
+
+    out = run("exec", course, "--all", "--sandbox", "--", "echo", "hello;", "test", "-e",
+              "hello.txt", env=env)
+    assert out.returncode == 0, out.stderr
+    assert sorted(line for line in out.stdout.splitlines() if "|" in line) == [
+        "s01 | hello", "s02 | hello", "s03 | hello"]
+    failing = run("exec", course, "s02", "--sandbox", "--json", "--", "exit 4", env=env)
+    assert failing.returncode == 1
+    assert {"type": "exit", "seat": "s02", "status": 4, "error": ""} in json_lines(
+        failing.stdout)
+
+    missing = run("exec", course, "s09", "--sandbox", "--", "true", env=env)
+    assert missing.returncode == 2 and "no seat named 's09'" in missing.stderr
+
+    stopped = run("stop", course, "s01", "--sandbox", env=env)
+    assert stopped.returncode == 0 and "s01: stopped" in stopped.stdout
+    started = run("start", course, "--sandbox", env=env)
+    assert "s01: started" in started.stdout
+
+    rerun = run("rerun-setup", course, "s02", "--sandbox", env=env)
+    assert rerun.returncode == 0 and "s02: setup done" in rerun.stdout
+    reset = run("reset-password", course, "s03", "--sandbox", env=env)
+    assert reset.returncode == 0 and "never printed" in reset.stdout
+
+    down = run("down", course, "--sandbox", "--yes", env=env, timeout=120)
+    assert down.returncode == 0, down.stderr
+    assert "3 instances" in down.stdout and "1 VPCs" in down.stdout
+    after = json_lines(run("status", course, "--sandbox", "--json", env=env).stdout)
+    assert {s["state"] for s in after} == {"absent"}
+
