@@ -9,6 +9,7 @@ command line, and the seat log holds only command output.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import shlex
 import time
 from collections.abc import Callable
@@ -110,6 +111,9 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
         for copy in cfg.files:
             log.line(f"== copy {copy.source.name} to {copy.dest}")
             dest = copy.dest[2:] if copy.dest.startswith("~/") else copy.dest
+            folder = posixpath.dirname(dest)
+            if folder:
+                ssh.run(client, f"mkdir -p {shlex.quote(folder)}", timeout=60)
             ssh.put(client, str(copy.source), dest, mode=int(copy.mode, 8))
         for index, command in enumerate(cfg.setup, start=1):
             run_step(client, log, f"setup {index}/{len(cfg.setup)}: {command}", command,
