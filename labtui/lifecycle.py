@@ -270,8 +270,10 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
     remote = remote_for(ctx, course)
     state = ctx.state.course(course.id)
 
+    if chosen:
+        set_setup_state(ctx, chosen, "running")
+
     def one(machine: Machine) -> None:
-        set_setup_state(ctx, [machine], "running")
         try:
             setup_seat(remote, course, machine, state, ctx.sink, wait=wait)
         except Exception as exc:
