@@ -151,7 +151,7 @@ def test_stop_start_and_down_leave_nothing(ctx, tmp_path: Path) -> None:
     assert states["s01"] == ("stopped", None) and states["s02"][0] == "running"
     lifecycle.start(ctx, course)
     after = eventually(lambda: {s.seat: s.address for s in lifecycle.status(ctx, course)},
-                       lambda found: found["s01"])
+                       lambda found: found["s01"] and found["s01"] != before["s01"])
     assert after["s01"] and after["s01"] != before["s01"]  # a new address after a start
     report = lifecycle.down(ctx, course)
     assert report.failed == []
