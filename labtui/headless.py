@@ -70,7 +70,8 @@ def with_course(func: Callable[..., int]):
 
 @with_course
 def cmd_up(args: argparse.Namespace, course: Course, ctx: Context) -> int:
-    result = lifecycle.up(ctx, course, confirm=lambda plan: confirm(args, plan_question(plan)))
+    result = lifecycle.up(ctx, course, confirm=lambda plan: confirm(args, plan_question(plan)),
+                          concurrency=args.concurrency)
     if result.cancelled:
         emit(args, {"type": "cancelled"}, "cancelled; nothing was created.")
         return EXIT_OK
@@ -100,7 +101,7 @@ def cmd_up(args: argparse.Namespace, course: Course, ctx: Context) -> int:
 @with_course
 def cmd_rerun_setup(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     chosen = lifecycle.running_machines(ctx, course, args.seats)
-    outcomes = lifecycle.setup(ctx, course, chosen)
+    outcomes = lifecycle.setup(ctx, course, chosen, concurrency=args.concurrency)
     for outcome in outcomes:
         emit(args, {"type": "setup", "seat": outcome.key, "ok": outcome.ok,
                     "error": outcome.error},
@@ -142,7 +143,8 @@ def _exec(args: argparse.Namespace, course: Course, ctx: Context) -> int:
             print(f"{seat:<{width}} | {text}", file=out, flush=True)
 
     outcomes = lifecycle.exec_command(ctx, course, None if args.all else args.seats,
-                                      args.command_text, on_line, timeout=args.timeout)
+                                      args.command_text, on_line, timeout=args.timeout,
+                                      concurrency=args.concurrency)
     bad = 0
     for outcome in outcomes:
         status = outcome.value if outcome.ok else None
@@ -206,11 +208,28 @@ def cmd_down(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     return EXIT_PARTIAL if report.failed else EXIT_OK
 
 
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
+    return value
+
+
+def concurrency(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=positive, default=32, metavar="N",
+                        help="machines worked on at once (default 32)")
+
+
 def add_parsers(sub: Any, common: Callable[..., None]) -> dict[str, Callable[..., int]]:
-    p = sub.add_parser("up", help="launch one machine per seat (converges; never doubles)",
+    p = sub.add_parser("up", help="launch one machine per seat and set each up",
                        description="Create the network, key pair and one machine per seat "
-                                   "that lacks one; rerunning converges.")
+                                   "that lacks one, then set up every machine not yet set "
+                                   "up; rerunning converges and never doubles a seat.")
     common(p)
+    concurrency(p)
     p = sub.add_parser("status", help="every seat: machine, state, address, setup",
                        description="One line (or JSON object) per seat, found from tags.")
     common(p)
@@ -232,6 +251,7 @@ def add_parsers(sub: Any, common: Callable[..., None]) -> dict[str, Callable[...
                        description="Run the machine setup again; steps already done are "
                                    "skipped, so it finishes what a dropped connection left.")
     common(p)
+    concurrency(p)
     p.add_argument("seats", nargs="+", metavar="SEAT", help="seat ids")
     p = sub.add_parser("reset-password", help="give a seat a new password",
                        description="Generate a new password, set it on the seat's machine "
@@ -245,6 +265,7 @@ def add_parsers(sub: Any, common: Callable[..., None]) -> dict[str, Callable[...
                        usage="labtui exec COURSE (SEAT ... | --all) [options] -- COMMAND ...")
     common(p)
     p.add_argument("seats", nargs="*", metavar="SEAT", help="seat ids")
+    concurrency(p)
     p.add_argument("--all", action="store_true", help="every seat with a running machine")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="give up on a seat's command after this long")

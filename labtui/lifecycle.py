@@ -92,7 +92,7 @@ def check_cap(ctx: Context, course: Course, to_create: int) -> None:
 
 def up(ctx: Context, course: Course,
        confirm: Callable[[Plan], bool] = lambda _plan: True, *, skip_setup: bool = False,
-       setup_wait: float = 300) -> UpResult:
+       setup_wait: float = 300, concurrency: int = 32) -> UpResult:
     """Converge AWS to one set-up machine per seat; never passes max_instances."""
     if course.machines is None:
         raise InputError(f"{course.path}: the course has no [machines] section. Fix: add one "
@@ -112,7 +112,7 @@ def up(ctx: Context, course: Course,
             return result
         _launch(ctx, course, to_create, result)
     if not skip_setup:
-        outcomes = setup(ctx, course, wait=setup_wait)
+        outcomes = setup(ctx, course, wait=setup_wait, concurrency=concurrency)
         result.setup_failed = {o.key: o.error for o in outcomes if not o.ok}
         result.set_up = [o.key for o in outcomes if o.ok]
     return result
@@ -275,7 +275,10 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
 
     def one(machine: Machine) -> None:
         try:
-            setup_seat(remote, course, machine, state, ctx.sink, wait=wait)
+            public = (keys.seat_key(state, machine.seat)[1]
+                      if course.machines and course.machines.login == "key" else None)
+            setup_seat(remote, course, machine, state, ctx.sink, wait=wait,
+                       seat_public_key=public)
         except Exception as exc:
             set_setup_state(ctx, [machine], "failed", str(exc))
             ctx.sink.emit(SeatChanged(machine.seat, "setup failed", str(exc)))

@@ -20,13 +20,22 @@ def key_pair_name(course_id: str) -> str:
 
 def course_key(state: CourseState) -> tuple[str, str]:
     """(private key in OpenSSH format, public line), created once and kept 0600."""
-    private = state.read_secret(KEY_FILE)
+    return _key(state, KEY_FILE)
+
+
+def seat_key(state: CourseState, seat: str) -> tuple[str, str]:
+    """A seat's own login key (login = "key"): the student gets the private half."""
+    return _key(state, f"seat_keys/{seat}")
+
+
+def _key(state: CourseState, name: str) -> tuple[str, str]:
+    private = state.read_secret(name)
     if private is None:
         key = Ed25519PrivateKey.generate()
         private = key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.OpenSSH,
                                     serialization.NoEncryption()).decode()
-        state.write_secret(KEY_FILE, private)
+        state.write_secret(name, private)
     loaded = serialization.load_ssh_private_key(private.encode(), password=None)
     public = loaded.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                               serialization.PublicFormat.OpenSSH).decode()

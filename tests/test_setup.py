@@ -152,3 +152,20 @@ def test_wrong_pinned_host_key_is_refused(ctx, tmp_path) -> None:  # noqa: F811
     outcomes = lifecycle.setup(ctx, course, wait=5)
     assert not outcomes[0].ok and "host key" in outcomes[0].error.lower()
     assert paramiko  # paramiko is the client under test
+
+
+def test_key_login_installs_the_seats_own_key(ctx, tmp_path) -> None:  # noqa: F811
+    from labtui.services import keys
+
+    course = load(course_file(tmp_path, students=1, login="key"))
+    lifecycle.up(ctx, course, setup_wait=20)
+    state = ctx.state.course("setup")
+    private, public = keys.seat_key(state, "s01")
+    assert (state.secrets / "seat_keys" / "s01").stat().st_mode & 0o077 == 0
+    assert passwords.get(state, "s01") is None  # no password for key-login seats
+    seat = lifecycle.status(ctx, course)[0]
+    host, port = seat.address.split(":")
+    host_key = lifecycle.machines.KnownHosts(state).all()[seat.instance_id]
+    client = ssh.connect(ssh.SshTarget(host, int(port), "ubuntu", host_key,
+                                       pkey=ssh.load_private_key(private)))
+    client.close()
