@@ -105,7 +105,7 @@ def build_parser() -> Parser:
 
 
 SUBCOMMANDS = ("open", "validate", "plan", "new", "sandbox", "up", "status", "stop", "start",
-               "reboot", "down", "rerun-setup", "reset-password", "exec")
+               "reboot", "down", "rerun-setup", "reset-password", "exec", "ssh", "console")
 
 
 def normalize(argv: Sequence[str]) -> list[str]:

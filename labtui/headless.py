@@ -223,6 +223,26 @@ def concurrency(parser: argparse.ArgumentParser) -> None:
                         help="machines worked on at once (default 32)")
 
 
+@with_course
+def cmd_ssh(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    import subprocess
+
+    argv = lifecycle.ssh_command(ctx, course, args.seat) + list(args.remote)
+    return subprocess.call(argv)
+
+
+@with_course
+def cmd_console(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    machine = lifecycle.seat_machine(ctx, course, args.seat)
+    text = lifecycle.console(ctx, machine)
+    if args.json:
+        emit(args, {"type": "console", "seat": args.seat, "instance_id": machine.instance_id,
+                    "text": text}, "")
+    else:
+        print(text)
+    return EXIT_OK
+
+
 def add_parsers(sub: Any, common: Callable[..., None]) -> dict[str, Callable[..., int]]:
     p = sub.add_parser("up", help="launch one machine per seat and set each up",
                        description="Create the network, key pair and one machine per seat "
@@ -269,6 +289,17 @@ def add_parsers(sub: Any, common: Callable[..., None]) -> dict[str, Callable[...
     p.add_argument("--all", action="store_true", help="every seat with a running machine")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="give up on a seat's command after this long")
-    return {"up": cmd_up, "rerun-setup": cmd_rerun_setup, "reset-password": cmd_reset_password,
+    p = sub.add_parser("ssh", help="open a shell on a seat's machine (pinned host key)",
+                       description="Run ssh to the seat's machine with its pinned host key and "
+                                   "the course key; anything after -- is the remote command.")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat id")
+    p = sub.add_parser("console", help="a seat machine's console output",
+                       description="Print the console output of the seat's machine (in the "
+                                   "sandbox followed by its journal).")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat id")
+    return {"ssh": cmd_ssh, "console": cmd_console, "up": cmd_up,
+            "rerun-setup": cmd_rerun_setup, "reset-password": cmd_reset_password,
             "exec": cmd_exec, "status": cmd_status, "stop": cmd_stop, "start": cmd_start,
             "reboot": cmd_reboot, "down": cmd_down}

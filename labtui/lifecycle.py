@@ -324,3 +324,43 @@ def reset_seat_password(ctx: Context, course: Course, seat: str):
         raise InputError(f"seat {seat!r} has no running machine. Fix: `labtui start` it")
     return reset_password(remote_for(ctx, course), machine, ctx.state.course(course.id),
                           ctx.sink, course.machines.user)
+
+
+def console(ctx: Context, machine: Machine) -> str:
+    """The machine's console output; in the sandbox followed by its journal (what the
+    sandbox intercepted and simulated), which plays the same part."""
+    text = machines.console_output(ctx.aws, machine)
+    journal = ctx.resolver.journal(machine.instance_id)
+    if journal:
+        text = f"{text.rstrip()}\n--- sandbox journal ---\n{journal}"
+    return text
+
+
+def seat_machine(ctx: Context, course: Course, seat: str) -> Machine:
+    found = select(course, discover(ctx, course), [seat])
+    live = sorted(found, key=lambda m: (m.state != "running", m.launched))
+    return live[0]
+
+
+def ssh_command(ctx: Context, course: Course, seat: str) -> list[str]:
+    """The `ssh` command line that opens a shell on the seat's machine with its pinned host
+    key and the course key (a 0600 known_hosts file in the state folder, never a prompt to
+    trust a key)."""
+    import shutil
+
+    from labtui.state import write_private
+
+    machine = seat_machine(ctx, course, seat)
+    remote = remote_for(ctx, course)
+    target = remote.target(machine, wait=10)
+    state = ctx.state.course(course.id)
+    known = write_private(state.secrets / "ssh_known_hosts",
+                          f"[{target.host}]:{target.port} {target.host_key}\n")
+    key_path = state.secrets / keys.KEY_FILE
+    binary = shutil.which("ssh")
+    if binary is None:
+        raise InputError("the `ssh` program is not installed. Fix: install an OpenSSH client")
+    return [binary, "-i", str(key_path), "-p", str(target.port),
+            "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={known}", "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "HostKeyAlgorithms=ssh-ed25519", f"{target.user}@{target.host}"]

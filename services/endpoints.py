@@ -19,6 +19,9 @@ class Resolver(Protocol):
     def address(self, instance: dict[str, Any]) -> tuple[str, int] | None:
         """(host, port) to SSH to, or None while the instance has no address yet."""
 
+    def journal(self, instance_id: str) -> str | None:
+        """The sandbox's record of what ran on the machine (None on AWS)."""
+
 
 class PublicAddress:
     """AWS: the public IP (or, failing that, the private one when reachable over a VPN)."""
@@ -32,6 +35,9 @@ class PublicAddress:
         key = "PrivateIpAddress" if self.use_private else "PublicIpAddress"
         host = instance.get(key)
         return (host, 22) if host else None
+
+    def journal(self, instance_id: str) -> str | None:
+        return None
 
 
 class SandboxAddress:
@@ -57,3 +63,10 @@ class SandboxAddress:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"sandbox host {host} is not a loopback address")
         return host, int(entry["port"])
+
+    def journal(self, instance_id: str) -> str | None:
+        path = self.hosts_file.parent / "instances" / instance_id / "journal.log"
+        try:
+            return path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return None

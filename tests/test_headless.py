@@ -61,3 +61,23 @@ def test_class_day_from_a_script(sandbox_state, tmp_path: Path) -> None:
     after = json_lines(run("status", course, "--sandbox", "--json", env=env).stdout)
     assert {s["state"] for s in after} == {"absent"}
 
+
+
+def test_ssh_and_console_for_one_seat(sandbox_state, tmp_path: Path) -> None:
+    import shutil
+
+    import pytest
+
+    env = {"LABTUI_STATE_DIR": str(sandbox_state.root)}
+    course = str(course_file(tmp_path, students=1))
+    assert run("up", course, "--sandbox", "--yes", env=env, timeout=120).returncode == 0
+    console = run("console", course, "s01", "--sandbox", env=env)
+    assert console.returncode == 0
+    assert "--- sandbox journal ---" in console.stdout and "apt-get" in console.stdout
+    if shutil.which("ssh") is None:
+        pytest.skip("OpenSSH client not installed")
+    shell = run("ssh", course, "s01", "--sandbox", "--", "echo", "via-openssh", env=env)
+    assert shell.returncode == 0, shell.stderr
+    assert "via-openssh" in shell.stdout
+    known = sandbox_state.root / "courses" / "setup" / "secrets" / "ssh_known_hosts"
+    assert known.stat().st_mode & 0o077 == 0

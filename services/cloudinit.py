@@ -1,0 +1,76 @@
+"""Per-machine SSH host keys and the cloud-init user-data that installs them.
+
+labtui generates each machine's host key locally, hands it to the instance in its user-data
+(cloud-init ``ssh_keys``), stores it, and pins it on every SSH connection — never trust on
+first use. The user-data is ``#cloud-config`` followed by a JSON body: JSON is valid YAML, so
+real cloud-init reads it, and the sandbox SSH server parses it with ``json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+CLOUD_CONFIG_HEADER = "#cloud-config"
+
+
+def new_host_key() -> tuple[str, str]:
+    """A fresh ed25519 host key: (private key in OpenSSH PEM, public "ssh-ed25519 AAAA...")."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode("ascii")
+    return private, public
+
+
+def user_data(host_private: str, host_public: str, authorized_keys: Iterable[str] = (),
+              extra: dict[str, Any] | None = None) -> str:
+    """cloud-init user-data installing the given ed25519 host key (and nothing else).
+
+    ``ssh_deletekeys`` + an empty ``ssh_genkeytypes`` make the pinned key the machine's only
+    host key, so no client can be offered another type. ``authorized_keys`` go to the default
+    user (``ssh_authorized_keys``). ``extra`` is merged into the top level last.
+    """
+    if not host_public.startswith("ssh-ed25519 "):
+        raise ValueError("host_public must be an 'ssh-ed25519 ...' public key line")
+    if "PRIVATE KEY" not in host_private:
+        raise ValueError("host_private must be a private key in PEM/OpenSSH form")
+    config: dict[str, Any] = {
+        "ssh_deletekeys": True,
+        "ssh_genkeytypes": [],
+        "ssh_keys": {
+            "ed25519_private": host_private,
+            "ed25519_public": host_public.strip(),
+        },
+    }
+    keys = [k.strip() for k in authorized_keys if k and k.strip()]
+    if keys:
+        config["ssh_authorized_keys"] = keys
+    if extra:
+        config.update(extra)
+    return CLOUD_CONFIG_HEADER + "\n" + json.dumps(config, indent=1) + "\n"
+
+
+def parse_user_data(text: str | bytes | None) -> dict[str, Any] | None:
+    """The cloud-config dict of user-data made by :func:`user_data` (None if not such)."""
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    head, _, body = text.partition("\n")
+    if head.strip() != CLOUD_CONFIG_HEADER:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
