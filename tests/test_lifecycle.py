@@ -177,3 +177,53 @@ def test_read_only_refuses_mutations(sandbox_state, tmp_path: Path) -> None:
 
 def test_sample_course_loads_for_lifecycle() -> None:
     assert load(SAMPLE).machines is not None
+
+
+def test_spot_price_too_low_moves_seats_and_spot_options_are_sent(ctx, tmp_path: Path) -> None:
+    from botocore.exceptions import ClientError
+
+    path = small_course(tmp_path, students=3)
+    path.write_text(path.read_text().replace(
+        'instance_type = "t3.small"',
+        'instance_type = "t3.small"\nmarket = "spot"\nmax_price = 0.0123'))
+    course = load(path)
+    seen = []
+
+    def spot_market(params, **kwargs):
+        seen.append(params["InstanceMarketOptions"])
+        if params["NetworkInterfaces"][0]["SubnetId"] == first_subnet[0]:
+            raise ClientError({"Error": {"Code": "SpotMaxPriceTooLow",
+                                         "Message": "price below the spot price"}},
+                              "RunInstances")
+
+    from labtui.services import network
+
+    first_subnet = [network.ensure_network(ctx.aws, course, "us-east-1").subnets[0][1]]
+    ctx.aws.client("ec2", "us-east-1").meta.events.register(
+        "before-parameter-build.ec2.RunInstances", spot_market)
+    result = lifecycle.up(ctx, course, skip_setup=True)
+    assert seen[0] == {"MarketType": "spot", "SpotOptions": {
+        "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop",
+        "MaxPrice": "0.0123"}}
+    # the first zone refused; the second zone of the same region took the batch
+    assert {m.region for m in result.launched} == {"us-east-1"} and result.moved == {}
+    assert len(seen) == 2 and not result.failed
+    assert any("SpotMaxPriceTooLow in us-east-1a" in getattr(e, "text", "")
+               for e in ctx.sink.events)
+
+
+def test_no_capacity_anywhere_names_each_seat(ctx, tmp_path: Path) -> None:
+    from botocore.exceptions import ClientError
+
+    course = load(small_course(tmp_path, students=2))
+
+    def never(params, **kwargs):
+        raise ClientError({"Error": {"Code": "InsufficientInstanceCapacity", "Message": "no"}},
+                          "RunInstances")
+
+    for region in course.regions:
+        ctx.aws.client("ec2", region).meta.events.register(
+            "before-parameter-build.ec2.RunInstances", never)
+    result = lifecycle.up(ctx, course, skip_setup=True)
+    assert sorted(result.failed) == ["s01", "s02"] and result.launched == []
+    assert "no capacity in any zone of us-east-1, eu-west-1" in result.failed["s01"]
