@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, ClassVar
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
+from textual.worker import NoActiveWorker, get_current_worker
 
 from labtui.course import Course
 
@@ -38,24 +40,29 @@ class View(Vertical):
         super().__init__(id=f"view-{self.VIEW_ID}")
         self.course = course
         self.loaded_at: float | None = None
+        self._status = ("Waiting for the connection…" if self.NEEDS_AWS else self.source(),
+                        False)
 
     def compose(self) -> ComposeResult:
         yield Static(self.TITLE, classes="view-title")
-        yield Static(self.initial_status(), classes="status")
+        text, error = self._status
+        yield Static(text, classes="status error" if error else "status")
         yield from self.compose_body()
 
     def compose_body(self) -> Iterable[Widget]:
         return ()
-
-    def initial_status(self) -> str:
-        return "Waiting for the connection…" if self.NEEDS_AWS else self.source()
 
     def source(self) -> str:
         return f"From the course file {self.course.path.name}."
 
     # -- called on the UI thread by the app ---------------------------------------------------
 
+    @property
+    def status_text(self) -> str:
+        return self._status[0]
+
     def set_status(self, text: str, *, error: bool = False) -> None:
+        self._status = (text, error)
         try:
             status = self.query_one(".status", Static)
         except NoMatches:
@@ -90,6 +97,16 @@ class View(Vertical):
     def fetch(self, ctx: Context) -> None:
         """Load this view's data; runs in a thread worker. Views without AWS data skip it."""
         return None
+
+    def deliver(self, message: Message) -> None:
+        """Post a result to this view from ``fetch``, unless a newer load replaced this one
+        (a thread cannot be interrupted: a cancelled worker must not post stale data)."""
+        try:
+            if get_current_worker().is_cancelled:
+                return
+        except NoActiveWorker:
+            pass
+        self.post_message(message)
 
 
 def _clock(at: float) -> str:

@@ -58,7 +58,7 @@ class RegionsView(View):
         zones = sum(len(info.zones) for info in found)
         ctx.sink.emit(LogLine(f"regions: {len(found)} regions, {zones} availability zones "
                               f"({time.monotonic() - started:.1f} s)"))
-        self.post_message(RegionsLoaded(tuple(found)))
+        self.deliver(RegionsLoaded(tuple(found)))
 
     @on(RegionsLoaded)
     def show_regions(self, message: RegionsLoaded) -> None:
@@ -66,8 +66,9 @@ class RegionsView(View):
         for info in message.regions:
             if info.name not in rows.rows:
                 continue
-            rows.update_cell(info.name, "opt_in", info.opt_in)
-            rows.update_cell(info.name, "usable", "yes" if info.usable else "NO — not enabled")
+            rows.update_cell(info.name, "opt_in", info.opt_in, update_width=True)
+            rows.update_cell(info.name, "usable", "yes" if info.usable else "NO — not enabled",
+                             update_width=True)
             rows.update_cell(info.name, "zones", ", ".join(info.zones) or "—",
                              update_width=True)
         usable = sum(1 for info in message.regions if info.usable)

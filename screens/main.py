@@ -1,0 +1,118 @@
+"""The main screen: one screen holding every view, with a log pane that stays visible.
+
+Layout, top to bottom: the header (course name and id; where labtui is connected), a
+``TabbedContent`` with one pane per view (its ``ContentSwitcher`` shows one view at a time,
+the tab strip shows which and how to reach the others), the log pane, the footer.
+
+Why one screen with switched views rather than a screen per view (or Textual modes): the log
+pane streams events from background workers and must be visible on every view, and a widget
+can live on one screen only. With one screen there is one log pane, one footer, and switching
+views is instant and keeps each view's table (and cursor) as it was.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, RichLog, TabbedContent, TabPane
+
+from labtui.course import Course
+from labtui.events import Event, LogLine, Problem, StepDone
+from labtui.screens.base import View
+from labtui.screens.clusters import ClustersView
+from labtui.screens.machines import MachinesView
+from labtui.screens.quotas import QuotasView
+from labtui.screens.regions import RegionsView
+from labtui.screens.roster import RosterView
+
+VIEWS: tuple[type[View], ...] = (MachinesView, RosterView, ClustersView, RegionsView, QuotasView)
+VIEW_IDS = tuple(view.VIEW_ID for view in VIEWS)
+DEFAULT_VIEW = MachinesView.VIEW_ID
+
+
+def level_of(event: Event) -> str:
+    if isinstance(event, LogLine):
+        return event.level
+    if isinstance(event, Problem) or (isinstance(event, StepDone) and not event.ok):
+        return "error"
+    return "info"
+
+
+STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
+
+
+class LogPane(RichLog):
+    """Every event from the work, newest at the bottom; errors in red."""
+
+    def __init__(self) -> None:
+        super().__init__(id="log", max_lines=2000, wrap=True, markup=False, highlight=False,
+                         auto_scroll=True)
+        self.border_title = "Log"
+
+    def write_event(self, event: Event) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+        line = Text.assemble((stamp + " ", "dim"), (event.human(), STYLES[level_of(event)]))
+        self.write(line, expand=True, shrink=True)
+
+
+class MainScreen(Screen[None]):
+    """Header, the views, the log pane, the footer."""
+
+    BINDINGS = [
+        *(Binding(view.KEY, f"show_view('{view.VIEW_ID}')", view.TITLE,
+                  id=f"view.{view.VIEW_ID}", tooltip=view.DESCRIPTION) for view in VIEWS),
+        Binding("r", "app.refresh_view", "Refresh", id="refresh",
+                tooltip="Load the current view again from AWS"),
+    ]
+
+    def __init__(self, course: Course) -> None:
+        super().__init__(id="main")
+        self.course = course
+        # Made here, not in compose, so the app can log and set view states before mount.
+        self._views = {view.VIEW_ID: view(course) for view in VIEWS}
+        self._log_pane = LogPane()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial=DEFAULT_VIEW, id="views"):
+            for view in VIEWS:
+                with TabPane(f"{view.KEY} {view.TITLE}", id=view.VIEW_ID):
+                    yield self._views[view.VIEW_ID]
+        yield self._log_pane
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.current.focus_main()
+
+    @property
+    def log_pane(self) -> LogPane:
+        return self._log_pane
+
+    @property
+    def views(self) -> list[View]:
+        return list(self._views.values())
+
+    def view(self, view_id: str) -> View:
+        return self._views[view_id]
+
+    @property
+    def current(self) -> View:
+        if not self.is_mounted:
+            return self.view(DEFAULT_VIEW)
+        active = self.query_one(TabbedContent).active or DEFAULT_VIEW
+        return self.view(active)
+
+    def action_show_view(self, view_id: str) -> None:
+        if view_id not in VIEW_IDS:
+            return
+        self.query_one(TabbedContent).active = view_id
+        self.view(view_id).focus_main()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        pane_id = event.pane.id
+        if pane_id in VIEW_IDS and self.focused is None:
+            self.view(pane_id).focus_main()
