@@ -8,7 +8,7 @@ one-seat time, and the AWS API calls that `up`, one `status` refresh and `down` 
 Aim: 100 seats in under 1.5x the time of one; status calls constant in N (per region).
 Everything runs on 127.0.0.1 (moto + the embedded SSH hosts) in a temporary folder.
 
-    python bench/fanout.py [--seats 1 10 50 100] [--setup-seconds 2] [--concurrency 100]
+    python bench/fanout.py [--seats 1 10 50 100] [--setup-seconds 5] [--concurrency 100]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ ssh_cidr = "198.51.100.0/24"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seats", type=int, nargs="+", default=[1, 10, 50, 100])
-    parser.add_argument("--setup-seconds", type=float, default=2.0)
+    parser.add_argument("--setup-seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=100)
     args = parser.parse_args()
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")

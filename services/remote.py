@@ -27,6 +27,14 @@ class Remote:
     user: str
     pacer: Pacer = field(default_factory=Pacer)
     sleep: Callable[[float], None] = time.sleep
+    _pkey: paramiko.PKey | None = field(default=None, init=False, repr=False)
+
+    @property
+    def pkey(self) -> paramiko.PKey:
+        """The course key, parsed once for every connection of this fan-out."""
+        if self._pkey is None:
+            self._pkey = ssh.load_private_key(self.private_key)
+        return self._pkey
 
     def address(self, machine: Machine, wait: float = 0.0) -> tuple[str, int]:
         """Wait until the machine has an address whose SSH port answers."""
@@ -53,7 +61,7 @@ class Remote:
             raise ssh.SshError(f"{machine.seat}: no pinned host key for {machine.instance_id} "
                                "(it was not launched by labtui). Refusing to connect.")
         return ssh.SshTarget(host, port, self.user, host_key,
-                             pkey=ssh.load_private_key(self.private_key))
+                             pkey=self.pkey)
 
     def connect(self, machine: Machine, wait: float = 0.0,
                 timeout: float = 15.0) -> paramiko.SSHClient:
