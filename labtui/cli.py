@@ -71,12 +71,6 @@ def build_parser() -> Parser:
                                    "and job list); name every problem with its line and fix.")
     common(p)
 
-    p = sub.add_parser("plan", help="what `up` would create, per region",
-                       description="Show, per region, the seats, machines and clusters to "
-                                   "create and the vCPUs they need. Reads AWS (or the sandbox) "
-                                   "for what already exists; changes nothing.")
-    common(p)
-
     p = sub.add_parser("new", help="write a starter course file",
                        description="Write a starter course file that validates.")
     p.add_argument("path", metavar="PATH", help="where to write it, e.g. course.toml")
@@ -96,6 +90,13 @@ def build_parser() -> Parser:
                    help="port for the AWS endpoint (default: a free one)")
     p.add_argument("--state-dir", metavar="DIR", help="local state folder")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--vcpu-quota", action="append", default=[], metavar="REGION=N",
+                   type=region_value, help="on-demand standard vCPU quota of a region "
+                   "(repeat per region; default 256)")
+    p.add_argument("--spot-vcpu-quota", action="append", default=[], metavar="REGION=N",
+                   type=region_value, help="spot standard vCPU quota of a region")
+    p.add_argument("--approve-quota-requests", action="store_true",
+                   help="grant quota increase requests at once (default: they stay PENDING)")
 
     from labtui.headless import add_parsers
 
@@ -104,8 +105,25 @@ def build_parser() -> Parser:
     return parser
 
 
+def region_value(text: str) -> tuple[str, float]:
+    """REGION=N for the sandbox's quota flags."""
+    from labtui import checks
+
+    region, _, number = text.partition("=")
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if region not in checks.AWS_REGIONS or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not REGION=N with an AWS region and a number of vCPUs, e.g. "
+            "eu-west-1=16")
+    return region, value
+
+
 SUBCOMMANDS = ("open", "validate", "plan", "new", "sandbox", "up", "status", "stop", "start",
-               "reboot", "down", "rerun-setup", "reset-password", "exec", "ssh", "console")
+               "reboot", "down", "rerun-setup", "reset-password", "exec", "ssh", "console",
+               "quotas", "quota-request")
 
 
 def normalize(argv: Sequence[str]) -> list[str]:
@@ -221,49 +239,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    course = load_course(args)
-    from labtui.context import open_context
-    from labtui.plan import instance_types, make_plan
-    from labtui.services import inventory
-    from labtui.services.instance_types import vcpus
-
-    ctx = open_context(course, sandbox=args.sandbox, profile=args.profile,
-                       state_dir=args.state_dir)
-    try:
-        table: dict[tuple[str, str], int] = {}
-        types = instance_types(course)
-        for region in course.regions:
-            for itype, count in vcpus(ctx.aws, region, types).items():
-                table[(region, itype)] = count
-        found = inventory.machines(ctx.aws, course.id, course.regions)
-        plan = make_plan(course, found, table)
-    finally:
-        where = ctx.where
-        ctx.close()
-    if args.json:
-        for region in plan.regions:
-            emit_json(region.to_json())
-        emit_json(plan.summary_json() | {"where": where})
-        return EXIT_OK
-    print(f"Plan for {course.name} ({course.id}) on {where}")
-    header = f"{'region':<16}{'seats':>6}{'new':>6}{'kept':>6}{'clusters':>10}" \
-             f"{'instances':>11}{'vCPUs':>7}"
-    print(header)
-    for r in plan.regions:
-        print(f"{r.region:<16}{len(r.seats):>6}{len(r.create):>6}{len(r.keep):>6}"
-              f"{r.clusters:>10}{sum(r.instances.values()):>11}{r.vcpus:>7}")
-    print(f"{'total':<16}{sum(len(r.seats) for r in plan.regions):>6}{plan.to_create:>6}"
-          f"{sum(len(r.keep) for r in plan.regions):>6}"
-          f"{sum(r.clusters for r in plan.regions):>10}{plan.instances:>11}{plan.vcpus:>7}")
-    print(f"max_instances {course.max_instances}: "
-          f"{'within the cap' if plan.instances <= course.max_instances else 'OVER THE CAP'}.")
-    for machine in plan.surplus:
-        print(f"surplus: {machine.instance_id} ({machine.seat}, {machine.region}) is not "
-              "needed by the course")
-    return EXIT_OK
-
-
 def cmd_new(args: argparse.Namespace) -> int:
     from labtui import checks
     from labtui.course import load
@@ -306,7 +281,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if info is not None:
         raise InputError(f"a sandbox already runs at {info['endpoint_url']} (pid {info['pid']}). "
                          "Fix: use it (commands with --sandbox find it), or stop it first")
-    sandbox = Sandbox(state.sandbox_dir, port=args.port).start()
+    sandbox = Sandbox(state.sandbox_dir, port=args.port,
+                      vcpu_quotas=dict(args.vcpu_quota),
+                      spot_vcpu_quotas=dict(args.spot_vcpu_quota),
+                      approve_quota_requests=args.approve_quota_requests).start()
     serve_record(state, sandbox)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -330,7 +308,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 HANDLERS.update({
-    "open": cmd_open, "validate": cmd_validate, "plan": cmd_plan, "new": cmd_new,
+    "open": cmd_open, "validate": cmd_validate, "new": cmd_new,
     "sandbox": cmd_sandbox,
 })
 

@@ -32,6 +32,15 @@ class Context:
             return f"sandbox {self.sandbox.endpoint_url}"
         return f"AWS profile {self.aws.settings.profile or 'default'}"
 
+    @property
+    def prices(self):
+        """Price lookups, cached for the life of the context (a TUI refresh asks again)."""
+        from labtui.services.pricing import Prices
+
+        if getattr(self, "_prices", None) is None:
+            self._prices = Prices(self.aws)
+        return self._prices
+
     def refuse_if_read_only(self, action: str) -> None:
         if self.read_only:
             raise InputError(f"{action} is refused: labtui runs read-only (--read-only). "

@@ -69,6 +69,88 @@ def with_course(func: Callable[..., int]):
 
 
 @with_course
+def cmd_plan(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    the_plan = lifecycle.plan(ctx, course)
+    if args.json:
+        for region in the_plan.regions:
+            emit(args, region.to_json(), "")
+        emit(args, the_plan.summary_json() | {"where": ctx.where}, "")
+        return EXIT_PARTIAL if the_plan.unplaced else EXIT_OK
+    print(f"Plan for {course.name} ({course.id}) on {ctx.where}")
+    print(f"{'region':<16}{'seats':>6}{'new':>5}{'kept':>5}{'clusters':>9}{'instances':>10}"
+          f"{'vCPUs':>7}  {'new vCPUs / free':<24}{'$/hour':>9}")
+    for r in the_plan.regions:
+        quota = ", ".join(f"{r.new_vcpus.get(c, 0):g}/{r.headroom[c]:g}" for c in r.headroom)
+        print(f"{r.region:<16}{len(r.seats):>6}{len(r.create):>5}{len(r.keep):>5}"
+              f"{r.clusters:>9}{sum(r.instances.values()):>10}{r.vcpus:>7}  {quota:<24}"
+              f"{r.hourly_usd:>9.2f}")
+    print(f"{'total':<16}{sum(len(r.seats) for r in the_plan.regions):>6}"
+          f"{the_plan.to_create:>5}{sum(len(r.keep) for r in the_plan.regions):>5}"
+          f"{sum(r.clusters for r in the_plan.regions):>9}{the_plan.instances:>10}"
+          f"{the_plan.vcpus:>7}  {'':<24}{the_plan.hourly_usd:>9.2f}")
+    cost = (f"about ${the_plan.hourly_usd:.2f}/hour, ${the_plan.daily_usd:.2f}/day "
+            "(spot at its max price)")
+    if the_plan.unpriced:
+        cost += f"; no price known for {', '.join(the_plan.unpriced)} (not counted)"
+    print(f"cost: {cost}.")
+    if course.budget_usd is not None:
+        verdict = "OVER" if the_plan.over_budget else "within"
+        print(f"budget: ${course.budget_usd:.2f}/day — a day of class is {verdict} it.")
+    print(f"max_instances {course.max_instances}: "
+          f"{'within the cap' if the_plan.instances <= course.max_instances else 'OVER'}.")
+    for machine in the_plan.surplus:
+        print(f"surplus: {machine.instance_id} ({machine.seat}, {machine.region}) is not "
+              "needed by the course")
+    if the_plan.unplaced:
+        print(f"DOES NOT FIT: {lifecycle.shortfall_message(the_plan)}")
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+@with_course
+def cmd_quotas(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    _, found = lifecycle.facts(ctx, course)
+    for region in course.regions:
+        for quota in found[region].values():
+            pending = ", ".join(f"{r.get('DesiredValue'):g} {r.get('Status')}"
+                                for r in quota.pending)
+            emit(args, quota.to_json(),
+                 f"{region:<16}{quota.name:<28}{quota.value:>8g}{quota.usage:>8g} used"
+                 f"{quota.headroom:>8g} free" + (f"  requested: {pending}" if pending else "")
+                 + ("" if not quota.from_default else f"  ({quota.source})"))
+    return EXIT_OK
+
+
+@with_course
+def cmd_quota_request(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    from labtui import checks
+    from labtui.services import quotas
+
+    if args.region not in checks.AWS_REGIONS:
+        raise InputError(f"{args.region!r} is not an AWS region. Fix: use one of the course's "
+                         f"regions: {', '.join(course.regions)}")
+    itype = args.instance_type or (course.machines.instance_type if course.machines else
+                                   "m5.xlarge")
+    code = quotas.quota_code(itype, "spot" if args.spot else "on-demand")
+    current, _source = quotas.read_value(ctx.aws, args.region, code)
+    if args.vcpus <= current:
+        raise InputError(f"--vcpus {args.vcpus} is not above the current quota "
+                         f"({current:g} {quotas.NAMES[code]} in {args.region}). Fix: give "
+                         "the new total you need")
+    ctx.refuse_if_read_only("quota-request")
+    if not confirm(args, f"Ask AWS to raise {quotas.NAMES[code]} ({code}) in {args.region} "
+                         f"from {current:g} to {args.vcpus:g} vCPUs?"):
+        return EXIT_OK
+    request = quotas.request_increase(ctx.aws, args.region, code, args.vcpus)
+    emit(args, {"type": "quota_request", "region": args.region, "code": code,
+                "from": current, "to": args.vcpus, "status": request.get("Status"),
+                "id": request.get("Id")},
+         f"requested {quotas.NAMES[code]} in {args.region}: {current:g} -> {args.vcpus:g} "
+         f"vCPUs (status {request.get('Status')}; `labtui quotas` shows its progress).")
+    return EXIT_OK
+
+
+@with_course
 def cmd_up(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     result = lifecycle.up(ctx, course, confirm=lambda plan: confirm(args, plan_question(plan)),
                           concurrency=args.concurrency)
@@ -164,14 +246,18 @@ def cmd_status(args: argparse.Namespace, course: Course, ctx: Context) -> int:
             emit(args, seat.to_json(), "")
         return EXIT_OK
     print(f"{'seat':<12}{'state':<10}{'region':<12}{'instance':<22}{'address':<22}{'setup':<9}"
-          "error")
+          f"{'$ so far':>9}  error")
     for s in seats:
+        cost = "-" if s.cost_usd is None else f"{s.cost_usd:.2f}"
         print(f"{s.seat:<12}{s.state:<10}{s.region or '-':<12}{s.instance_id or '-':<22}"
-              f"{s.address or '-':<22}{s.setup:<9}{s.error}")
+              f"{s.address or '-':<22}{s.setup:<9}{cost:>9}  {s.error}")
     running = sum(1 for s in seats if s.state == "running")
+    spent = sum(s.cost_usd or 0.0 for s in seats)
+    hourly = sum(s.hourly_usd or 0.0 for s in seats if s.state == "running")
     print(f"{running}/{len(seats)} running, "
           f"{sum(1 for s in seats if s.setup == 'done')} set up, "
-          f"{sum(1 for s in seats if s.setup == 'failed')} failed.")
+          f"{sum(1 for s in seats if s.setup == 'failed')} failed; machines cost "
+          f"${hourly:.2f}/hour now, ${spent:.2f} since they last started.")
     return EXIT_OK
 
 
@@ -213,8 +299,8 @@ def positive(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
+    if not 1 <= value <= 100000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 100000")
     return value
 
 
@@ -244,6 +330,28 @@ def cmd_console(args: argparse.Namespace, course: Course, ctx: Context) -> int:
 
 
 def add_parsers(sub: Any, common: Callable[..., None]) -> dict[str, Callable[..., int]]:
+    p = sub.add_parser("plan", help="what `up` would create, per region, with quotas and cost",
+                       description="Show, per region, the seats, machines and clusters to "
+                                   "create, the vCPUs they need against each quota's free "
+                                   "vCPUs, and $/hour and $/day. Reads AWS; changes nothing. "
+                                   "Exit 1 when the class does not fit.")
+    common(p)
+    p = sub.add_parser("quotas", help="vCPU quotas, usage and pending increase requests",
+                       description="For every course region: each vCPU quota the course "
+                                   "uses, what the account already runs, headroom and "
+                                   "pending increase requests.")
+    common(p)
+    p = sub.add_parser("quota-request", help="ask AWS for a higher vCPU quota in a region",
+                       description="Request a Service Quotas increase of the vCPU quota the "
+                                   "course's machines use (or --spot, or that of "
+                                   "--instance-type) to a new total.")
+    common(p)
+    p.add_argument("region", metavar="REGION")
+    p.add_argument("--vcpus", type=positive, required=True, metavar="N",
+                   help="the new quota (total vCPUs)")
+    p.add_argument("--spot", action="store_true", help="the spot quota, not on-demand")
+    p.add_argument("--instance-type", metavar="TYPE",
+                   help="whose quota family (default: the course's machines)")
     p = sub.add_parser("up", help="launch one machine per seat and set each up",
                        description="Create the network, key pair and one machine per seat "
                                    "that lacks one, then set up every machine not yet set "
@@ -299,7 +407,8 @@ def add_parsers(sub: Any, common: Callable[..., None]) -> dict[str, Callable[...
                                    "sandbox followed by its journal).")
     common(p)
     p.add_argument("seat", metavar="SEAT", help="seat id")
-    return {"ssh": cmd_ssh, "console": cmd_console, "up": cmd_up,
+    return {"plan": cmd_plan, "quotas": cmd_quotas, "quota-request": cmd_quota_request,
+            "ssh": cmd_ssh, "console": cmd_console, "up": cmd_up,
             "rerun-setup": cmd_rerun_setup, "reset-password": cmd_reset_password,
             "exec": cmd_exec, "status": cmd_status, "stop": cmd_stop, "start": cmd_start,
             "reboot": cmd_reboot, "down": cmd_down}

@@ -8,17 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from labtui import errors
 from labtui.context import Context
 from labtui.course import Course
-from labtui.errors import InputError, LabError, Problem
-from labtui.events import LogLine, Progress, SeatChanged, StepDone
-from labtui.plan import Plan, instance_types, make_plan
-from labtui.services import inventory, keys, machines, network, tags, teardown
+from labtui.errors import CourseError, InputError, LabError
+from labtui.events import LogLine, Problem, Progress, SeatChanged, StepDone
+from labtui.plan import Facts, Plan, instance_types, make_plan, quota_codes
+from labtui.services import (
+    billing,
+    inventory,
+    keys,
+    machines,
+    network,
+    quotas,
+    tags,
+    teardown,
+)
 from labtui.services.fanout import Outcome, fan_out
 from labtui.services.instance_types import vcpus
 from labtui.services.inventory import Inventory, Machine
+from labtui.services.pricing import Prices
 from labtui.services.remote import Remote
 from labtui.services.setup import exec_on, reset_password, setup_seat
 
@@ -38,12 +50,15 @@ class SeatStatus:
     error: str = ""
     instance_type: str = ""
     launched: str = ""
+    hourly_usd: float | None = None
+    cost_usd: float | None = None     # since the machine last started
 
     def to_json(self) -> dict[str, Any]:
         return {"seat": self.seat, "students": list(self.students), "region": self.region,
                 "instance_id": self.instance_id, "state": self.state, "address": self.address,
                 "setup": self.setup, "error": self.error, "instance_type": self.instance_type,
-                "launched": self.launched}
+                "launched": self.launched, "hourly_usd": self.hourly_usd,
+                "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 4)}
 
 
 @dataclass
@@ -64,14 +79,45 @@ def discover(ctx: Context, course: Course) -> Inventory:
     return inventory.machines(ctx.aws, course.id, course.regions)
 
 
-def plan(ctx: Context, course: Course, found: Inventory | None = None) -> Plan:
-    found = found if found is not None else discover(ctx, course)
-    table: dict[tuple[str, str], int] = {}
+def facts(ctx: Context, course: Course, *, with_quotas: bool = True) -> tuple[Facts, dict]:
+    """vCPUs, quota headroom and prices for every course region; also the Quota objects."""
     types = instance_types(course)
+    codes = quota_codes(course)
+    sizes: dict[tuple[str, str], int] = {}
+    headroom: dict[tuple[str, str], float] = {}
+    found_quotas: dict[str, dict[str, quotas.Quota]] = {}
+    prices = Prices(ctx.aws)
+    ec2_price: dict[tuple[str, str], float | None] = {}
+    emr_price: dict[tuple[str, str], float | None] = {}
+    emr_types = {g.instance_type for g in course.clusters.groups} if course.clusters else set()
     for region in course.regions:
         for itype, count in vcpus(ctx.aws, region, types).items():
-            table[(region, itype)] = count
-    return make_plan(course, found, table)
+            sizes[(region, itype)] = count
+            ec2_price[(region, itype)] = prices.ec2(region, itype).usd
+            if itype in emr_types:
+                emr_price[(region, itype)] = prices.emr(region, itype).usd
+        if with_quotas:
+            found_quotas[region] = quotas.read_quotas(ctx.aws, region, codes)
+            for code, quota in found_quotas[region].items():
+                headroom[(region, code)] = quota.headroom
+    return Facts(sizes, headroom if with_quotas else None, ec2_price, emr_price), found_quotas
+
+
+def plan(ctx: Context, course: Course, found: Inventory | None = None) -> Plan:
+    found = found if found is not None else discover(ctx, course)
+    return make_plan(course, found, facts(ctx, course)[0])
+
+
+def shortfall_message(the_plan: Plan) -> str:
+    parts = [f"{s.vcpus:g} more {s.name} ({s.code}) in {s.region} (free there: "
+             f"{s.headroom:g})" for s in the_plan.shortfall]
+    seats = ", ".join(the_plan.unplaced)
+    course = the_plan.course
+    first = the_plan.shortfall[0] if the_plan.shortfall else None
+    fix = (f" Fix: `labtui quota-request {course.path} {first.region} --vcpus N` (N = the new "
+           "quota), add a region to the course, or shrink the class." if first else "")
+    return (f"the class does not fit the vCPU quotas: {len(the_plan.unplaced)} seat(s) fit in "
+            f"no region ({seats}); needed: {'; '.join(parts)}.{fix}")
 
 
 def live_instances(ctx: Context, course: Course) -> int:
@@ -101,6 +147,13 @@ def up(ctx: Context, course: Course,
     found = discover(ctx, course)
     the_plan = plan(ctx, course, found)
     result = UpResult(the_plan)
+    if the_plan.unplaced:
+        raise LabError(shortfall_message(the_plan) + " Nothing was created.")
+    if the_plan.over_budget:
+        ctx.sink.emit(Problem(
+            f"a day of class costs about ${the_plan.daily_usd:.2f}, over the course's "
+            f"budget_usd of ${course.budget_usd:.2f}",
+            fix="shrink instance types or the roster, or raise budget_usd"))
     to_create = {r.region: list(r.create) for r in the_plan.regions if r.create}
     count = sum(len(v) for v in to_create.values())
     if count == 0:
@@ -110,6 +163,8 @@ def up(ctx: Context, course: Course,
         if not confirm(the_plan):
             result.cancelled = True
             return result
+        if course.billing is not None:  # the alarms watch the bill before it grows
+            billing.ensure_billing(ctx.aws, course, ctx.sink)
         _launch(ctx, course, to_create, result)
     if not skip_setup:
         outcomes = setup(ctx, course, wait=setup_wait, concurrency=concurrency)
@@ -177,11 +232,28 @@ def status(ctx: Context, course: Course, found: Inventory | None = None) -> list
         if machine.state == "running":
             where = ctx.resolver.address(machine.raw)
             address = f"{where[0]}:{where[1]}" if where else None
+        hourly, cost = seat_cost(ctx, course, machine)
         out.append(SeatStatus(
             seat.id, students, machine.region, machine.instance_id, machine.state, address,
             labels.get(SETUP, "pending"), labels.get(SETUP_ERROR, ""),
-            machine.instance_type, machine.launched))
+            machine.instance_type, machine.launched, hourly, cost))
     return out
+
+
+def seat_cost(ctx: Context, course: Course, machine: Machine) -> tuple[float | None,
+                                                                        float | None]:
+    """($/hour, $ so far since the machine last started): running hours x rate; a spot
+    machine is counted at its max price when the course sets one."""
+    cfg = course.machines
+    if cfg is not None and cfg.market == "spot" and cfg.max_price is not None:
+        hourly: float | None = cfg.max_price
+    else:
+        hourly = ctx.prices.ec2(machine.region, machine.instance_type).usd
+    launched = machine.raw.get("LaunchTime")
+    if hourly is None or machine.state != "running" or not isinstance(launched, datetime):
+        return hourly, 0.0 if hourly is not None and machine.state != "running" else None
+    hours = max(0.0, (datetime.now(UTC) - launched).total_seconds() / 3600)
+    return hourly, hourly * hours
 
 
 def select(course: Course, found: Inventory, seats: Iterable[str] | None) -> list[Machine]:
@@ -197,18 +269,16 @@ def select(course: Course, found: Inventory, seats: Iterable[str] | None) -> lis
         try:
             course.seat(name)
         except LabError as exc:
-            problems.extend(getattr(exc, "problems", []) or [Problem(str(course.path), None,
-                                                                     "", str(exc))])
+            problems.extend(getattr(exc, "problems", []) or [
+                errors.Problem(str(course.path), None, "", str(exc))])
             continue
         if name not in by_seat:
-            problems.append(Problem(str(course.path), None, "",
-                                    f"seat {name!r} has no machine",
-                                    "run `labtui up` first"))
+            problems.append(errors.Problem(str(course.path), None, "",
+                                           f"seat {name!r} has no machine",
+                                           "run `labtui up` first"))
             continue
         out.extend(by_seat[name])
     if problems:
-        from labtui.errors import CourseError
-
         raise CourseError(problems)
     return out
 
@@ -246,7 +316,10 @@ def down(ctx: Context, course: Course) -> teardown.DownReport:
     ctx.refuse_if_read_only("down")
     for region in course.regions:
         machines.adopt_untagged(ctx.aws, course.id, region, ctx.sink)
-    return teardown.down(ctx.aws, course.id, course.regions, ctx.sink)
+    report = teardown.down(ctx.aws, course.id, course.regions, ctx.sink)
+    failures = billing.remove_billing(ctx.aws, course.id, ctx.sink)
+    report.failed.extend(failures)
+    return report
 
 
 # -- over SSH ------------------------------------------------------------------------------

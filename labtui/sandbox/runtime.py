@@ -33,11 +33,27 @@ def quiet_loggers() -> None:
 class Sandbox:
     """The emulator (moto's ThreadedMotoServer) plus one SSH listener per running instance."""
 
-    def __init__(self, folder: Path, port: int = 0) -> None:
+    def __init__(self, folder: Path, port: int = 0, *,
+                 vcpu_quotas: dict[str, float] | None = None,
+                 spot_vcpu_quotas: dict[str, float] | None = None,
+                 approve_quota_requests: bool = False) -> None:
+        from labtui.sandbox.emulator import PriceBook, QuotaBook
+
         self.folder = private_dir(folder)
         self.port = port
+        self.quotas = QuotaBook(approve=approve_quota_requests)
+        self.prices = PriceBook()
+        self._initial = ({**(vcpu_quotas or {})}, {**(spot_vcpu_quotas or {})})
+        self._apply_quotas()
         self._moto = None
         self._hosts = None
+
+    def _apply_quotas(self) -> None:
+        on_demand, spot = self._initial
+        for region, value in on_demand.items():
+            self.quotas.set(region, value, "L-1216C47A")
+        for region, value in spot.items():
+            self.quotas.set(region, value, "L-34B43A08")
 
     @property
     def endpoint_url(self) -> str:
@@ -50,15 +66,15 @@ class Sandbox:
     def start(self) -> Sandbox:
         quiet_loggers()
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-        from moto.server import ThreadedMotoServer
-
+        from labtui.sandbox.emulator import make_server_class
         from labtui.sandbox.hosts import HostManager
 
         if self.port and _listening(self.port):
             raise SandboxError(
                 f"port {self.port} on {LOOPBACK} is already in use. Fix: choose another with "
                 "--port, or omit --port to take a free one.")
-        self._moto = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
+        self._moto = make_server_class()(ip_address=LOOPBACK, port=self.port, verbose=False,
+                                         quotas=self.quotas, prices=self.prices)
         try:
             self._moto.start()
         except OSError as exc:
@@ -73,6 +89,8 @@ class Sandbox:
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
         with urllib.request.urlopen(request, timeout=10):
             pass
+        self.quotas.reset()
+        self._apply_quotas()
         if self._hosts is not None:
             self._hosts.sync()
 
