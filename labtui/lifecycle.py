@@ -283,33 +283,29 @@ def select(course: Course, found: Inventory, seats: Iterable[str] | None) -> lis
     return out
 
 
-def stop(ctx: Context, course: Course, seats: Iterable[str] | None = None) -> list[Machine]:
-    ctx.refuse_if_read_only("stop")
-    chosen = [m for m in select(course, discover(ctx, course), seats)
-              if m.state in ("pending", "running")]
+def _act(ctx: Context, course: Course, seats: Iterable[str] | None, name: str,
+         states: tuple[str, ...], act: Callable[[Any, list[Machine]], None],
+         verb: str) -> list[Machine]:
+    """Apply one lifecycle action to the seats' machines that are in one of ``states``."""
+    ctx.refuse_if_read_only(name)
+    chosen = [m for m in select(course, discover(ctx, course), seats) if m.state in states]
     if chosen:
-        machines.stop(ctx.aws, chosen)
-    ctx.sink.emit(StepDone(f"stopped {len(chosen)} machine(s)"))
+        act(ctx.aws, chosen)
+    ctx.sink.emit(StepDone(f"{verb} {len(chosen)} machine(s)"))
     return chosen
+
+
+def stop(ctx: Context, course: Course, seats: Iterable[str] | None = None) -> list[Machine]:
+    return _act(ctx, course, seats, "stop", ("pending", "running"), machines.stop, "stopped")
 
 
 def start(ctx: Context, course: Course, seats: Iterable[str] | None = None) -> list[Machine]:
-    ctx.refuse_if_read_only("start")
-    chosen = [m for m in select(course, discover(ctx, course), seats)
-              if m.state in ("stopped", "stopping")]
-    if chosen:
-        machines.start(ctx.aws, chosen)
-    ctx.sink.emit(StepDone(f"started {len(chosen)} machine(s)"))
-    return chosen
+    return _act(ctx, course, seats, "start", ("stopped", "stopping"), machines.start,
+                "started")
 
 
 def reboot(ctx: Context, course: Course, seats: Iterable[str]) -> list[Machine]:
-    ctx.refuse_if_read_only("reboot")
-    chosen = [m for m in select(course, discover(ctx, course), seats) if m.state == "running"]
-    if chosen:
-        machines.reboot(ctx.aws, chosen)
-    ctx.sink.emit(StepDone(f"rebooted {len(chosen)} machine(s)"))
-    return chosen
+    return _act(ctx, course, seats, "reboot", ("running",), machines.reboot, "rebooted")
 
 
 def down(ctx: Context, course: Course) -> teardown.DownReport:
