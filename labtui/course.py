@@ -245,23 +245,23 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
     if info is None:
         return None
 
-    course_id = info.str("id", required=True, example='id = "cs498-fall26"',
+    course_id = info.text("id", required=True, example='id = "cs498-fall26"',
                          check=checks.course_id)
-    name = info.str("name", required=True, example='name = "Cloud Computing"')
+    name = info.text("name", required=True, example='name = "Cloud Computing"')
     regions = info.str_list("regions", required=True, example='regions = ["us-east-1"]',
                             check=_region)
     if info.has("regions") and not regions and not reader.problems:
         info.problem("regions", "is empty", 'list at least one, e.g. regions = ["us-east-1"]')
     if len(set(regions)) != len(regions):
         info.problem("regions", "lists a region twice", "list each region once")
-    max_instances = info.int("max_instances", required=True, minimum=1, maximum=10000,
+    max_instances = info.integer("max_instances", required=True, minimum=1, maximum=10000,
                              example="max_instances = 40")
-    budget = info.float("budget_usd", minimum=0.01, example="budget_usd = 120.0")
+    budget = info.number("budget_usd", minimum=0.01, example="budget_usd = 120.0")
     info.finish()
 
     profile = None
     if aws is not None:
-        profile = aws.str("profile", example='profile = "teaching"')
+        profile = aws.text("profile", example='profile = "teaching"')
         aws.finish()
 
     students = _roster(reader, roster_t, base) if roster_t else ()
@@ -318,7 +318,7 @@ def _region(value: str) -> tuple[str, str] | None:
 
 
 def _roster(reader: Reader, table: Table, base: Path) -> tuple[Student, ...]:
-    file_name = table.str("file", example='file = "students.csv"')
+    file_name = table.text("file", example='file = "students.csv"')
     inline = table.tables("students", example='[[roster.students]] with id, name, email')
     table.finish()
     found: dict[str, str] = {}  # student id -> where it was defined
@@ -333,11 +333,11 @@ def _roster(reader: Reader, table: Table, base: Path) -> tuple[Student, ...]:
         students.append(student)
 
     for item in inline:
-        sid = item.str("id", required=True, example='id = "s01"', check=checks.seat_id)
-        name = item.str("name", required=True, example='name = "Ada Lovelace"')
-        email = item.str("email", required=True, example='email = "ada@example.edu"',
+        sid = item.text("id", required=True, example='id = "s01"', check=checks.seat_id)
+        name = item.text("name", required=True, example='name = "Ada Lovelace"')
+        email = item.text("email", required=True, example='email = "ada@example.edu"',
                          check=checks.email)
-        group = item.str("group", default="", check=checks.seat_id)
+        group = item.text("group", default="", check=checks.seat_id)
         item.finish()
         if sid and name and email:
             line = reader.lines.line_of(item.path) if reader.lines else None
@@ -396,27 +396,27 @@ def _seats(reader: Reader, students: tuple[Student, ...],
 
 
 def _machines(t: Table, base: Path) -> Machines:
-    per = t.str("per", default="student", choices=("student", "group"))
-    instance_type = t.str("instance_type", required=True, example='instance_type = "t3.medium"',
+    per = t.text("per", default="student", choices=("student", "group"))
+    instance_type = t.text("instance_type", required=True, example='instance_type = "t3.medium"',
                           check=checks.instance_type)
-    ami = t.str("ami", default="ubuntu-24.04", example='ami = "ubuntu-24.04"', check=checks.ami)
-    market = t.str("market", default="on-demand", choices=MARKETS)
-    max_price = t.float("max_price", minimum=0.0001, example="max_price = 0.05")
+    ami = t.text("ami", default="ubuntu-24.04", example='ami = "ubuntu-24.04"', check=checks.ami)
+    market = t.text("market", default="on-demand", choices=MARKETS)
+    max_price = t.number("max_price", minimum=0.0001, example="max_price = 0.05")
     if max_price is not None and market != "spot":
         t.problem("max_price", 'only applies with market = "spot"',
                   'set market = "spot" or remove max_price')
     default_user = checks.AMI_ALIASES.get(ami or "", "")
-    user = t.str("user", required=not default_user, default=default_user or "ubuntu",
+    user = t.text("user", required=not default_user, default=default_user or "ubuntu",
                  example='user = "ubuntu"', check=checks.seat_id)
-    login = t.str("login", default="password", choices=("password", "key"))
-    disk_gb = t.int("disk_gb", default=16, minimum=8, maximum=16384)
+    login = t.text("login", default="password", choices=("password", "key"))
+    disk_gb = t.integer("disk_gb", default=16, minimum=8, maximum=16384)
     packages = t.str_list("packages", example='packages = ["git", "python3-pip"]')
     setup = t.str_list("setup", example='setup = ["pip install --user mrjob"]')
     files = []
     for item in t.tables("files"):
-        source = item.str("source", required=True, example='source = "files/README.md"')
-        dest = item.str("dest", required=True, example='dest = "~/README.md"')
-        mode = item.str("mode", default="0644", check=checks.file_mode)
+        source = item.text("source", required=True, example='source = "files/README.md"')
+        dest = item.text("dest", required=True, example='dest = "~/README.md"')
+        mode = item.text("mode", default="0644", check=checks.file_mode)
         item.finish()
         if source and _exists(item, "source", base / source) and dest:
             files.append(CopyFile(base / source, dest, mode))
@@ -429,14 +429,14 @@ def _machines(t: Table, base: Path) -> Machines:
 def _group(t: Table | None, role: str, default_count: int) -> InstanceGroup | None:
     if t is None:
         return None
-    instance_type = t.str("instance_type", required=True, example='instance_type = "m5.xlarge"',
+    instance_type = t.text("instance_type", required=True, example='instance_type = "m5.xlarge"',
                           check=checks.instance_type)
-    count = t.int("count", default=default_count, minimum=1 if role != "TASK" else 0,
+    count = t.integer("count", default=default_count, minimum=1 if role != "TASK" else 0,
                   maximum=3 if role == "MASTER" else 256)
     if role == "MASTER" and count not in (1, 3):
         t.problem("count", f"a master group has 1 or 3 nodes, not {count}", "set count = 1")
-    market = t.str("market", default="on-demand", choices=MARKETS)
-    bid_price = t.float("bid_price", minimum=0.0001, example="bid_price = 0.10")
+    market = t.text("market", default="on-demand", choices=MARKETS)
+    bid_price = t.number("bid_price", minimum=0.0001, example="bid_price = 0.10")
     if bid_price is not None and market != "spot":
         t.problem("bid_price", 'only applies with market = "spot"',
                   'set market = "spot" or remove bid_price')
@@ -445,11 +445,11 @@ def _group(t: Table | None, role: str, default_count: int) -> InstanceGroup | No
 
 
 def _clusters(t: Table) -> Clusters:
-    release = t.str("release", required=True, example='release = "emr-7.2.0"',
+    release = t.text("release", required=True, example='release = "emr-7.2.0"',
                     check=checks.emr_release)
     applications = t.str_list("applications", example='applications = ["Hadoop", "Spark"]',
                               check=_emr_app)
-    idle = t.int("idle_timeout_minutes", default=60, minimum=1, maximum=10080)
+    idle = t.integer("idle_timeout_minutes", default=60, minimum=1, maximum=10080)
     master = _group(t.table("master", required=True,
                             example='[clusters.master] instance_type = "m5.xlarge"'),
                     "MASTER", 1)
@@ -457,7 +457,7 @@ def _clusters(t: Table) -> Clusters:
     task = _group(t.table("task"), "TASK", 0)
     configurations = []
     for item in t.tables("configurations"):
-        classification = item.str("classification", required=True,
+        classification = item.text("classification", required=True,
                                   example='classification = "spark-defaults"')
         properties = item.mapping("properties")
         item.finish()
@@ -465,8 +465,8 @@ def _clusters(t: Table) -> Clusters:
             configurations.append(EmrConfiguration(classification, properties))
     bootstrap = []
     for item in t.tables("bootstrap"):
-        name = item.str("name", required=True, example='name = "install libraries"')
-        script = item.str("path", required=True, example='path = "s3://bucket/setup.sh"',
+        name = item.text("name", required=True, example='name = "install libraries"')
+        script = item.text("path", required=True, example='path = "s3://bucket/setup.sh"',
                           check=checks.s3_uri)
         args = item.str_list("args")
         item.finish()
@@ -474,11 +474,11 @@ def _clusters(t: Table) -> Clusters:
             bootstrap.append(BootstrapAction(name, script, args))
     steps = []
     for item in t.tables("steps"):
-        name = item.str("name", required=True, example='name = "word count"')
+        name = item.text("name", required=True, example='name = "word count"')
         args = item.str_list("args", required=True,
                              example='args = ["spark-submit", "s3://bucket/wc.py"]')
-        jar = item.str("jar", default="command-runner.jar")
-        on_failure = item.str("on_failure", default="CONTINUE",
+        jar = item.text("jar", default="command-runner.jar")
+        on_failure = item.text("on_failure", default="CONTINUE",
                               choices=("CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER"))
         item.finish()
         if name and args:
@@ -499,10 +499,10 @@ def _emr_app(value: str) -> tuple[str, str] | None:
 
 
 def _storage(t: Table) -> Storage:
-    data = t.str("data_bucket", example='data_bucket = "cs498-fall26-data"', check=checks.bucket)
-    scratch = t.str("scratch_bucket", example='scratch_bucket = "cs498-fall26-scratch"',
+    data = t.text("data_bucket", example='data_bucket = "cs498-fall26-data"', check=checks.bucket)
+    scratch = t.text("scratch_bucket", example='scratch_bucket = "cs498-fall26-scratch"',
                     check=checks.bucket)
-    expire = t.int("scratch_expire_days", default=30, minimum=1, maximum=3650)
+    expire = t.integer("scratch_expire_days", default=30, minimum=1, maximum=3650)
     t.finish()
     if data and data == scratch:
         t.problem("scratch_bucket", "is the same bucket as data_bucket",
@@ -511,8 +511,8 @@ def _storage(t: Table) -> Storage:
 
 
 def _access(t: Table) -> Access:
-    users = t.bool("users")
-    console = t.bool("console")
+    users = t.flag("users")
+    console = t.flag("console")
     permissions = t.str_list("permissions", example='permissions = ["submit-steps"]',
                              check=_permission)
     t.finish()
@@ -532,22 +532,22 @@ def _billing(t: Table) -> Billing:
     for index, value in enumerate(alarms):
         if value <= 0:
             t.problem(f"alarms_usd[{index}]", "must be more than 0", "use a positive amount")
-    notify = t.str("notify", example='notify = "you@example.edu"', check=checks.email)
-    monthly = t.float("monthly_budget_usd", minimum=1, example="monthly_budget_usd = 500")
+    notify = t.text("notify", example='notify = "you@example.edu"', check=checks.email)
+    monthly = t.number("monthly_budget_usd", minimum=1, example="monthly_budget_usd = 500")
     t.finish()
     return Billing(tuple(sorted(set(alarms))), notify, monthly)
 
 
 def _network(t: Table) -> Network:
-    ssh_cidr = t.str("ssh_cidr", default="", example='ssh_cidr = "203.0.113.0/24"',
+    ssh_cidr = t.text("ssh_cidr", default="", example='ssh_cidr = "203.0.113.0/24"',
                      check=checks.cidr)
     ports = t.int_list("open_ports", example="open_ports = [8888]")
     for index, port in enumerate(ports):
         if not 1 <= port <= 65535:
             t.problem(f"open_ports[{index}]", f"{port} is not a TCP port",
                       "use a number from 1 to 65535")
-    vpc = t.str("vpc_id", check=checks.vpc_id, example='vpc_id = "vpc-0123456789abcdef0"')
-    subnet = t.str("subnet_id", check=checks.subnet_id,
+    vpc = t.text("vpc_id", check=checks.vpc_id, example='vpc_id = "vpc-0123456789abcdef0"')
+    subnet = t.text("subnet_id", check=checks.subnet_id,
                    example='subnet_id = "subnet-0123456789abcdef0"')
     if subnet and not vpc:
         t.problem("subnet_id", "needs vpc_id too", "add the VPC the subnet belongs to")
@@ -556,7 +556,7 @@ def _network(t: Table) -> Network:
 
 
 def _jupyter(t: Table, base: Path) -> Jupyter:
-    port = t.int("port", default=8888, minimum=1024, maximum=65535)
+    port = t.integer("port", default=8888, minimum=1024, maximum=65535)
     notebooks = t.str_list("notebooks", example='notebooks = ["notebooks/lab1.ipynb"]')
     for index, notebook in enumerate(notebooks):
         if not (base / notebook).is_file():
@@ -568,12 +568,12 @@ def _jupyter(t: Table, base: Path) -> Jupyter:
 
 
 def _jobs(reader: Reader, t: Table, base: Path) -> Jobs | None:
-    file_name = t.str("file", required=True, example='file = "jobs.csv"')
-    output = t.str("output", required=True, example='output = "s3://cs498-results/run1/"',
+    file_name = t.text("file", required=True, example='file = "jobs.csv"')
+    output = t.text("output", required=True, example='output = "s3://cs498-results/run1/"',
                    check=checks.s3_uri)
-    market = t.str("market", default="spot", choices=MARKETS)
-    max_price = t.float("max_price", minimum=0.0001)
-    max_parallel = t.int("max_parallel", default=10, minimum=1, maximum=1000)
+    market = t.text("market", default="spot", choices=MARKETS)
+    max_price = t.number("max_price", minimum=0.0001)
+    max_parallel = t.integer("max_parallel", default=10, minimum=1, maximum=1000)
     t.finish()
     if not file_name or not _exists(t, "file", base / file_name):
         return None

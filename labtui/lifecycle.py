@@ -263,7 +263,7 @@ def select(course: Course, found: Inventory, seats: Iterable[str] | None) -> lis
         return [m for ms in by_seat.values() for m in ms if m.seat in {s.id for s in
                                                                         course.seats}]
     names = list(seats)
-    problems = []
+    problems: list[errors.Problem] = []
     out = []
     for name in names:
         try:

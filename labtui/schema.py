@@ -109,7 +109,7 @@ class Table:
             return default
         return value
 
-    def str(self, name: str, *, required: bool = False, default: str | None = None,
+    def text(self, name: str, *, required: bool = False, default: str | None = None,
             example: str = "", choices: Sequence[str] | None = None,
             check: Check | None = None) -> Any:
         value = self.value(name, (str,), required=required, default=_MISSING, example=example)
@@ -134,14 +134,14 @@ class Table:
         self.problem(name, message, fix)
         return True
 
-    def int(self, name: str, *, required: bool = False, default: int | None = None,
+    def integer(self, name: str, *, required: bool = False, default: int | None = None,
             minimum: int | None = None, maximum: int | None = None, example: str = "") -> Any:
         value = self.value(name, (int,), required=required, default=_MISSING, example=example)
         if value is _MISSING or value is None:
             return default
         return self._bounded(name, value, minimum, maximum, default)
 
-    def float(self, name: str, *, required: bool = False, default: float | None = None,
+    def number(self, name: str, *, required: bool = False, default: float | None = None,
               minimum: float | None = None, maximum: float | None = None,
               example: str = "") -> Any:
         value = self.value(name, (float,), required=required, default=_MISSING,
@@ -161,7 +161,7 @@ class Table:
             return default
         return value
 
-    def bool(self, name: str, *, default: bool = False) -> bool:
+    def flag(self, name: str, *, default: bool = False) -> bool:
         value = self.value(name, (bool,), default=default, example=f"{name} = true")
         return bool(value)
 

@@ -45,7 +45,7 @@ class CallCounter:
 
     def __call__(self, event_name: str = "", **_: Any) -> None:
         # event_name is "before-call.<service>.<Operation>"
-        _, service, operation = event_name.split(".", 2)
+        service, operation = event_name.split(".", 2)[1:]
         with self._lock:
             self._counts[f"{service}.{operation}"] += 1
 
@@ -128,9 +128,9 @@ class translate_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None:
-            return False
+            return
         if isinstance(exc, botocore.exceptions.ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
@@ -144,4 +144,3 @@ class translate_errors:
         if isinstance(exc, botocore.exceptions.BotoCoreError):
             raise AwsError(f"{self.doing}: {exc}", operation=self.doing,
                            original=exc) from exc
-        return False

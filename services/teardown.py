@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from labtui.errors import AwsError
@@ -85,11 +86,11 @@ def _region(aws: Aws, course_id: str, region: str, sink: EventSink, report: Down
                                Filters=course + [{"Name": "status", "Values": ["available"]}]):
         vid = volume["VolumeId"]
         if _try(report, sink, f"{region} delete volume {vid}",
-                lambda vid=vid: ec2.delete_volume(VolumeId=vid)):
+                partial(ec2.delete_volume, VolumeId=vid)):
             report.count("volumes")
     for group in ec2.describe_security_groups(Filters=course)["SecurityGroups"]:
         gid = group["GroupId"]
-        if _retry_dependency(lambda gid=gid: ec2.delete_security_group(GroupId=gid),
+        if _retry_dependency(partial(ec2.delete_security_group, GroupId=gid),
                              f"{region} delete security group {gid}", report, sink, sleep,
                              attempts):
             report.count("security groups")
@@ -118,24 +119,23 @@ def _delete_vpc(ec2: Any, region: str, vpc_id: str, report: DownReport, sink: Ev
     in_vpc = [{"Name": "vpc-id", "Values": [vpc_id]}]
     for subnet in ec2.describe_subnets(Filters=in_vpc)["Subnets"]:
         sid = subnet["SubnetId"]
-        if _retry_dependency(lambda sid=sid: ec2.delete_subnet(SubnetId=sid),
+        if _retry_dependency(partial(ec2.delete_subnet, SubnetId=sid),
                              f"{region} delete subnet {sid}", report, sink, sleep, attempts):
             report.count("subnets")
     for gateway in ec2.describe_internet_gateways(
             Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])["InternetGateways"]:
         gid = gateway["InternetGatewayId"]
         if _try(report, sink, f"{region} detach internet gateway {gid}",
-                lambda gid=gid: ec2.detach_internet_gateway(InternetGatewayId=gid,
-                                                            VpcId=vpc_id)) and \
-                _try(report, sink, f"{region} delete internet gateway {gid}",
-                     lambda gid=gid: ec2.delete_internet_gateway(InternetGatewayId=gid)):
+                partial(ec2.detach_internet_gateway, InternetGatewayId=gid, VpcId=vpc_id)) \
+                and _try(report, sink, f"{region} delete internet gateway {gid}",
+                         partial(ec2.delete_internet_gateway, InternetGatewayId=gid)):
             report.count("internet gateways")
     for table in ec2.describe_route_tables(Filters=in_vpc)["RouteTables"]:
         if any(a.get("Main") for a in table.get("Associations", [])):
             continue
         tid = table["RouteTableId"]
         if _try(report, sink, f"{region} delete route table {tid}",
-                lambda tid=tid: ec2.delete_route_table(RouteTableId=tid)):
+                partial(ec2.delete_route_table, RouteTableId=tid)):
             report.count("route tables")
     if _retry_dependency(lambda: ec2.delete_vpc(VpcId=vpc_id), f"{region} delete VPC {vpc_id}",
                          report, sink, sleep, attempts):

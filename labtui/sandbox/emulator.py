@@ -178,8 +178,10 @@ class SandboxAws:
             return {"FormatVersion": "aws_v1", "PriceList": products}
         if request.get("ServiceCode", "ec2") != "ec2":
             return None  # moto serves the vpc quotas
-        code = request.get("QuotaCode")
-        if code is not None and code not in QUOTA_NAMES:
+        code = str(request.get("QuotaCode", ""))
+        if operation == "ListRequestedServiceQuotaChangeHistory":
+            return {"RequestedQuotas": self.quotas.requests(region)}
+        if code not in QUOTA_NAMES:
             raise _Error("NoSuchResourceException", f"quota {code} is not known")
         if operation == "GetServiceQuota":
             return {"Quota": _quota(region, code, self.quotas.get(region, code))}
@@ -190,8 +192,6 @@ class SandboxAws:
                                                           float(request["DesiredValue"]))}
         if operation == "ListRequestedServiceQuotaChangeHistoryByQuota":
             return {"RequestedQuotas": self.quotas.requests(region, code)}
-        if operation == "ListRequestedServiceQuotaChangeHistory":
-            return {"RequestedQuotas": self.quotas.requests(region)}
         return None
 
 

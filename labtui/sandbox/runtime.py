@@ -16,6 +16,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from labtui.errors import SandboxError
 from labtui.state import StateDir, private_dir, read_json, write_json
@@ -45,8 +46,8 @@ class Sandbox:
         self.prices = PriceBook()
         self._initial = ({**(vcpu_quotas or {})}, {**(spot_vcpu_quotas or {})})
         self._apply_quotas()
-        self._moto = None
-        self._hosts = None
+        self._moto: Any = None
+        self._hosts: Any = None
 
     def _apply_quotas(self) -> None:
         on_demand, spot = self._initial
