@@ -38,12 +38,17 @@ variables (credentials!) leak in; ``http(s)_proxy`` point at a dead loopback por
 ``PIP_NO_INDEX=1`` and ``GIT_ALLOW_PROTOCOL=file`` so tools that were not intercepted still
 cannot reach the network.
 
+Login shells (``bash -l``, ``sudo -i``, ``su -``) read the instance's profile files, never
+the host's ``/etc/profile`` (which may reset PATH and drop the shims).
+
 Limits — this is a harness for labtui's own setup, intercepting by *name*, **not a security
 boundary against a hostile course file**: a path assembled at run time (``"/e""tc"``), a
 relative path after ``cd /``, a program that writes files itself (a Python script run from a
-file, an executable ``./script.sh`` not started through sudo/bash/sh), or an un-intercepted
-privileged tool reached some other way, does run on the host. File writes under the
-rewritten folders are not permission-checked (``echo x > /etc/f`` works without sudo).
+file, an executable ``./script.sh`` not started through sudo/bash/sh), a command run with a
+PATH that no longer starts with the shims (``env -i``, ``PATH=/usr/bin:/bin apt-get ...``),
+or an un-intercepted privileged tool reached some other way, does run on the host. File
+writes under the rewritten folders are not permission-checked (``echo x > /etc/f`` works
+without sudo). The commands run as the user running labtui (often root on a CI machine).
 
 This module imports only the standard library: shims execute it directly as a script.
 """
@@ -884,10 +889,14 @@ def shim_shell(ctx: _Ctx, args: list[str]) -> int:
         return _exec([real, *opts, "-c", prelude + rewrite_command(body, root, ctx.shims),
                       *rest])
     if sys.stdin.isatty():
-        if login and ctx.name == "bash":
-            rc = _login_rcfile(root, ctx.shims)
-            return _exec([real, "--rcfile", rc, "-i", *[o for o in opts if o != "-i"]])
-        return _exec([real, *opts, *rest])
+        # An interactive shell (sudo -i, su -, bash, sh): always bash with the rcfile that
+        # rewrites each typed command line; the user's --norc/--rcfile cannot turn it off.
+        rc = interactive_rcfile(Path(root), ctx.shims, login=login)
+        keep = [o for o in opts if o not in ("-i", "--norc", "--noprofile", "--")
+                and not (o.startswith("-") and not o.startswith("--") and "c" in o)]
+        keep = [o for k, o in enumerate(keep) if o not in ("--rcfile", "--init-file") and
+                not (k and keep[k - 1] in ("--rcfile", "--init-file"))]
+        return _exec([_real_shell("bash"), "--rcfile", rc, "-i", *keep])
     body = sys.stdin.read()
     opts = [o for o in opts if o != "-s"]
     opts = [o.replace("s", "") if o.startswith("-") and not o.startswith("--") else o
@@ -906,12 +915,43 @@ def _login_prelude(root: str, shims: str, shell: str) -> str:
             f'case ":$PATH:" in *:{q(shims)}:*) ;; *) PATH={q(shims)}:"$PATH";; esac\n')
 
 
-def _login_rcfile(root: str, shims: str) -> str:
-    path = os.path.join(root, "tmp", ".labtui-login-rc")
-    text = _login_prelude(root, shims, "bash") + '[ -r ~/.bashrc ] && . ~/.bashrc\n'
-    with contextlib.suppress(OSError):
-        _write_atomic(Path(path), text, 0o600)
-    return path
+def interactive_rcfile(root: Path, shims: Path | str = SHIMS_DIR, *, login: bool = False,
+                       folder: Path | None = None) -> str:
+    """Write (if needed) and return the bash rcfile of an interactive shell on the instance.
+
+    Every command line typed is rewritten (a readline hook on Enter calls
+    ``confine.py --rewrite``) before bash runs it, and the shims stay first on PATH.
+    """
+    root = Path(root)
+    folder = Path(folder) if folder else root.parent
+    path = folder / (".labtui-bashrc-login" if login else ".labtui-bashrc")
+    q = shlex.quote
+    host = _hostname(root)
+    start = (_login_prelude(str(root), str(shims), "bash") if login
+             else '[ -r ~/.bashrc ] && . ~/.bashrc\n')
+    text = (
+        "# labtui sandbox: interactive shell on an instance (command lines are rewritten)\n"
+        + start
+        + f'case ":$PATH:" in *:{q(str(shims))}:*) ;; *) PATH={q(str(shims))}:"$PATH";; esac\n'
+        + f'if [ "$USER" = root ]; then PS1="root@{host}:\\w# "; '
+        + f'else PS1="$USER@{host}:\\w\\$ "; fi\n'
+        + "__labtui_rewrite() {\n"
+        + '  READLINE_LINE=$("$LABTUI_PYTHON" -I -S "$LABTUI_CONFINE" --rewrite '
+        + '"$READLINE_LINE")\n'
+        + "  READLINE_POINT=${#READLINE_LINE}\n}\n"
+        + "bind -x '\"\\C-x\\C-l\": __labtui_rewrite' 2>/dev/null\n"
+        + "bind '\"\\C-x\\C-a\": accept-line' 2>/dev/null\n"
+        + "bind '\"\\C-m\": \"\\C-x\\C-l\\C-x\\C-a\"' 2>/dev/null\n"
+        + "bind '\"\\C-j\": \"\\C-x\\C-l\\C-x\\C-a\"' 2>/dev/null\n"
+    )
+    try:
+        current = path.read_text(encoding="utf-8")
+    except OSError:
+        current = None
+    if current != text:
+        with contextlib.suppress(OSError):
+            _write_atomic(path, text, 0o600)
+    return str(path)
 
 
 # -------------------------------------------------------------------------------- packages

@@ -20,6 +20,10 @@ key is generated and the journal says so. The key pair's public key (``KeyName``
 cloud-config's ``ssh_authorized_keys`` are saved to
 ``root/var/lib/labtui/authorized_keys`` and accepted for any user name. Later boots reuse
 what first boot wrote (the key pair may have been deleted since, as on AWS).
+
+A stop + start can happen between two polls; so that it still yields a new port, the
+manager wraps moto's ``Instance.start`` (once per process) to count boots of a stopped
+instance, and reopens a listener whose boot count is out of date.
 """
 
 from __future__ import annotations
@@ -47,6 +51,32 @@ logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 _KEY_TYPES = {"ed25519": paramiko.Ed25519Key, "ecdsa": paramiko.ECDSAKey,
               "rsa": paramiko.RSAKey}
+_BOOTS_ATTR = "_labtui_boots"
+_patch_lock = threading.Lock()
+
+
+def _install_boot_counter() -> None:
+    """Make moto's Instance.start count starts of a non-running instance (idempotent)."""
+    from moto.ec2.models.instances import Instance
+
+    with _patch_lock:
+        if getattr(Instance, "_labtui_counts_boots", False):
+            return
+        original = Instance.start
+
+        def start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            was_running = getattr(self, "state", None) == "running"
+            result = original(self, *args, **kwargs)
+            if not was_running:
+                setattr(self, _BOOTS_ATTR, getattr(self, _BOOTS_ATTR, 0) + 1)
+            return result
+
+        Instance.start = start
+        Instance._labtui_counts_boots = True
+
+
+def _boots(inst: Any) -> int:
+    return int(getattr(inst, _BOOTS_ATTR, 0))
 
 
 class HostManager:
@@ -61,6 +91,8 @@ class HostManager:
         self._servers: dict[str, InstanceSshd] = {}
         self._regions: dict[str, str] = {}
         self._last_port: dict[str, int] = {}
+        self._booted: dict[str, int] = {}
+        _install_boot_counter()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,15 +126,22 @@ class HostManager:
         with self._lock:
             running, unknown_regions = self._running_instances()
             for iid in list(self._servers):
-                if iid not in running and self._regions.get(iid) not in unknown_regions:
+                if iid in running:
+                    if _boots(running[iid][2]) != self._booted.get(iid, 0):
+                        self._close(iid, "instance was stopped and started again")
+                elif self._regions.get(iid) not in unknown_regions:
                     self._close(iid, "instance is no longer running")
             for iid, (region, backend, inst) in running.items():
                 if iid not in self._servers:
                     try:
                         self._open(iid, region, backend, inst)
                     except Exception as e:  # one broken instance must not stop the others
-                        log.warning("sandbox: no SSH listener for %s: %s", iid,
-                                    type(e).__name__)
+                        # (info, not warning: Python's last-resort handler would print a
+                        # warning over the terminal UI)
+                        log.info("sandbox: no SSH listener for %s: %s", iid, type(e).__name__)
+                        with contextlib.suppress(Exception):
+                            confine.journal(self.instance_dir(iid) / "journal.log",
+                                            f"sshd: could not start ({type(e).__name__})")
             self._write_hosts()
 
     def port_for(self, instance_id: str) -> int | None:
@@ -195,6 +234,7 @@ class HostManager:
             old.close()
         self._servers[iid] = server
         self._regions[iid] = region
+        self._booted[iid] = _boots(inst)
         self._last_port[iid] = port
         note(f"sshd: listening on {server.bind}:{port} (host key "
              + ", ".join(f"{k.get_name()} {_fingerprint(k)}" for _t, k in host_keys) + ")")
@@ -269,6 +309,7 @@ class HostManager:
     def _close(self, iid: str, why: str) -> None:
         server = self._servers.pop(iid, None)
         self._regions.pop(iid, None)
+        self._booted.pop(iid, None)
         if server is None:
             return
         server.close()

@@ -26,6 +26,7 @@ import errno
 import fcntl
 import logging
 import os
+import posixpath
 import pty
 import select
 import signal
@@ -136,7 +137,7 @@ class InstanceSshd:
         self._blobs = {b for b in (key_blob(k) for k in authorized_keys) if b}
         self.bind = bind
         self.shims_dir = Path(shims_dir)
-        self.rcfile = self.instance_dir / ".labtui-bashrc"
+        self.rcfile = self.instance_dir / ".labtui-bashrc"  # written by start()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -251,22 +252,8 @@ class InstanceSshd:
                                     term=term, extra=extra)
 
     def _write_rcfile(self) -> None:
-        hostname = "localhost"
-        with contextlib.suppress(OSError):
-            hostname = (self.root / "etc" / "hostname").read_text().split()[0]
-        text = f"""# labtui sandbox: interactive shell of {self.instance_id}
-[ -f "$HOME/.bashrc" ] && . "$HOME/.bashrc"
-PS1='\\u@{hostname}:\\w\\$ '
-__labtui_rewrite() {{
-  READLINE_LINE=$("$LABTUI_PYTHON" -I -S "$LABTUI_CONFINE" --rewrite "$READLINE_LINE")
-  READLINE_POINT=${{#READLINE_LINE}}
-}}
-bind -x '"\\C-x\\C-l": __labtui_rewrite' 2>/dev/null
-bind '"\\C-x\\C-a": accept-line' 2>/dev/null
-bind '"\\C-m": "\\C-x\\C-l\\C-x\\C-a"' 2>/dev/null
-bind '"\\C-j": "\\C-x\\C-l\\C-x\\C-a"' 2>/dev/null
-"""
-        confine._write_atomic(self.rcfile, text, 0o600)
+        self.rcfile = Path(confine.interactive_rcfile(self.root, self.shims_dir,
+                                                      folder=self.instance_dir))
 
     def track(self, proc: subprocess.Popen[bytes], add: bool) -> None:
         with self._lock:
@@ -819,9 +806,15 @@ class ConfinedSFTP(paramiko.SFTPServerInterface):
         _apply_attr(self._path(path), attr)
         return SFTP_OK
 
-    @_sftp_errors
     def canonicalize(self, path):  # type: ignore[no-untyped-def]
-        return confine.instance_path(self.root, self._path(path or "."))
+        if isinstance(path, bytes):
+            path = path.decode("utf-8", "surrogateescape")
+        try:
+            return confine.instance_path(self.root, self._path(path or "."))
+        except OSError:  # e.g. a symlink pointing out: answer without resolving it
+            absolute = path if path.startswith("/") else posixpath.join(
+                confine.home_rel(self.user), path)
+            return posixpath.normpath("/" + absolute.lstrip("/"))
 
     @_sftp_errors
     def readlink(self, path):  # type: ignore[no-untyped-def]
