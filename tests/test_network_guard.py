@@ -8,6 +8,9 @@ import socket
 import pytest
 from pytest_socket import SocketConnectBlockedError
 
+# pytest-socket warns as it blocks; here the block is the point.
+pytestmark = pytest.mark.filterwarnings("ignore:A test tried to use socket")
+
 
 def test_non_loopback_connect_is_blocked() -> None:
     # 192.0.2.1 is TEST-NET-1 (documentation only); the guard refuses before any packet.
