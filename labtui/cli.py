@@ -11,119 +11,19 @@ and before it too. Exit codes: 0 success, 1 some seats or calls failed (each nam
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from labtui import __version__
 from labtui.errors import CourseError, InputError, LabError
+from labtui.grammar import EXIT_INPUT, build_parser, subcommands
 
-EXIT_OK, EXIT_PARTIAL, EXIT_INPUT = 0, 1, 2
-
-HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with a fix in every usage error, exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_INPUT, f"{self.prog}: error: {message}. "
-                              f"Fix: see `{self.prog} --help`.\n")
-
-
-def common(parser: argparse.ArgumentParser, *, course: bool = True) -> None:
-    if course:
-        parser.add_argument("course", metavar="COURSE", help="the course file (TOML)")
-    parser.add_argument("--sandbox", action="store_true",
-                        help="run against the local sandbox instead of AWS")
-    parser.add_argument("--profile", metavar="NAME",
-                        help="AWS profile (default: [aws] profile of the course file)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--yes", action="store_true",
-                        help="do not ask before launching or deleting (required without a "
-                             "terminal)")
-    parser.add_argument("--state-dir", metavar="DIR",
-                        help="local state folder (default: $LABTUI_STATE_DIR or the user "
-                             "data dir)")
-
-
-def build_parser() -> Parser:
-    parser = Parser(prog="labtui", description="The instructor's console for a class on AWS.",
-                    epilog="Run `labtui COURSE` to open the console, or a subcommand for "
-                           "scripts. `labtui SUBCOMMAND --help` explains each.")
-    parser.add_argument("--version", action="version", version=f"labtui {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=Parser)
-
-    p = sub.add_parser("open", help="open the console (the default: `labtui COURSE`)",
-                       description="Open the Textual console for a course.")
-    common(p)
-    p.add_argument("--read-only", action="store_true",
-                   help="the same views, every mutating action refused (for teaching "
-                        "assistants)")
-
-    p = sub.add_parser("validate", help="check a course file and the files it names",
-                       description="Check a course file (and its roster, files, notebooks "
-                                   "and job list); name every problem with its line and fix.")
-    common(p)
-
-    p = sub.add_parser("new", help="write a starter course file",
-                       description="Write a starter course file that validates.")
-    p.add_argument("path", metavar="PATH", help="where to write it, e.g. course.toml")
-    p.add_argument("--id", dest="course_id", default="my-course",
-                   help="course id (lowercase, digits, dashes)")
-    p.add_argument("--name", default="My Course", help="course name")
-    p.add_argument("--region", action="append", dest="regions", metavar="REGION",
-                   help="a region, in order of preference (repeat for more)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-
-    p = sub.add_parser("sandbox", help="serve the local AWS emulator and SSH hosts",
-                       description="Serve in the foreground, on 127.0.0.1 only, an AWS "
-                                   "emulator and an SSH server for every instance it runs. "
-                                   "Other commands given --sandbox use it.")
-    p.add_argument("--port", type=int, default=0, metavar="N",
-                   help="port for the AWS endpoint (default: a free one)")
-    p.add_argument("--state-dir", metavar="DIR", help="local state folder")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--vcpu-quota", action="append", default=[], metavar="REGION=N",
-                   type=region_value, help="on-demand standard vCPU quota of a region "
-                   "(repeat per region; default 256)")
-    p.add_argument("--spot-vcpu-quota", action="append", default=[], metavar="REGION=N",
-                   type=region_value, help="spot standard vCPU quota of a region")
-    p.add_argument("--approve-quota-requests", action="store_true",
-                   help="grant quota increase requests at once (default: they stay PENDING)")
-
-    from labtui.headless import add_parsers
-
-    HANDLERS.update(add_parsers(sub, common))
-    parser.set_defaults(subparsers=sub.choices)
-    return parser
-
-
-def region_value(text: str) -> tuple[str, float]:
-    """REGION=N for the sandbox's quota flags."""
-    from labtui import checks
-
-    region, _, number = text.partition("=")
-    try:
-        value = float(number)
-    except ValueError:
-        value = -1.0
-    if region not in checks.AWS_REGIONS or value < 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not REGION=N with an AWS region and a number of vCPUs, e.g. "
-            "eu-west-1=16")
-    return region, value
-
-
-SUBCOMMANDS = ("open", "validate", "plan", "new", "sandbox", "up", "status", "stop", "start",
-               "reboot", "down", "rerun-setup", "reset-password", "exec", "ssh", "console",
-               "quotas", "quota-request")
+EXIT_OK, EXIT_PARTIAL = 0, 1
 
 
 def normalize(argv: Sequence[str]) -> list[str]:
@@ -139,7 +39,7 @@ def normalize(argv: Sequence[str]) -> list[str]:
             continue
         if index > 0 and args[index - 1] in ("--profile", "--state-dir"):
             continue
-        if token in SUBCOMMANDS:
+        if token in subcommands():
             return [token] + args[:index] + args[index + 1:]
         return ["open"] + args
     return args
@@ -162,8 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     if extra:
         args.subparsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    module, _, name = args.handler.partition(":")
     try:
-        return HANDLERS[args.command](args)
+        return getattr(importlib.import_module(module), name)(args)
     except CourseError as exc:
         report_problems(exc, getattr(args, "json", False))
         return EXIT_INPUT
@@ -305,10 +206,3 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if not args.json:
         print("sandbox stopped.")
     return EXIT_OK
-
-
-HANDLERS.update({
-    "open": cmd_open, "validate": cmd_validate, "new": cmd_new,
-    "sandbox": cmd_sandbox,
-})
-

@@ -1,0 +1,214 @@
+"""The command-line grammar: every subcommand, its arguments and its help.
+
+Parsing stays light (no boto3, paramiko or textual imported), so `--help`, `--version` and
+`validate` answer at once; each subcommand names its handler as "module:function", imported
+only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from functools import cache
+from typing import Any, NoReturn
+
+from labtui import __version__
+
+EXIT_INPUT = 2
+LIGHT = ("open", "validate", "new", "sandbox")  # handled in labtui/cli.py
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a fix in every usage error, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message}. "
+                              f"Fix: see `{self.prog} --help`.\n")
+
+
+def common(parser: argparse.ArgumentParser, *, course: bool = True) -> None:
+    if course:
+        parser.add_argument("course", metavar="COURSE", help="the course file (TOML)")
+    parser.add_argument("--sandbox", action="store_true",
+                        help="run against the local sandbox instead of AWS")
+    parser.add_argument("--profile", metavar="NAME",
+                        help="AWS profile (default: [aws] profile of the course file)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--yes", action="store_true",
+                        help="do not ask before launching or deleting (required without a "
+                             "terminal)")
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help="local state folder (default: $LABTUI_STATE_DIR or the user "
+                             "data dir)")
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 100000")
+    return value
+
+
+def concurrency(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=positive, default=32, metavar="N",
+                        help="machines worked on at once (default 32)")
+
+
+def region_value(text: str) -> tuple[str, float]:
+    """REGION=N for the sandbox's quota flags."""
+    from labtui import checks
+
+    region, _, number = text.partition("=")
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if region not in checks.AWS_REGIONS or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not REGION=N with an AWS region and a number of vCPUs, e.g. "
+            "eu-west-1=16")
+    return region, value
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="labtui", description="The instructor's console for a class on AWS.",
+                    epilog="Run `labtui COURSE` to open the console, or a subcommand for "
+                           "scripts. `labtui SUBCOMMAND --help` explains each.")
+    parser.add_argument("--version", action="version", version=f"labtui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=Parser)
+
+    p = sub.add_parser("open", help="open the console (the default: `labtui COURSE`)",
+                       description="Open the Textual console for a course.")
+    common(p)
+    p.add_argument("--read-only", action="store_true",
+                   help="the same views, every mutating action refused (for teaching "
+                        "assistants)")
+
+    p = sub.add_parser("validate", help="check a course file and the files it names",
+                       description="Check a course file (and its roster, files, notebooks "
+                                   "and job list); name every problem with its line and fix.")
+    common(p)
+
+    p = sub.add_parser("new", help="write a starter course file",
+                       description="Write a starter course file that validates.")
+    p.add_argument("path", metavar="PATH", help="where to write it, e.g. course.toml")
+    p.add_argument("--id", dest="course_id", default="my-course",
+                   help="course id (lowercase, digits, dashes)")
+    p.add_argument("--name", default="My Course", help="course name")
+    p.add_argument("--region", action="append", dest="regions", metavar="REGION",
+                   help="a region, in order of preference (repeat for more)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("sandbox", help="serve the local AWS emulator and SSH hosts",
+                       description="Serve in the foreground, on 127.0.0.1 only, an AWS "
+                                   "emulator and an SSH server for every instance it runs. "
+                                   "Other commands given --sandbox use it.")
+    p.add_argument("--port", type=int, default=0, metavar="N",
+                   help="port for the AWS endpoint (default: a free one)")
+    p.add_argument("--state-dir", metavar="DIR", help="local state folder")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--vcpu-quota", action="append", default=[], metavar="REGION=N",
+                   type=region_value, help="on-demand standard vCPU quota of a region "
+                   "(repeat per region; default 256)")
+    p.add_argument("--spot-vcpu-quota", action="append", default=[], metavar="REGION=N",
+                   type=region_value, help="spot standard vCPU quota of a region")
+    p.add_argument("--approve-quota-requests", action="store_true",
+                   help="grant quota increase requests at once (default: they stay PENDING)")
+
+    machine_commands(sub)
+    for name, sub_parser in sub.choices.items():
+        module = "cli" if name in LIGHT else "headless"
+        sub_parser.set_defaults(handler=f"labtui.{module}:cmd_{name.replace('-', '_')}")
+    parser.set_defaults(subparsers=sub.choices)
+    return parser
+
+
+@cache
+def subcommands() -> tuple[str, ...]:
+    return tuple(build_parser().get_default("subparsers"))
+
+
+def machine_commands(sub: Any) -> None:
+    """The subcommands that work on AWS (their handlers are in labtui/headless.py)."""
+    p = sub.add_parser("plan", help="what `up` would create, per region, with quotas and cost",
+                       description="Show, per region, the seats, machines and clusters to "
+                                   "create, the vCPUs they need against each quota's free "
+                                   "vCPUs, and $/hour and $/day. Reads AWS; changes nothing. "
+                                   "Exit 1 when the class does not fit.")
+    common(p)
+    p = sub.add_parser("quotas", help="vCPU quotas, usage and pending increase requests",
+                       description="For every course region: each vCPU quota the course "
+                                   "uses, what the account already runs, headroom and "
+                                   "pending increase requests.")
+    common(p)
+    p = sub.add_parser("quota-request", help="ask AWS for a higher vCPU quota in a region",
+                       description="Request a Service Quotas increase of the vCPU quota the "
+                                   "course's machines use (or --spot, or that of "
+                                   "--instance-type) to a new total.")
+    common(p)
+    p.add_argument("region", metavar="REGION")
+    p.add_argument("--vcpus", type=positive, required=True, metavar="N",
+                   help="the new quota (total vCPUs)")
+    p.add_argument("--spot", action="store_true", help="the spot quota, not on-demand")
+    p.add_argument("--instance-type", metavar="TYPE",
+                   help="whose quota family (default: the course's machines)")
+    p = sub.add_parser("up", help="launch one machine per seat and set each up",
+                       description="Create the network, key pair and one machine per seat "
+                                   "that lacks one, then set up every machine not yet set "
+                                   "up; rerunning converges and never doubles a seat.")
+    common(p)
+    concurrency(p)
+    p = sub.add_parser("status", help="every seat: machine, state, address, setup",
+                       description="One line (or JSON object) per seat, found from tags.")
+    common(p)
+    for name, text in (("stop", "stop machines (all seats or the named ones)"),
+                       ("start", "start stopped machines (all seats or the named ones)")):
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        common(p)
+        p.add_argument("seats", nargs="*", metavar="SEAT", help="seat ids (default: all)")
+    p = sub.add_parser("reboot", help="reboot the named seats' machines",
+                       description="Reboot the machines of the named seats.")
+    common(p)
+    p.add_argument("seats", nargs="+", metavar="SEAT", help="seat ids")
+    p = sub.add_parser("down", help="delete every resource of the course",
+                       description="Terminate the class's machines, cancel spot requests, "
+                                   "delete the key pair, security group and network labtui "
+                                   "created.")
+    common(p)
+    p = sub.add_parser("rerun-setup", help="run setup again on the named seats",
+                       description="Run the machine setup again; steps already done are "
+                                   "skipped, so it finishes what a dropped connection left.")
+    common(p)
+    concurrency(p)
+    p.add_argument("seats", nargs="+", metavar="SEAT", help="seat ids")
+    p = sub.add_parser("reset-password", help="give a seat a new password",
+                       description="Generate a new password, set it on the seat's machine "
+                                   "and keep it in the state folder (0600); never printed.")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat id")
+    p = sub.add_parser("exec", help="run a command on seats' machines, output streamed",
+                       description="Run a command on the named seats (or --all) at once; "
+                                   "each line is prefixed by its seat; exit 1 if any seat's "
+                                   "command failed.",
+                       usage="labtui exec COURSE (SEAT ... | --all) [options] -- COMMAND ...")
+    common(p)
+    p.add_argument("seats", nargs="*", metavar="SEAT", help="seat ids")
+    concurrency(p)
+    p.add_argument("--all", action="store_true", help="every seat with a running machine")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="give up on a seat's command after this long")
+    p = sub.add_parser("ssh", help="open a shell on a seat's machine (pinned host key)",
+                       description="Run ssh to the seat's machine with its pinned host key and "
+                                   "the course key; anything after -- is the remote command.")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat id")
+    p = sub.add_parser("console", help="a seat machine's console output",
+                       description="Print the console output of the seat's machine (in the "
+                                   "sandbox followed by its journal).")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat id")
