@@ -30,7 +30,6 @@ from labtui.services import (
 from labtui.services.fanout import Outcome, fan_out
 from labtui.services.instance_types import vcpus
 from labtui.services.inventory import Inventory, Machine
-from labtui.services.pricing import Prices
 from labtui.services.remote import Remote
 from labtui.services.setup import exec_on, reset_password, setup_seat
 
@@ -80,22 +79,30 @@ def discover(ctx: Context, course: Course) -> Inventory:
 
 
 def facts(ctx: Context, course: Course, *, with_quotas: bool = True) -> tuple[Facts, dict]:
-    """vCPUs, quota headroom and prices for every course region; also the Quota objects."""
+    """vCPUs, quota headroom and prices for every usable course region (a region the account
+    has not enabled is left out, so the plan places nothing there); also the Quota objects."""
+    from labtui.services.regions import list_regions
+
     types = instance_types(course)
     codes = quota_codes(course)
+    enabled = list_regions(ctx.aws)
     sizes: dict[tuple[str, str], int] = {}
     headroom: dict[tuple[str, str], float] = {}
     found_quotas: dict[str, dict[str, quotas.Quota]] = {}
-    prices = Prices(ctx.aws)
     ec2_price: dict[tuple[str, str], float | None] = {}
     emr_price: dict[tuple[str, str], float | None] = {}
     emr_types = {g.instance_type for g in course.clusters.groups} if course.clusters else set()
     for region in course.regions:
+        if enabled.get(region, "not-opted-in") == "not-opted-in":
+            ctx.sink.emit(Problem(f"region {region} is not enabled for this account; the plan "
+                                  "leaves it out", fix="enable it, or remove it from "
+                                  "[course] regions"))
+            continue
         for itype, count in vcpus(ctx.aws, region, types).items():
             sizes[(region, itype)] = count
-            ec2_price[(region, itype)] = prices.ec2(region, itype).usd
+            ec2_price[(region, itype)] = ctx.prices.ec2(region, itype).usd
             if itype in emr_types:
-                emr_price[(region, itype)] = prices.emr(region, itype).usd
+                emr_price[(region, itype)] = ctx.prices.emr(region, itype).usd
         if with_quotas:
             found_quotas[region] = quotas.read_quotas(ctx.aws, region, codes)
             for code, quota in found_quotas[region].items():

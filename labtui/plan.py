@@ -144,7 +144,8 @@ def _machine_demand(course: Course, region: str, facts: Facts) -> Counter[str]:
     demand: Counter[str] = Counter()
     if course.machines:
         m = course.machines
-        demand[quota_code(m.instance_type, m.market)] += facts.vcpus[(region, m.instance_type)]
+        code = quota_code(m.instance_type, m.market)
+        demand[code] += facts.vcpus.get((region, m.instance_type), 0)
     return demand
 
 
@@ -153,7 +154,7 @@ def _cluster_demand(course: Course, region: str, students: int, facts: Facts) ->
     if course.clusters:
         for g in course.clusters.groups:
             demand[quota_code(g.instance_type, g.market)] += (
-                facts.vcpus[(region, g.instance_type)] * g.count * students)
+                facts.vcpus.get((region, g.instance_type), 0) * g.count * students)
     return demand
 
 
@@ -182,6 +183,8 @@ def make_plan(course: Course, inventory: Inventory, facts: Facts) -> Plan:
             free[region][code] -= need
         new_demand[region].update(demand)
 
+    types = instance_types(course)
+    usable = [r for r in course.regions if all((r, t) in facts.vcpus for t in types)]
     seats = course.seats if course.machines else ()
     for seat in seats:
         existing = sorted(by_seat.get(seat.id, []), key=lambda m: (m.launched, m.instance_id))
@@ -192,7 +195,7 @@ def make_plan(course: Course, inventory: Inventory, facts: Facts) -> Plan:
             surplus.extend(existing[1:])
             take(region, _cluster_demand(course, region, len(seat.students), facts))
             continue
-        for region in course.regions:
+        for region in usable:
             demand = _machine_demand(course, region, facts) + _cluster_demand(
                 course, region, len(seat.students), facts)
             if _fits(demand, free[region]):
@@ -210,7 +213,7 @@ def make_plan(course: Course, inventory: Inventory, facts: Facts) -> Plan:
             cluster_regions[placed[seat.id]] += len(seat.students)
     if course.clusters and not course.machines:
         for student in course.students:
-            for region in course.regions:
+            for region in usable:
                 demand = _cluster_demand(course, region, 1, facts)
                 if _fits(demand, free[region]):
                     take(region, demand)
@@ -233,7 +236,7 @@ def make_plan(course: Course, inventory: Inventory, facts: Facts) -> Plan:
         regions.append(RegionPlan(
             region=region, seats=here, create=tuple(create[region]),
             keep=tuple(keep[region]), clusters=clusters, instances=+counts,
-            vcpus=sum(facts.vcpus[(region, t)] * n for t, n in counts.items() if n),
+            vcpus=sum(facts.vcpus.get((region, t), 0) * n for t, n in counts.items() if n),
             new_vcpus=dict(new_demand[region]), headroom=before[region],
             hourly_usd=hourly, unpriced=unpriced))
     return Plan(course, tuple(regions), tuple(surplus), tuple(s.id for s in unplaced),
@@ -242,9 +245,11 @@ def make_plan(course: Course, inventory: Inventory, facts: Facts) -> Plan:
 
 def _shortfall(course: Course, unplaced: list[Seat], free: dict[str, dict[str, float]],
                facts: Facts) -> tuple[Shortfall, ...]:
-    if not unplaced or facts.headroom is None:
+    usable = [r for r in course.regions if r in free and any(
+        (r, t) in facts.vcpus for t in instance_types(course))]
+    if not unplaced or facts.headroom is None or not usable:
         return ()
-    first = course.regions[0]
+    first = usable[0]
     need: Counter[str] = Counter()
     for seat in unplaced:
         if course.machines:

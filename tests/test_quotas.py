@@ -215,3 +215,19 @@ def test_up_creates_billing_alarms_and_down_removes_them(ctx, tmp_path) -> None:
     assert cloudwatch.describe_alarms(AlarmNamePrefix="labtui-quota-billing-")[
         "MetricAlarms"] == []
     assert budgets.describe_budgets(AccountId=account).get("Budgets", []) == []
+
+
+def test_a_region_not_enabled_is_left_out_of_the_plan(ctx, sandbox, tmp_path) -> None:
+    def eu_west_1_not_enabled(parsed, **kwargs):
+        for region in parsed.get("Regions", []):
+            if region["RegionName"] == "eu-west-1":
+                region["OptInStatus"] = "not-opted-in"
+
+    ctx.aws.client("ec2", "us-east-1").meta.events.register(
+        "after-call.ec2.DescribeRegions", eu_west_1_not_enabled)
+    sandbox.quotas.set("us-east-1", 12, ON_DEMAND)
+    plan = lifecycle.plan(ctx, load(course_file(tmp_path)))
+    assert [(r.region, r.create) for r in plan.regions] == [
+        ("us-east-1", ("s01", "s02")), ("eu-west-1", ()), ("sa-east-1", ("s03", "s04"))]
+    assert any("region eu-west-1 is not enabled" in getattr(e, "message", "")
+               for e in ctx.sink.events)
