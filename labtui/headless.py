@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -216,13 +217,16 @@ def cmd_exec(args: argparse.Namespace) -> int:
 @with_course
 def _exec(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     width = max((len(s.id) for s in course.seats), default=4)
+    lines_lock = threading.Lock()
 
     def on_line(seat: str, stream: str, text: str) -> None:
         if args.json:
             emit(args, {"type": "line", "seat": seat, "stream": stream, "text": text}, "")
         else:
             out = sys.stderr if stream == "stderr" else sys.stdout
-            print(f"{seat:<{width}} | {text}", file=out, flush=True)
+            with lines_lock:  # seats print from many threads: one whole line at a time
+                out.write(f"{seat:<{width}} | {text}\n")
+                out.flush()
 
     outcomes = lifecycle.exec_command(ctx, course, None if args.all else args.seats,
                                       args.command_text, on_line, timeout=args.timeout,
