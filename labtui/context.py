@@ -7,6 +7,7 @@ flag like ``--sandbox`` to the clients that do the work.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from labtui.course import Course
 from labtui.errors import InputError
@@ -14,6 +15,7 @@ from labtui.events import EventSink, NullSink
 from labtui.sandbox.runtime import SandboxHandle, attach
 from labtui.services.aws import Aws, AwsSettings
 from labtui.services.endpoints import PublicAddress, Resolver, SandboxAddress
+from labtui.services.pricing import Prices
 from labtui.state import StateDir
 
 
@@ -32,14 +34,10 @@ class Context:
             return f"sandbox {self.sandbox.endpoint_url}"
         return f"AWS profile {self.aws.settings.profile or 'default'}"
 
-    @property
-    def prices(self):
+    @cached_property
+    def prices(self) -> Prices:
         """Price lookups, cached for the life of the context (a TUI refresh asks again)."""
-        from labtui.services.pricing import Prices
-
-        if getattr(self, "_prices", None) is None:
-            self._prices = Prices(self.aws)
-        return self._prices
+        return Prices(self.aws)
 
     def refuse_if_read_only(self, action: str) -> None:
         if self.read_only:
