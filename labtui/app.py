@@ -6,7 +6,17 @@ its data. Every blocking call runs in a thread worker owned by the app, so one
 ``Worker.StateChanged`` handler sees every failure and turns it into a notification and a log
 line (a ``LabError`` as its message, anything else as "unexpected error: ..."); nothing dies
 silently and no traceback reaches the screen. Services report through ``ctx.sink``: a
-``CallbackSink`` posts each event as a message, which the log pane shows.
+``CallbackSink`` buffers each event and posts one ``EventsPending`` message per batch (so 500
+seats setting up cost one table update per batch, not one per line); the handler writes them
+to the log pane and hands them to the machines view and any open seat screen. The same sink
+appends every event to the course's event log (``events.jsonl`` in the state folder).
+
+Jobs — up, down, stop, start, reboot, setup, exec — run through ``start_job``: a thread worker
+owned by the app (so the one failure handler sees it), refused with a notification in a
+read-only console, one changing job at a time, and followed by a quiet refresh of the
+machines. Everything that launches, stops or destroys is confirmed in ``ConfirmModal`` first;
+``up`` asks from inside its worker (``ask_from_thread``) because the plan it shows is the one
+``lifecycle.up`` is about to apply.
 
 The screens (``labtui.screens``) never import boto3 or paramiko; they call ``labtui.services``
 from the workers the app runs for them.
@@ -14,29 +24,43 @@ from the workers the app runs for them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from pathlib import Path
 
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.worker import Worker, WorkerState
+from textual.screen import Screen
+from textual.worker import NoActiveWorker, Worker, WorkerState, get_current_worker
 
 import labtui.screens
 from labtui.context import Context, open_context
 from labtui.course import Course
 from labtui.errors import LabError
-from labtui.events import CallbackSink, Event, LogLine
+from labtui.events import CallbackSink, Event, FanoutSink, JsonlFileSink, LogLine
 from labtui.screens.base import View
 from labtui.screens.commands import LabCommands
+from labtui.screens.confirm import ConfirmModal
 from labtui.screens.help import HelpScreen
+from labtui.screens.machines import MachinesView
 from labtui.screens.main import VIEW_IDS, MainScreen
-from labtui.screens.messages import ContextReady, LabEvent
+from labtui.screens.messages import ContextReady, EventsPending
+from labtui.screens.seat import SeatScreen
 
 TCSS = Path(labtui.screens.__file__).with_name("labtui.tcss")
 CONTEXT_GROUP = "context"
 LOAD_GROUP = "load:"
+JOB_GROUP = "job"          # jobs that change AWS: one at a time
+SEAT_GROUP = "seat:"       # the seat screen's loads
+REFRESH_EVERY = 5.0        # seconds between quiet refreshes of the machines
+FLUSH_EVERY = 0.1          # seconds: events reach the widgets in batches, at most 10/s
+LOG_BATCH = 100            # at most this many lines per batch reach the log pane
 
 
 def describe_error(error: BaseException | None) -> str:
@@ -61,8 +85,15 @@ class LabApp(App[int]):
     ]
 
     def __init__(self, course: Course, *, sandbox: bool = False, profile: str | None = None,
-                 state_dir: str | None = None, read_only: bool = False) -> None:
+                 state_dir: str | None = None, read_only: bool = False,
+                 refresh_every: float | None = REFRESH_EVERY) -> None:
         super().__init__()
+        self.refresh_every = refresh_every
+        self._events: list[Event] = []
+        self._events_lock = threading.Lock()
+        self._flush_posted = False
+        self._flush_timer = False
+        self._last_flush = 0.0
         self.course = course
         self.sandbox = sandbox
         self.profile = profile
@@ -100,9 +131,11 @@ class LabApp(App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group=CONTEXT_GROUP,
           description="connecting")
     def connect(self) -> None:
+        callback = CallbackSink(self._post_event)
         ctx = open_context(self.course, sandbox=self.sandbox, profile=self.profile,
-                           state_dir=self.state_dir, sink=CallbackSink(self._post_event),
-                           read_only=self.read_only)
+                           state_dir=self.state_dir, sink=callback, read_only=self.read_only)
+        ctx.sink = FanoutSink([callback,
+                               JsonlFileSink(ctx.state.course(self.course.id).event_log)])
         with self._ctx_lock:
             if self._closed:  # the app ended while we were connecting
                 ctx.close()
@@ -111,8 +144,14 @@ class LabApp(App[int]):
         self.post_message(ContextReady(ctx))
 
     def _post_event(self, event: Event) -> None:
-        """The sink's callback: any thread may call it."""
-        self.post_message(LabEvent(event))
+        """The sink's callback: any thread may call it. Events wait in a buffer; one
+        ``EventsPending`` message is in flight at a time and its handler takes them all."""
+        with self._events_lock:
+            self._events.append(event)
+            if self._flush_posted:
+                return
+            self._flush_posted = True
+        self.post_message(EventsPending())
 
     @on(ContextReady)
     def context_ready(self, message: ContextReady) -> None:
@@ -121,6 +160,8 @@ class LabApp(App[int]):
         for view in self.main.views:
             if view.NEEDS_AWS:
                 self.load_view(view)
+        if self.refresh_every:
+            self.set_interval(self.refresh_every, self.poll_machines, name="poll machines")
 
     def close_context(self) -> None:
         """Close the context once (a private sandbox stops); safe to call again."""
@@ -135,15 +176,36 @@ class LabApp(App[int]):
 
     # -- loading views ------------------------------------------------------------------------
 
-    def load_view(self, view: View) -> None:
+    @property
+    def machines(self) -> MachinesView:
+        view = self.main.view(MachinesView.VIEW_ID)
+        assert isinstance(view, MachinesView)
+        return view
+
+    def load_view(self, view: View, *, quiet: bool = False) -> None:
         """Run the view's ``fetch`` in a thread worker (one at a time per view)."""
         ctx = self.ctx
         if ctx is None:
             return
-        view.loading()
-        self.run_worker(partial(view.fetch, ctx), name=f"{LOAD_GROUP}{view.VIEW_ID}",
+        fetch = partial(view.fetch, ctx)
+        if quiet:
+            fetch = partial(view.fetch, ctx, quiet=True)  # type: ignore[call-arg]
+        else:
+            view.show_loading()
+        self.run_worker(fetch, name=f"{LOAD_GROUP}{view.VIEW_ID}",
                         group=f"{LOAD_GROUP}{view.VIEW_ID}", thread=True, exclusive=True,
                         exit_on_error=False, description=f"loading {view.TITLE.lower()}")
+
+    def running(self, group: str) -> list[Worker]:
+        return [w for w in self.workers if w.group == group
+                and w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
+
+    def poll_machines(self) -> None:
+        """The periodic quiet refresh: skipped while the last one still runs (never
+        stacks), so a slow AWS answer costs one thread, not a pile of them."""
+        if self.ctx is None or self.running(f"{LOAD_GROUP}{MachinesView.VIEW_ID}"):
+            return
+        self.load_view(self.machines, quiet=True)
 
     def action_refresh_view(self) -> None:
         view = self.main.current
@@ -151,11 +213,97 @@ class LabApp(App[int]):
             self.notify(f"{view.TITLE} comes from the course file; nothing to load from AWS.",
                         timeout=4)
             return
-        if self.ctx is None:
-            self.notify(self.connect_error or f"Still connecting to {self.where_wanted}…",
-                        severity="warning" if self.connect_error is None else "error")
+        if self.connected() is None:
             return
         self.load_view(view)
+
+    # -- jobs: the work that changes things ----------------------------------------------------
+
+    def refused(self, what: str) -> bool:
+        """In a read-only console, say (with a notification naming --read-only) that
+        ``what`` is refused and return True."""
+        if not self.read_only:
+            return False
+        self.notify(f"{what[:1].upper()}{what[1:]} is refused: labtui runs read-only "
+                    "(--read-only), which shows the views only. Ask the instructor, or run "
+                    "labtui without --read-only.", title="Read-only", severity="warning",
+                    timeout=8, markup=False)
+        self.log_event(LogLine(f"{what}: refused (--read-only)", level="warning"))
+        return True
+
+    def connected(self) -> Context | None:
+        if self.ctx is None:
+            self.notify(self.connect_error or f"Still connecting to {self.where_wanted}…",
+                        severity="warning" if self.connect_error is None else "error",
+                        markup=False)
+        return self.ctx
+
+    def start_job(self, work: Callable[[Context], str | None], *, what: str,
+                  group: str = JOB_GROUP, refresh: bool = True) -> Worker | None:
+        """Run ``work(ctx)`` in a thread worker; notify its summary, then refresh the
+        machines quietly (also after a failure: some seats may have changed)."""
+        ctx = self.connected()
+        if ctx is None:
+            return None
+        if group == JOB_GROUP:
+            busy = self.running(JOB_GROUP)
+            if busy:
+                self.notify(f"{busy[0].description} is still running; wait for it to finish "
+                            "(the log shows its progress).", severity="warning", markup=False)
+                return None
+
+        def job() -> None:
+            try:
+                summary = work(ctx)
+            except BaseException:
+                if refresh:
+                    with contextlib.suppress(Exception):  # the next refresh reports trouble
+                        self.machines.fetch(ctx, quiet=True)
+                raise
+            if refresh:
+                self.machines.fetch(ctx, quiet=True)
+            if summary:
+                ctx.sink.emit(LogLine(summary))
+                self.notify(summary, title=what[:1].upper() + what[1:], timeout=8,
+                            markup=False)
+
+        self.log_event(LogLine(f"{what}: started"))
+        return self.run_worker(job, name=what, group=group, thread=True,
+                               exit_on_error=False, description=what)
+
+    def confirm_then_job(self, modal: ConfirmModal, work: Callable[[Context], str | None], *,
+                         what: str) -> None:
+        """Ask first; on yes run the job, on no or escape say nothing happened."""
+        if self.connected() is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.start_job(work, what=what)
+            else:
+                self.log_event(LogLine(f"{what}: cancelled; nothing changed"))
+
+        self.push_screen(modal, answered)
+
+    def ask_from_thread(self, modal: ConfirmModal) -> bool:
+        """Show ``modal`` from a worker thread and wait for the answer (False if the worker
+        is cancelled meanwhile, e.g. because the app is closing)."""
+        answer: Future[bool] = Future()
+        def answered(yes: bool | None) -> None:
+            if not answer.done():
+                answer.set_result(bool(yes))
+
+        self.call_from_thread(self.push_screen, modal, answered)
+        try:
+            worker = get_current_worker()
+        except NoActiveWorker:
+            worker = None
+        while True:
+            try:
+                return answer.result(timeout=0.2)
+            except FutureTimeout:
+                if worker is not None and worker.is_cancelled:
+                    return False
 
     # -- failures -----------------------------------------------------------------------------
 
@@ -183,44 +331,98 @@ class LabApp(App[int]):
             view_id = worker.group.removeprefix(LOAD_GROUP)
             if view_id in VIEW_IDS:
                 self.main.view(view_id).failed(message)
+        elif worker.group and worker.group.startswith(SEAT_GROUP):
+            for screen in self.screen_stack:
+                failed = getattr(screen, "failed", None)
+                if failed is not None and getattr(screen, "seat", None) == worker.group[
+                        len(SEAT_GROUP):]:
+                    failed(message)
 
     # -- log pane, views, help ----------------------------------------------------------------
 
-    @on(LabEvent)
-    def lab_event(self, message: LabEvent) -> None:
-        self.log_event(message.event)
+    @property
+    def events_pending(self) -> bool:
+        """Events wait for the next batch (tests wait for this to be False)."""
+        return self._flush_posted
+
+    @on(EventsPending)
+    def flush_events(self, _: EventsPending | None = None) -> None:
+        """Hand the buffered events to the widgets, at most every FLUSH_EVERY seconds: each
+        batch costs one repaint of the table and one write to the log pane, however many
+        events it holds."""
+        wait = self._last_flush + FLUSH_EVERY - time.monotonic()
+        if wait > 0:
+            if not self._flush_timer:
+                self._flush_timer = True
+                self.set_timer(wait, self._flush_later)
+            return
+        self._last_flush = time.monotonic()
+        with self._events_lock:
+            events, self._events = self._events, []
+            self._flush_posted = False
+        if not events:
+            return
+        self.main.log_pane.write_events(events, limit=LOG_BATCH)
+        self.machines.apply_events(events)
+        for screen in self.screen_stack:
+            apply = getattr(screen, "apply_events", None)
+            if apply is not None:
+                apply(events)
+
+    def _flush_later(self) -> None:
+        self._flush_timer = False
+        self.flush_events()
 
     def log_event(self, event: Event) -> None:
         self.main.log_pane.write_event(event)
 
     def show_view(self, view_id: str) -> None:
-        if isinstance(self.screen, HelpScreen):
-            self.screen.dismiss(None)
+        """Back to the main screen (closing the help or a seat's screen), on ``view_id``."""
+        while self.screen is not self.main and isinstance(self.screen, HelpScreen | SeatScreen):
+            self.pop_screen()
         self.main.action_show_view(view_id)
 
-    def action_help(self) -> None:
-        if isinstance(self.screen, HelpScreen):
-            return
-        self.push_screen(HelpScreen(self.keys()))
+    def machines_action(self, action: str) -> None:
+        """Run a machines-view action by name (from the command palette)."""
+        self.show_view(MachinesView.VIEW_ID)
+        getattr(self.machines, f"action_{action}")()
 
-    def keys(self) -> list[tuple[str, str]]:
-        """Every key of the main screen and the app with what it does: the footer's keys
-        first, then the command palette, then the keys of the focused widget."""
-        footer: list[tuple[str, str]] = []
-        palette: list[tuple[str, str]] = []
-        other: list[tuple[str, str]] = []
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen | ConfirmModal):
+            return
+        self.push_screen(HelpScreen(self.keys(self.screen)))
+
+    def keys(self, screen: Screen | None = None) -> list[tuple[str, str, str]]:
+        """Every key of the screen (the main screen by default) and the app with what it
+        does: the footer's keys first, then the command palette, then labtui's other keys
+        (the screen's before the view's), then the keys of the widgets themselves (cursor
+        movement, focus, copy)."""
+        footer: list[tuple[str, str, str]] = []
+        palette: list[tuple[str, str, str]] = []
+        screen_keys: list[tuple[str, str, str]] = []
+        view_keys: list[tuple[str, str, str]] = []
+        generic: list[tuple[str, str, str]] = []
         seen: set[str] = set()
-        for key, active in self.main.active_bindings.items():
+        screen = screen or self.main
+        for key, active in screen.active_bindings.items():
             binding = active.binding
             if not binding.description or key in seen:
                 continue
             seen.add(key)
-            display = self.get_key_display(binding)
+            item = (self.get_key_display(binding), binding.description,
+                    binding.tooltip if binding.id else "")
             if binding.action == "command_palette":
-                palette.append((display, "Command palette: every view and action by name"))
+                palette.append((item[0], "Command palette: every view and action by name",
+                                ""))
+            elif binding.show:
+                footer.append(item)
+            elif binding.id is None:
+                generic.append(item)
+            elif active.node is screen or active.node is self:
+                screen_keys.append(item)
             else:
-                (footer if binding.show else other).append((display, binding.description))
-        return footer + palette + other
+                view_keys.append(item)
+        return footer + palette + screen_keys + view_keys + generic
 
 
 def run_app(course: Course, **opts: object) -> int:

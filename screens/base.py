@@ -46,7 +46,8 @@ class View(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self.TITLE, classes="view-title")
         text, error = self._status
-        yield Static(text, classes="status error" if error else "status")
+        # markup=False: a status may quote an AWS error or a filter the user typed.
+        yield Static(text, classes="status error" if error else "status", markup=False)
         yield from self.compose_body()
 
     def compose_body(self) -> Iterable[Widget]:
@@ -62,19 +63,27 @@ class View(Vertical):
         return self._status[0]
 
     def set_status(self, text: str, *, error: bool = False) -> None:
+        before, was_error = self._status
+        if (text, error) == (before, was_error):
+            return
         self._status = (text, error)
         try:
             status = self.query_one(".status", Static)
         except NoMatches:
             return
-        status.update(text)
+        # A new layout (a repaint of the whole screen) only when the line count may change:
+        # the machines view rewrites its status line on every batch of events.
+        width = max(1, status.content_size.width)
+        layout = (error != was_error or width <= 1
+                  or -(-len(text) // width) != -(-len(before) // width))
+        status.update(text, layout=layout)
         status.set_class(error, "error")
 
     def waiting(self, where: str) -> None:
         if self.NEEDS_AWS:
             self.set_status(f"Connecting to {where}…")
 
-    def loading(self) -> None:
+    def show_loading(self) -> None:  # not `loading`: Widget.loading is a reactive
         self.set_status("Loading…" if self.loaded_at is None else
                         f"Refreshing… (last updated {_clock(self.loaded_at)})")
 

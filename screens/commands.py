@@ -1,6 +1,9 @@
 """The command palette's labtui commands: every view and every action, by name.
 
-The app runs them; this provider only lists them (``ctrl+p`` opens the palette).
+The app runs them; this provider only lists them (``ctrl+p`` opens the palette). The machines
+actions and the seat screen's actions come from those classes' bindings, so a key and its
+palette command can never drift apart. Seat actions are listed when the palette is opened on a
+seat's screen.
 """
 
 from __future__ import annotations
@@ -9,20 +12,40 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from labtui.screens.machines import MachinesView
 from labtui.screens.main import VIEWS
+from labtui.screens.seat import SeatScreen
+
+
+def described(bindings: list[Any]) -> Iterator[Binding]:
+    for binding in bindings:
+        if isinstance(binding, Binding) and binding.description and binding.action != "back":
+            yield binding
 
 
 class LabCommands(Provider):
     def commands(self) -> Iterator[tuple[str, Callable[[], Any], str]]:
         app: Any = self.app
+        screen = self.screen
         for view in VIEWS:
             yield (f"Show {view.TITLE.lower()}", partial(app.show_view, view.VIEW_ID),
                    f"{view.DESCRIPTION} (key {view.KEY})")
         yield ("Refresh the current view", app.action_refresh_view,
                "Load the current view again from AWS (key r)")
         yield ("Keys: list every key", app.action_help, "What each key does (key ?)")
+        if isinstance(screen, SeatScreen):
+            for binding in described(SeatScreen.BINDINGS):
+                yield (f"Seat {screen.seat}: {binding.description.lower()}",
+                       partial(getattr(screen, f"action_{binding.action}")),
+                       f"{binding.tooltip} (key {app.get_key_display(binding)})")
+        else:
+            for binding in described(MachinesView.BINDINGS):
+                yield (f"Machines: {binding.description.lower()}",
+                       partial(app.machines_action, binding.action),
+                       f"{binding.tooltip} (key {app.get_key_display(binding)})")
 
     async def discover(self) -> Hits:
         for name, run, help_text in self.commands():

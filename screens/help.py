@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 
 
 class HelpScreen(ModalScreen[None]):
-    """Lists (key, what it does) pairs; escape, q or ? closes it."""
+    """Lists (key, what it does, details) rows; escape, q or ? closes it."""
 
     BINDINGS = [
         Binding("escape", "dismiss", "Close", id="help.close"),
@@ -20,7 +20,7 @@ class HelpScreen(ModalScreen[None]):
         Binding("question_mark", "dismiss", "Close", show=False, id="help.close_help"),
     ]
 
-    def __init__(self, keys: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, keys: Iterable[tuple[str, ...]]) -> None:
         super().__init__(id="help")
         self.keys = list(keys)
 
@@ -30,7 +30,8 @@ class HelpScreen(ModalScreen[None]):
             rows: DataTable = DataTable(id="help-keys", cursor_type="none", show_header=True)
             rows.add_column("Key", key="key")
             rows.add_column("What it does", key="what")
-            for key, what in self.keys:
-                rows.add_row(key, what)
+            rows.add_column("", key="details")
+            for key, what, *details in self.keys:
+                rows.add_row(key, what, details[0] if details else "")
             yield rows
             yield Static("escape closes this list.", classes="note")

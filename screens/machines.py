@@ -1,100 +1,729 @@
-"""Machines: the class's seat machines, found on AWS by their tags.
+"""Machines: every seat of the course at a glance, live, with k9s habits for acting on them.
 
-AWS is the source of truth: every refresh asks ``labtui.services.inventory`` (one
-describe_instances pager per region, in a thread worker) and updates the table in place by
-instance id — new rows added, changed cells updated, vanished rows removed — never cleared.
+One row per seat (keyed by seat id, so a seat without a machine shows "absent"): its students,
+machine state, region, instance, address, setup state and error. AWS is the source of truth:
+a quiet refresh (``lifecycle.status``: one describe_instances pager per region) runs every few
+seconds in a thread worker that never stacks, and the events the work emits (SeatChanged,
+Progress) update cells in between. Rows are only ever updated in place by key — update_cell,
+add_row(key=...), remove_row — so the cursor, marks and scroll position survive every update.
+
+Keys: ``/`` filters (seat, students, state, region, setup, error…; escape clears), space marks
+rows; ``x`` exec, ``b`` reboot, ``s`` re-run setup, ``S`` stop, ``T`` start act on the marked
+rows, or on the cursor row when none is marked; ``u`` up and ``D`` down act on the course.
+Enter opens the seat's troubleshooting screen. Everything that launches, stops or destroys
+asks first in the one ``ConfirmModal``; a read-only console refuses every action that changes
+something (and exec and shell) with a notification.
+
+The work runs in thread workers owned by the app (``LabApp.start_job``): plain ``def``
+functions here that call ``labtui.lifecycle`` and never touch a widget.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 from textual import on
+from textual.binding import Binding
 from textual.widget import Widget
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
+from labtui import lifecycle
 from labtui.course import Course
-from labtui.events import LogLine
-from labtui.screens.base import View, table
-from labtui.screens.messages import MachinesLoaded
-from labtui.services import inventory as inventory_service
+from labtui.events import Event, LogLine, Progress, SeatChanged, StepDone
+from labtui.lifecycle import SeatStatus
+from labtui.screens.base import View, _clock
+from labtui.screens.confirm import ConfirmModal, PromptModal
+from labtui.screens.messages import SeatsLoaded
 from labtui.services import tags
 
 if TYPE_CHECKING:
+    from labtui.app import LabApp
     from labtui.context import Context
-    from labtui.services.inventory import Machine
+    from labtui.plan import Plan
 
-COLUMNS = (("Seat", "seat"), ("Instance", "instance"), ("Region", "region"),
-           ("State", "state"), ("Type", "type"), ("Public IP", "ip"), ("Launched", "launched"))
-
-
-def cells(machine: Machine) -> dict[str, str]:
-    return {
-        "seat": machine.seat, "instance": machine.instance_id, "region": machine.region,
-        "state": machine.state, "type": machine.instance_type,
-        "ip": machine.public_ip or "—", "launched": machine.launched[:19],
-    }
+COLUMNS = (("", "mark"), ("Seat", "seat"), ("Students", "students"), ("State", "state"),
+           ("Region", "region"), ("Instance", "instance"), ("Address", "address"),
+           ("Setup", "setup"), ("Error", "error"))
+UNKNOWN = "…"
+NONE = "—"
+MARK = "●"
+ERROR_WIDTH = 60
 
 
 def empty_text(course: Course) -> str:
     if course.machines is None:
         return ("This course has no [machines] section: no seat machines to show. "
                 "Add one to the course file to give each student a machine.")
-    return (f"No machines yet — `labtui up` (coming with the machines issue) launches one per "
-            f"seat: {len(course.seats)} seats, {course.machines.instance_type}.")
+    return (f"No machines yet — press u (or `labtui up`) to launch one machine per seat: "
+            f"{len(course.seats)} seats, {course.machines.instance_type}.")
+
+
+def one_line(text: str, width: int = ERROR_WIDTH) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def status_cells(status: SeatStatus) -> dict[str, str]:
+    """The AWS-derived cells of one seat's row."""
+    has_machine = status.instance_id is not None
+    return {
+        "state": status.state, "region": status.region or NONE,
+        "instance": status.instance_id or NONE, "address": status.address or NONE,
+        "setup": status.setup if has_machine else NONE,
+        "error": one_line(status.error) if status.error else "",
+    }
+
+
+class SeatRow:
+    """What the view knows about one seat (visible in the table or filtered out)."""
+
+    __slots__ = ("seat", "cells", "haystack", "event_at", "snapshot_at", "_names")
+
+    def __init__(self, seat: str, students: str, names: str) -> None:
+        self.seat = seat
+        self.cells: dict[str, str] = {
+            "mark": "", "seat": seat, "students": students, "state": UNKNOWN,
+            "region": UNKNOWN, "instance": UNKNOWN, "address": UNKNOWN, "setup": UNKNOWN,
+            "error": ""}
+        self.haystack = ""
+        self.event_at = 0.0      # when the newest event applied to this row was emitted
+        self.snapshot_at = 0.0   # when the AWS snapshot applied to this row was started
+        self._names = names
+        self.reindex()
+
+    def reindex(self) -> None:
+        cells = self.cells
+        self.haystack = " ".join((cells["seat"], cells["students"], self._names,
+                                  cells["state"], cells["region"], cells["instance"],
+                                  cells["address"], "setup:" + cells["setup"], cells["setup"],
+                                  cells["error"])).lower()
+
+    def table_cells(self) -> list[str]:
+        """The cells as the table takes them: DataTable reads a str as markup, and an
+        error from a remote command may hold anything in square brackets."""
+        return [escape(value) for value in self.cells.values()]
+
+    def matches(self, words: Sequence[str]) -> bool:
+        return all(word in self.haystack for word in words)
+
+    @property
+    def has_machine(self) -> bool:
+        return self.cells["instance"] not in (UNKNOWN, NONE)
+
+
+class SeatTable(DataTable):
+    """The machines table; enter opens the seat under the cursor."""
+
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Open", id="machines.open",
+                tooltip="Troubleshoot the seat under the cursor: details, console, setup "
+                        "log, a command line, a shell"),
+    ]
 
 
 class MachinesView(View):
     VIEW_ID = "machines"
     TITLE = "Machines"
     KEY = "1"
-    DESCRIPTION = "The class's machines, found on AWS by tag"
+    DESCRIPTION = "Every seat of the class: machine, address, setup — live"
     NEEDS_AWS = True
 
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="machines.filter", key_display="/",
+                tooltip="Show only the seats matching words (seat, student, state, region, "
+                        "setup, error); escape clears"),
+        Binding("space", "toggle_mark", "Mark", id="machines.mark",
+                tooltip="Mark or unmark the seat under the cursor; actions apply to the "
+                        "marked seats"),
+        Binding("x", "exec", "Exec", id="machines.exec",
+                tooltip="Run a command on the marked seats (or the cursor's); output streams "
+                        "into the log, prefixed by seat"),
+        Binding("u", "up", "Up", id="machines.up",
+                tooltip="Launch the missing machines (after confirming) and set them up"),
+        Binding("b", "reboot", "Reboot", id="machines.reboot", show=False,
+                tooltip="Reboot the marked seats' machines (after confirming)"),
+        Binding("s", "setup", "Re-run setup", id="machines.setup", show=False,
+                tooltip="Run setup again on the marked seats' machines (idempotent)"),
+        Binding("S", "stop", "Stop", id="machines.stop", show=False,
+                tooltip="Stop the marked seats' machines (after confirming); disks stay"),
+        Binding("T", "start", "Start", id="machines.start", show=False,
+                tooltip="Start the marked seats' stopped machines (after confirming)"),
+        Binding("D", "down", "Down", id="machines.down", show=False,
+                tooltip="Remove everything labtui created for the course (after confirming)"),
+        Binding("ctrl+a", "mark_all", "Mark all shown", id="machines.mark_all", show=False,
+                tooltip="Mark every seat the filter shows"),
+        Binding("escape", "clear", "Clear filter/marks", id="machines.clear", show=False,
+                tooltip="Clear the filter; pressed again, clear the marks"),
+    ]
+
+    def __init__(self, course: Course) -> None:
+        super().__init__(course)
+        self.order = {seat.id: index for index, seat in enumerate(course.seats)}
+        self.seats: dict[str, SeatRow] = {
+            seat.id: SeatRow(seat.id, ", ".join(s.id for s in seat.students),
+                             " ".join(s.name for s in seat.students))
+            for seat in course.seats}
+        self.marked: set[str] = set()
+        self.filter_words: tuple[str, ...] = ()
+        self.progress: dict[str, Progress] = {}
+        self.loaded = False
+
+    # -- layout --------------------------------------------------------------------------------
+
     def compose_body(self) -> Iterable[Widget]:
-        yield Static(f"Instances tagged {tags.COURSE}={self.course.id} and {tags.SEAT}, in "
-                     f"{', '.join(self.course.regions)}.", classes="note")
         empty = Static(empty_text(self.course), id="machines-empty", classes="empty")
         empty.display = False  # not until AWS has answered: "none yet" must be a fact
         yield empty
-        rows = table("machines-table", COLUMNS)
-        rows.display = False
+        search = Input(placeholder="filter: words matching seat, student, state, region, "
+                                   "setup, error — enter keeps it, escape clears",
+                       id="machines-filter")
+        search.display = False
+        yield search
+        rows = SeatTable(id="machines-table", cursor_type="row", zebra_stripes=True)
+        for label, key in COLUMNS:
+            rows.add_column(label, key=key, width=1 if key == "mark" else None)
+        rows.display = self.course.machines is not None  # rows come when AWS has answered
         yield rows
 
-    def fetch(self, ctx: Context) -> None:
-        started = time.monotonic()
-        ctx.sink.emit(LogLine(f"machines: looking for {tags.COURSE}={self.course.id} in "
-                              f"{len(self.course.regions)} regions"))
-        found = inventory_service.machines(ctx.aws, self.course.id, self.course.regions)
-        ctx.sink.emit(LogLine(f"machines: {len(found.machines)} found "
-                              f"({time.monotonic() - started:.1f} s)"))
-        self.deliver(MachinesLoaded(found))
+    @property
+    def rows(self) -> DataTable:
+        return self.query_one("#machines-table", DataTable)
 
-    @on(MachinesLoaded)
-    def show_machines(self, message: MachinesLoaded) -> None:
-        rows = self.query_one("#machines-table", DataTable)
-        wanted = {m.instance_id: m for m in message.inventory.machines}
-        for key in [k for k in rows.rows if k.value not in wanted]:
-            rows.remove_row(key)
-        changed = False
-        for instance_id, machine in wanted.items():
-            values = cells(machine)
-            if instance_id in rows.rows:
-                for column, value in values.items():
-                    if rows.get_cell(instance_id, column) != value:
-                        rows.update_cell(instance_id, column, value, update_width=True)
-            else:
-                rows.add_row(*values.values(), key=instance_id)
-                changed = True
-        if changed:
-            rows.sort("seat", "instance")
-        have = bool(wanted)
-        rows.display = have
+    @property
+    def lab(self) -> LabApp:
+        return self.app  # type: ignore[return-value]
+
+    # -- loading (thread worker) ----------------------------------------------------------------
+
+    def fetch(self, ctx: Context, quiet: bool = False) -> None:
+        started = time.time()
+        if not quiet:
+            ctx.sink.emit(LogLine(f"machines: looking for {tags.COURSE}={self.course.id} in "
+                                  f"{len(self.course.regions)} regions"))
+        seats = lifecycle.status(ctx, self.course)
+        if not quiet:
+            found = sum(1 for s in seats if s.instance_id)
+            ctx.sink.emit(LogLine(f"machines: {found} found for {len(seats)} seats "
+                                  f"({time.time() - started:.1f} s)"))
+        self.deliver(SeatsLoaded(seats, started))
+
+    # -- updates on the UI thread ---------------------------------------------------------------
+
+    @on(SeatsLoaded)
+    def show_seats(self, message: SeatsLoaded) -> None:
+        for status in message.seats:
+            row = self.seats.get(status.seat)
+            if row is None or row.event_at > message.started:
+                continue  # an event newer than this snapshot knows better
+            row.snapshot_at = message.started
+            self._set(row, status_cells(status))
+        self.loaded = True
+        self.loaded_at = time.time()
+        self._sync_rows()
+        have = any(row.has_machine for row in self.seats.values())
         self.query_one("#machines-empty", Static).display = not have
-        states: dict[str, int] = {}
-        for machine in wanted.values():
-            states[machine.state] = states.get(machine.state, 0) + 1
-        self.done(", ".join(f"{n} {state}" for state, n in sorted(states.items()))
-                  or "No machines.")
+        self.rows.display = self.course.machines is not None or have
+        self.show_status()
+
+    def apply_events(self, events: Iterable[Event]) -> None:
+        """Events from the work (any seat, any task), in order, already on the UI thread."""
+        touched = False
+        for event in events:
+            if isinstance(event, SeatChanged):
+                row = self.seats.get(event.seat)
+                if row is not None and event.at >= row.snapshot_at:
+                    # (an event older than the last AWS snapshot is already in it)
+                    row.event_at = event.at
+                    self._set(row, self._cells_for(row, event))
+                    touched = True
+            elif isinstance(event, Progress):
+                self.progress[event.task] = event
+                touched = True
+            elif isinstance(event, StepDone):
+                touched = True
+        if touched:
+            if self.filter_words:
+                self._sync_rows()
+            self.show_status()
+
+    @staticmethod
+    def _cells_for(row: SeatRow, event: SeatChanged) -> dict[str, str]:
+        state, detail = event.state, event.detail
+        if state == "launching":
+            return {"state": "launching", "region": detail.split()[0] if detail else NONE,
+                    "setup": "pending", "error": ""}
+        if state == "pending":
+            return {"state": "pending", "instance": detail or row.cells["instance"]}
+        booted = {} if row.cells["state"] == "running" else {"state": "running"}
+        if state == "setup":
+            return {**booted, "setup": "running", "error": ""}
+        if state == "setup failed":
+            return {**booted, "setup": "failed", "error": one_line(detail)}
+        if state == "ready":
+            return {**booted, "setup": "done", "error": ""}
+        return {"state": state}
+
+    def _set(self, row: SeatRow, values: dict[str, str]) -> None:
+        changed = {k: v for k, v in values.items() if row.cells.get(k) != v}
+        if not changed:
+            return
+        row.cells.update(changed)
+        row.reindex()
+        if not self.is_mounted:
+            return
+        rows = self.rows
+        if row.seat in rows.rows:
+            for column, value in changed.items():
+                # Widening a column re-lays the table out: only when the value needs it.
+                spec = rows.columns[column]  # type: ignore[index]
+                wider = spec.auto_width and len(value) > spec.content_width
+                rows.update_cell(row.seat, column, escape(value), update_width=wider)
+
+    def _sync_rows(self) -> None:
+        """Make the table show exactly the seats the filter lets through, in course order,
+        by removing and adding rows by key (the rows that stay are not touched)."""
+        if not self.loaded or not self.is_mounted:
+            return
+        rows = self.rows
+        wanted = [seat for seat, row in self.seats.items() if row.matches(self.filter_words)]
+        wanted_set = set(wanted)
+        present = [str(key.value) for key in rows.rows]
+        gone = [seat for seat in present if seat not in wanted_set]
+        missing = [seat for seat in wanted if seat not in rows.rows]
+        if not gone and not missing:
+            return
+        cursor = self.cursor_seat()
+        if len(gone) > len(wanted):
+            # Narrowing a big table: rebuilding the few rows that stay beats hundreds of
+            # remove_row calls (each renumbers every row).
+            rows.clear()
+            for seat in wanted:
+                rows.add_row(*self.seats[seat].table_cells(), key=seat)
+        else:
+            for seat in gone:
+                rows.remove_row(seat)
+            for seat in missing:
+                rows.add_row(*self.seats[seat].table_cells(), key=seat)
+            if missing:
+                rows.sort("seat", key=self.order.__getitem__)
+        if cursor in wanted_set:
+            rows.move_cursor(row=rows.get_row_index(cursor), scroll=False)
+
+    # -- the status line ------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        if not self.loaded:
+            return "Loading…"
+        rows = list(self.seats.values())
+        total = len(rows)
+        states = Counter(row.cells["state"] for row in rows)
+        parts = [f"running {states.pop('running', 0)}/{total}"]
+        others = ", ".join(f"{state} {n}" for state, n in sorted(states.items()))
+        if others:
+            parts[0] += f" ({others})"
+        setups = Counter(row.cells["setup"] for row in rows if row.has_machine)
+        parts.append(f"setup done {setups['done']}, failed {setups['failed']}")
+        for task, progress in list(self.progress.items()):
+            if progress.done >= progress.total:
+                del self.progress[task]
+                continue
+            parts.append(progress.human())
+        if self.marked:
+            hidden = sum(1 for seat in self.marked if seat not in self.rows.rows)
+            parts.append(f"{len(self.marked)} marked" + (f" ({hidden} hidden by the filter)"
+                                                          if hidden else ""))
+        if self.filter_words:
+            parts.append(f"filter \"{' '.join(self.filter_words)}\": "
+                         f"{self.rows.row_count} of {total} shown")
+        if self.loaded_at:
+            parts.append(f"updated {_clock(self.loaded_at)}")
+        return " · ".join(parts)
+
+    def show_status(self) -> None:
+        self.set_status(self.summary())
+
+    def show_loading(self) -> None:
+        if not self.loaded:
+            self.set_status("Loading…")
+
+    def done(self, text: str = "") -> None:
+        self.show_status()
+
+    # -- selection ------------------------------------------------------------------------------
+
+    def cursor_seat(self) -> str | None:
+        rows = self.rows
+        if rows.row_count == 0:
+            return None
+        return str(rows.coordinate_to_cell_key(rows.cursor_coordinate).row_key.value)
+
+    def targets(self) -> list[str]:
+        """The marked seats in course order, or the cursor's seat when none is marked."""
+        if self.marked:
+            return sorted(self.marked, key=self.order.__getitem__)
+        seat = self.cursor_seat()
+        return [seat] if seat else []
+
+    def _mark(self, seat: str, on_: bool) -> None:
+        if on_:
+            self.marked.add(seat)
+        else:
+            self.marked.discard(seat)
+        self._set(self.seats[seat], {"mark": MARK if on_ else ""})
+
+    def action_toggle_mark(self) -> None:
+        seat = self.cursor_seat()
+        if seat is None:
+            return
+        self._mark(seat, seat not in self.marked)
+        self.show_status()
+
+    def action_mark_all(self) -> None:
+        for key in self.rows.rows:
+            self._mark(str(key.value), True)
+        self.show_status()
+
+    def action_clear(self) -> None:
+        search = self.query_one("#machines-filter", Input)
+        if self.filter_words or search.display:
+            search.value = ""
+            search.display = False
+            self._apply_filter("")
+        elif self.marked:
+            for seat in list(self.marked):
+                self._mark(seat, False)
+        self.show_status()
+        self.rows.focus()
+
+    # -- the filter -----------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        search = self.query_one("#machines-filter", Input)
+        search.display = True
+        # At once, not after the next message (focus() defers): keys typed right after /
+        # (or pasted with it) belong to the filter.
+        self.screen.set_focus(search)
+
+    @on(Input.Changed, "#machines-filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        self._apply_filter(event.value)
+
+    @on(Input.Submitted, "#machines-filter")
+    def filter_submitted(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            self.query_one("#machines-filter", Input).display = False
+        self.rows.focus()
+
+    def _apply_filter(self, text: str) -> None:
+        words = tuple(text.lower().split())
+        if words == self.filter_words:
+            return
+        self.filter_words = words
+        self._sync_rows()
+        self.show_status()
+
+    # -- opening a seat -------------------------------------------------------------------------
+
+    @on(DataTable.RowSelected, "#machines-table")
+    def row_selected(self, event: DataTable.RowSelected) -> None:
+        self.open_seat(str(event.row_key.value))
+
+    def action_open(self) -> None:
+        seat = self.cursor_seat()
+        if seat is not None:
+            self.open_seat(seat)
+
+    def open_seat(self, seat: str) -> None:
+        from labtui.screens.seat import SeatScreen
+
+        self.app.push_screen(SeatScreen(self.course, seat))
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def _chosen(self, what: str) -> list[str] | None:
+        """The seats an action applies to, or None (and a notification) when there are
+        none or the console is read-only."""
+        if self.lab.refused(what):
+            return None
+        if not self.loaded:
+            self.app.notify("The machines are still loading; try again in a moment.",
+                            severity="warning")
+            return None
+        seats = self.targets()
+        if not seats:
+            self.app.notify("No seat selected: move the cursor to a seat or mark some with "
+                            "space.", severity="warning")
+            return None
+        return seats
+
+    def _with_machines(self, seats: list[str], what: str) -> list[str]:
+        """Drop the seats that have no machine, saying so; may return []."""
+        absent = [s for s in seats if not self.seats[s].has_machine]
+        if absent:
+            self.app.notify(f"{what}: {names(absent)} ha{'s' if len(absent) == 1 else 've'} "
+                            "no machine — skipped (press u to launch).", severity="warning",
+                            markup=False)
+        return [s for s in seats if s not in absent]
+
+    def action_exec(self) -> None:
+        seats = self._chosen("exec")
+        if not seats:
+            return
+        seats = self._with_machines(seats, "exec")
+        if not seats:
+            return
+
+        def run(command: str | None) -> None:
+            if command:
+                self.lab.start_job(exec_job(self.course, seats, command),
+                                   what=f"exec on {names(seats)}", group="exec",
+                                   refresh=False)
+
+        self.app.push_screen(PromptModal(f"Run a command on {names(seats)}",
+                                         placeholder="a shell command, e.g. df -h /",
+                                         note="Output streams into the log, prefixed by "
+                                              "seat · enter runs · escape cancels"), run)
+
+    def action_setup(self) -> None:
+        seats = self._chosen("re-run setup")
+        if seats and (seats := self._with_machines(seats, "setup")):
+            self.lab.start_job(setup_job(self.course, seats),
+                               what=f"setup on {names(seats)}")
+
+    def action_reboot(self) -> None:
+        seats = self._chosen("reboot")
+        if seats and (seats := self._with_machines(seats, "reboot")):
+            self.lab.confirm_then_job(
+                ConfirmModal(f"Reboot {count(seats, 'machine')}?",
+                             f"Seats: {names(seats, limit=20)}.\nStudents on them lose "
+                             "their open sessions; files on disk stay.", yes="Reboot",
+                             danger=True),
+                reboot_job(self.course, seats), what=f"reboot {names(seats)}")
+
+    def action_stop(self) -> None:
+        seats = self._chosen("stop")
+        if seats and (seats := self._with_machines(seats, "stop")):
+            self.lab.confirm_then_job(
+                ConfirmModal(f"Stop {count(seats, 'machine')}?",
+                             f"Seats: {names(seats, limit=20)}.\nStudents on them lose "
+                             "their sessions; disks stay (and are billed). T starts them "
+                             "again.", yes="Stop", danger=True),
+                stop_job(self.course, seats), what=f"stop {names(seats)}")
+
+    def action_start(self) -> None:
+        seats = self._chosen("start")
+        if seats and (seats := self._with_machines(seats, "start")):
+            self.lab.confirm_then_job(
+                ConfirmModal(f"Start {count(seats, 'machine')}?",
+                             f"Seats: {names(seats, limit=20)}.\nRunning machines are billed "
+                             "by the hour. ($/hour comes with the quotas/cost issue.)",
+                             yes="Start"),
+                start_job(self.course, seats), what=f"start {names(seats)}")
+
+    def action_up(self) -> None:
+        if self.lab.refused("up (launching machines)"):
+            return
+        if self.course.machines is None:
+            self.app.notify(empty_text(self.course), severity="warning", markup=False)
+            return
+        self.lab.start_job(up_job(self.course, self.lab.ask_from_thread),
+                           what="up (launch and set up)")
+
+    def action_down(self) -> None:
+        if self.lab.refused("down (removing the course's resources)"):
+            return
+        self.lab.confirm_then_job(
+            ConfirmModal(f"Take {self.course.id} down?", self.down_body(), yes="Remove all",
+                         danger=True),
+            down_job(self.course), what="down (removing everything)")
+
+    def down_body(self) -> RenderableType:
+        per_region = Counter(row.cells["region"] for row in self.seats.values()
+                             if row.has_machine)
+        lines = [f"Removes everything labtui created for course {self.course.id}, found by "
+                 f"the tag {tags.COURSE}={self.course.id} in "
+                 f"{', '.join(self.course.regions)}:"]
+        if per_region:
+            lines.append("  seat machines: " + ", ".join(
+                f"{n} in {region}" for region, n in sorted(per_region.items())))
+        else:
+            lines.append("  seat machines: none that this view knows of")
+        lines.append("  and their disks, networks, security groups, key pairs.")
+        lines.append("This cannot be undone: files on the machines are lost.")
+        return "\n".join(lines)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def names(seats: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(seats[:limit])
+    return shown + (f" and {len(seats) - limit} more" if len(seats) > limit else "")
+
+
+def count(seats: Sequence[str], noun: str) -> str:
+    return f"{len(seats)} {noun}{'' if len(seats) == 1 else 's'}"
+
+
+def up_question(plan: Plan) -> tuple[str, RenderableType]:
+    """The confirmation for up: counts per region, instance types, vCPUs from the plan."""
+    course = plan.course
+    where = ", ".join(f"{len(r.create)} in {r.region}" for r in plan.regions if r.create)
+    question = f"Launch {plan.to_create} machine{'s' if plan.to_create != 1 else ''} ({where})?"
+    table = Table(box=None, padding=(0, 2, 0, 0), header_style="bold")
+    for header in ("Region", "Launch", "Keep", "When all run", "vCPUs"):
+        table.add_column(header)
+    for region in plan.regions:
+        if not (region.create or region.keep or region.instances):
+            continue
+        running = ", ".join(f"{n} × {itype}" for itype, n in sorted(region.instances.items()))
+        table.add_row(region.region, str(len(region.create)), str(len(region.keep)),
+                      running or NONE, str(region.vcpus))
+    machines = course.machines
+    assert machines is not None
+    notes = Text("\n".join([
+        "",
+        f"New machines: {machines.instance_type} ({machines.market}), one per {machines.per}.",
+        "Then setup runs on every machine at once.",
+        f"When everything runs: {plan.instances} instances, {plan.vcpus} vCPUs (machines and "
+        "cluster nodes).",
+        f"Hard cap: max_instances = {course.max_instances}.",
+        "$/hour: not estimated yet — it comes with the quotas/cost issue.",
+    ]))
+    return question, Group(table, notes)
+
+
+# -- the work (plain functions run in thread workers; they never touch a widget) --------------
+
+Job = Callable[["Context"], str | None]
+
+
+def up_job(course: Course, ask: Callable[[ConfirmModal], bool]) -> Job:
+    def run(ctx: Context) -> str:
+        def confirm(plan: Plan) -> bool:
+            question, body = up_question(plan)
+            return ask(ConfirmModal(question, body, yes="Launch", danger=True))
+
+        result = lifecycle.up(ctx, course, confirm=confirm)
+        return describe_up(result)
+    return run
+
+
+def describe_up(result: lifecycle.UpResult) -> str:
+    if result.cancelled:
+        return "Up cancelled: nothing was launched."
+    seats = len(result.plan.course.seats)
+    if result.plan.to_create == 0:
+        text = f"Nothing to launch: every seat has its machine ({seats} seats)."
+    else:
+        text = f"Launched {len(result.launched)} of {result.plan.to_create} machine(s)."
+    if result.failed:
+        text += " Could not launch: " + "; ".join(
+            f"{seat} ({one_line(why, 80)})" for seat, why in sorted(result.failed.items())) + "."
+    for seat, (origin, target) in sorted(result.moved.items()):
+        text += f" {seat} moved from {origin} to {target} (no capacity)."
+    if result.set_up or result.setup_failed:
+        text += f" Set up {len(result.set_up)}"
+        if result.setup_failed:
+            text += f", setup failed on {names(sorted(result.setup_failed))}"
+        text += "."
+    return text
+
+
+def exec_job(course: Course, seats: list[str], command: str) -> Job:
+    def run(ctx: Context) -> str:
+        def on_line(seat: str, stream: str, text: str) -> None:
+            ctx.sink.emit(LogLine(text, source=seat,
+                                  level="warning" if stream == "stderr" else "info"))
+
+        ctx.sink.emit(LogLine(f"exec on {names(seats)}: {command}"))
+        outcomes = lifecycle.exec_command(ctx, course, seats, command, on_line)
+        ran = {o.key for o in outcomes}
+        for outcome in outcomes:
+            if outcome.ok:
+                ctx.sink.emit(LogLine(f"exit {outcome.value}", source=outcome.key,
+                                      level="info" if outcome.value == 0 else "warning"))
+            else:
+                ctx.sink.emit(LogLine(f"failed: {outcome.error}", source=outcome.key,
+                                      level="error"))
+        skipped = [s for s in seats if s not in ran]
+        for seat in skipped:
+            ctx.sink.emit(LogLine("not running — skipped", source=seat, level="warning"))
+        zero = sum(1 for o in outcomes if o.ok and o.value == 0)
+        text = f"exec: exit 0 on {zero} of {len(seats)} seat(s)"
+        nonzero = [o.key for o in outcomes if o.ok and o.value != 0]
+        failed = [o.key for o in outcomes if not o.ok]
+        if nonzero:
+            text += f"; non-zero exit on {names(nonzero)}"
+        if failed:
+            text += f"; failed on {names(failed)}"
+        if skipped:
+            text += f"; not running: {names(skipped)}"
+        ctx.sink.emit(StepDone(text, ok=not (nonzero or failed or skipped)))
+        return text
+    return run
+
+
+def setup_job(course: Course, seats: list[str],
+              cancelled: Callable[[], bool] = lambda: False) -> Job:
+    def run(ctx: Context) -> str:
+        chosen = lifecycle.running_machines(ctx, course, seats)
+        skipped = sorted(set(seats) - {m.seat for m in chosen}, key=seats.index)
+        if skipped:
+            ctx.sink.emit(LogLine(f"setup: not running, skipped: {names(skipped)}",
+                                  level="warning"))
+        if not chosen:
+            return f"Setup: no running machine among {names(seats)}."
+        outcomes = lifecycle.setup(ctx, course, chosen, cancelled=_cancelled_or(cancelled))
+        failed = [o.key for o in outcomes if not o.ok]
+        text = f"Setup done on {len(outcomes) - len(failed)} of {len(outcomes)} machine(s)"
+        return text + (f"; failed on {names(failed)}." if failed else ".")
+    return run
+
+
+def reboot_job(course: Course, seats: list[str]) -> Job:
+    def run(ctx: Context) -> str:
+        done = lifecycle.reboot(ctx, course, seats)
+        return f"Rebooted {len(done)} machine(s): {names([m.seat for m in done]) or 'none'}."
+    return run
+
+
+def stop_job(course: Course, seats: list[str]) -> Job:
+    def run(ctx: Context) -> str:
+        done = lifecycle.stop(ctx, course, seats)
+        return f"Stopped {len(done)} machine(s)."
+    return run
+
+
+def start_job(course: Course, seats: list[str]) -> Job:
+    def run(ctx: Context) -> str:
+        done = lifecycle.start(ctx, course, seats)
+        return f"Started {len(done)} machine(s)."
+    return run
+
+
+def down_job(course: Course) -> Job:
+    def run(ctx: Context) -> str:
+        report = lifecycle.down(ctx, course)
+        removed = ", ".join(f"{n} {kind}" for kind, n in sorted(report.removed.items()))
+        text = f"Down: removed {removed or 'nothing'}."
+        if report.failed:
+            text += f" Could not remove {len(report.failed)}: " + "; ".join(report.failed[:5])
+        return text
+    return run
+
+
+def _cancelled_or(cancelled: Callable[[], bool]) -> Callable[[], bool]:
+    from textual.worker import NoActiveWorker, get_current_worker
+
+    try:
+        worker: Any = get_current_worker()
+    except NoActiveWorker:
+        return cancelled
+    return lambda: cancelled() or worker.is_cancelled

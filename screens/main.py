@@ -13,8 +13,10 @@ views is instant and keeps each view's table (and cursor) as it was.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -54,17 +56,34 @@ class LogPane(RichLog):
         self.border_title = "Log"
 
     def write_event(self, event: Event) -> None:
-        stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
-        line = Text.assemble((stamp + " ", "dim"), (event.human(), STYLES[level_of(event)]))
-        self.write(line, expand=True, shrink=True)
+        self.write(line_of(event), expand=True, shrink=True)
+
+    def write_events(self, events: Sequence[Event], limit: int) -> None:
+        """A batch in one write (one render, one scroll): the last ``limit`` lines, and a
+        line saying how many were left out (the course's event log keeps every one)."""
+        lines = [line_of(event) for event in events[-limit:]]
+        if len(events) > limit:
+            lines.insert(0, Text.assemble(
+                (time.strftime("%H:%M:%S ", time.localtime(events[0].at)), "dim"),
+                (f"… {len(events) - limit} more lines not shown here (all are in the course's "
+                 "event log; each seat's setup output is in its setup log)", "yellow")))
+        self.write(Text("\n").join(lines), expand=True, shrink=True)
+
+
+def line_of(event: Event) -> Text:
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+    return Text.assemble((stamp + " ", "dim"), (event.human(), STYLES[level_of(event)]))
 
 
 class MainScreen(Screen[None]):
     """Header, the views, the log pane, the footer."""
 
     BINDINGS = [
+        # The tab strip shows the view keys ("1 Machines" …), so the footer keeps its room
+        # for the keys of the view itself; ? and the palette list these too.
         *(Binding(view.KEY, f"show_view('{view.VIEW_ID}')", view.TITLE,
-                  id=f"view.{view.VIEW_ID}", tooltip=view.DESCRIPTION) for view in VIEWS),
+                  id=f"view.{view.VIEW_ID}", tooltip=view.DESCRIPTION, show=False)
+          for view in VIEWS),
         Binding("r", "app.refresh_view", "Refresh", id="refresh",
                 tooltip="Load the current view again from AWS"),
     ]
@@ -87,6 +106,10 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.current.focus_main()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Narrow terminals (80 columns) keep every footer key visible in the compact style.
+        self.query_one(Footer).compact = event.size.width < 100
 
     @property
     def log_pane(self) -> LogPane:
@@ -114,5 +137,5 @@ class MainScreen(Screen[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         pane_id = event.pane.id
-        if pane_id in VIEW_IDS and self.focused is None:
+        if pane_id is not None and pane_id in VIEW_IDS and self.focused is None:
             self.view(pane_id).focus_main()

@@ -11,19 +11,16 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from labtui.events import Event
-
 if TYPE_CHECKING:
     from labtui.context import Context
-    from labtui.services.inventory import Inventory
+    from labtui.lifecycle import SeatStatus
+    from labtui.services.inventory import Machine
     from labtui.services.regions import RegionInfo
 
 
-@dataclass
-class LabEvent(Message):
-    """An event a service emitted through ``ctx.sink``: it goes to the log pane."""
-
-    event: Event
+class EventsPending(Message):
+    """Events wait in the app's buffer: the handler takes them all at once, so a flood of
+    events (500 seats setting up) costs one table update and one log write per batch."""
 
 
 @dataclass
@@ -39,13 +36,49 @@ class RegionsLoaded(Message):
 
 
 @dataclass
-class MachinesLoaded(Message):
-    inventory: Inventory
-
-
-@dataclass
 class VcpusLoaded(Message):
     """vCPUs per instance type, as AWS describes the types."""
 
     region: str
     vcpus: dict[str, int]
+
+
+@dataclass
+class SeatsLoaded(Message):
+    """Every seat of the course as AWS has it; ``started`` is when the fetch began (events
+    newer than that win over this snapshot)."""
+
+    seats: list[SeatStatus]
+    started: float
+
+
+@dataclass
+class SeatLoaded(Message):
+    """One seat's machine (None when it has none) for the troubleshooting screen."""
+
+    status: SeatStatus | None
+    machine: Machine | None
+
+
+@dataclass
+class SeatText(Message):
+    """Text for one of the seat screen's panes: the console output."""
+
+    pane: str
+    text: str
+
+
+@dataclass
+class SeatOutput(Message):
+    """One line of a command's output on the seat screen (``stream``: stdout, stderr or
+    labtui for the exit status)."""
+
+    stream: str
+    text: str
+
+
+@dataclass
+class ShellReady(Message):
+    """The `ssh` command line that opens a shell on the seat's machine."""
+
+    argv: list[str]

@@ -40,8 +40,11 @@ class Tmux:
                               check=check, timeout=10)
 
     def start(self, command: list[str], env: dict[str, str]) -> None:
+        # -u: a tmux server started without a terminal may hand its panes COLUMNS=80 and
+        # LINES=24, which would override the pane's real size; the app must ask the tty.
         line = " ".join(shlex.quote(part) for part in
-                        ["env", *(f"{k}={v}" for k, v in env.items()), *command])
+                        ["env", "-u", "COLUMNS", "-u", "LINES",
+                         *(f"{k}={v}" for k, v in env.items()), *command])
         # remain-on-exit would keep the pane after the app ends; we want the session gone.
         self.run("new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", "-c", str(ROOT),
                  line)
@@ -90,6 +93,24 @@ def test_console_in_a_real_terminal(sandbox_state: StateDir) -> None:
         # Connected to the session sandbox, and the machines view says there are none yet.
         screen = tmux.wait_for("No machines yet")
         assert "sandbox http://127.0.0.1:" in screen
+        # Every seat is a row; / filters them, escape brings them back.
+        screen = tmux.wait_for("running 0/6 (absent 6)")
+        assert "ta01" in screen and "s05" in screen and "absent" in screen
+        tmux.keys("/")
+        tmux.wait_for("filter: words matching", timeout=10)  # as a user waits for the line
+        tmux.keys("-l", "ta0")
+        screen = tmux.wait_for('filter "ta0": 1 of 6 shown', timeout=10)
+        assert "s05  " not in screen
+        tmux.keys("Escape")
+        screen = tmux.wait_for("running 0/6 (absent 6) · setup done 0, failed 0 · updated",
+                               timeout=10)
+        assert "s05" in screen
+        # ? lists the keys of the machines view.
+        tmux.keys("?")
+        screen = tmux.wait_for("Keys", timeout=10)
+        assert "Launch the missing machines" in screen or "Up" in screen
+        tmux.keys("Escape")
+        tmux.wait_for("No machines yet", timeout=10)
 
         tmux.keys("2")
         screen = tmux.wait_for("Ada Lovelace", timeout=10)

@@ -75,7 +75,7 @@ async def settle(pilot: Pilot, app: LabApp) -> None:
             pass  # the app's StateChanged handler reports it; tests assert on that
         await pilot.pause()
         done = app.ctx is not None or app.connect_error is not None
-        quiet = quiet + 1 if done and not busy(app) else 0
+        quiet = quiet + 1 if done and not busy(app) and not app.events_pending else 0
         if quiet >= 2:
             return
     raise AssertionError("the app did not settle")
@@ -106,12 +106,18 @@ async def test_every_view_by_key(course: Course, sandbox_state: StateDir) -> Non
         assert app.sub_title.startswith("sandbox http://127.0.0.1:")
         assert isinstance(app.screen, MainScreen)
 
-        # Machines (the default view): the sandbox has none before `up`, and says so.
+        # Machines (the default view): every seat, none with a machine before `up`, and
+        # the view says how to launch them.
         assert active(app) == "machines"
         shown = screen_text(app)
-        assert "No machines yet" in shown and "labtui up" in shown
-        assert table(app, "machines-table").row_count == 0
-        assert not table(app, "machines-table").display
+        assert "No machines yet — press u (or `labtui up`) to launch one machine per seat" \
+            in shown
+        machines = table(app, "machines-table")
+        assert machines.row_count == len(course.seats) == 6
+        assert [str(key.value) for key in machines.rows] == [s.id for s in course.seats]
+        assert {machines.get_cell(s.id, "state") for s in course.seats} == {"absent"}
+        assert machines.get_cell("ta01", "students") == "ta01"
+        assert "running 0/6 (absent 6) · setup done 0, failed 0" in shown
 
         # Roster: every student of the course file, with their seat.
         await press(pilot, app, "2")
@@ -142,7 +148,6 @@ async def test_every_view_by_key(course: Course, sandbox_state: StateDir) -> Non
         assert "us-east-1a" in str(regions.get_cell("us-east-1", "zones"))
         shown = screen_text(app)
         assert "us-east-1" in shown and "us-east-1a" in shown
-        assert "regions/quotas issue" in shown
         assert "…" not in str(regions.get_row("sa-east-1"))
 
         # Quotas: the cap and the instance count from the file, vCPUs from AWS.
@@ -150,11 +155,10 @@ async def test_every_view_by_key(course: Course, sandbox_state: StateDir) -> Non
         assert active(app) == "quotas"
         shown = screen_text(app)
         assert "max_instances = 30" in shown and "runs 24 instances" in shown
-        assert "regions/quotas issue" in shown
-        quotas = table(app, "quotas-table")
-        assert quotas.get_cell("machines", "vcpus") == "2"  # t3.small
-        assert quotas.get_cell("machines", "total") == "12"
-        assert quotas.get_cell("total", "total") == str(6 * 2 + 18 * 4)
+        needs = table(app, "needs-table")
+        assert needs.get_cell("machines", "vcpus") == "2"  # t3.small
+        assert needs.get_cell("machines", "total") == "12"
+        assert needs.get_cell("total", "total") == str(6 * 2 + 18 * 4)
 
         # Back to machines with 1.
         await press(pilot, app, "1")
@@ -164,14 +168,17 @@ async def test_every_view_by_key(course: Course, sandbox_state: StateDir) -> Non
         logged = log_text(app)
         assert "connected: sandbox http://127.0.0.1:" in logged
         assert "regions: 3 regions" in logged
-        assert "machines: 0 found" in logged
+        assert "machines: 0 found for 6 seats" in logged
         assert "quotas: vCPUs per type" in logged
         assert "Log" in screen_text(app)
-        # The footer shows the view keys.
-        footer = screen_text(app).splitlines()[-1]
+        # The tab strip shows the view keys, the footer the machines view's own keys.
+        lines = screen_text(app).splitlines()
         for view in VIEWS:
-            assert f"{view.KEY} {view.TITLE}" in footer
-        assert "q Quit" in footer and "r Refresh" in footer and "? Help" in footer
+            assert f"{view.KEY} {view.TITLE}" in lines[1]
+        footer = lines[-1]
+        for item in ("⏎ Open", "/ Filter", "space Mark", "x Exec", "u Up", "r Refresh",
+                     "q Quit", "? Help"):
+            assert item in footer
 
 
 async def test_refresh_updates_machines_in_place(course: Course,
@@ -189,23 +196,27 @@ async def test_refresh_updates_machines_in_place(course: Course,
 
         await press(pilot, app, "r")
         machines = table(app, "machines-table")
-        assert machines.row_count == 1
-        assert machines.get_cell(instance_id, "seat") == "s01"
-        assert machines.get_cell(instance_id, "state") in ("pending", "running")
-        assert machines.display
+        assert machines.row_count == 6  # one row per seat, keyed by seat
+        assert machines.get_cell("s01", "instance") == instance_id
+        assert machines.get_cell("s01", "state") in ("pending", "running")
+        assert machines.get_cell("s01", "region") == "us-east-1"
+        assert machines.get_cell("s02", "state") == "absent"
         assert instance_id in screen_text(app)
         assert "No machines yet" not in screen_text(app)
-        row_key = next(iter(machines.rows))
+        row_keys = list(machines.rows)
 
         ec2.stop_instances(InstanceIds=[instance_id])
         await press(pilot, app, "r")
-        assert machines.row_count == 1
-        assert next(iter(machines.rows)) is row_key  # the same row, updated in place
-        assert machines.get_cell(instance_id, "state") in ("stopping", "stopped")
+        assert list(machines.rows) == row_keys  # the same rows, updated in place
+        assert all(a is b for a, b in zip(machines.rows, row_keys, strict=True))
+        assert machines.get_cell("s01", "state") in ("stopping", "stopped")
+        assert machines.get_cell("s01", "address") == "—"
 
         ec2.terminate_instances(InstanceIds=[instance_id])
         await press(pilot, app, "r")
-        assert machines.row_count == 0
+        assert list(machines.rows) == row_keys
+        assert machines.get_cell("s01", "state") == "absent"
+        assert machines.get_cell("s01", "instance") == "—"
         assert "No machines yet" in screen_text(app)
         assert "machines: 1 found" in log_text(app) and "machines: 0 found" in log_text(app)
 
@@ -258,16 +269,23 @@ async def test_help_lists_every_key(course: Course, sandbox_state: StateDir) -> 
         rows = [(str(keys.get_row_at(i)[0]), str(keys.get_row_at(i)[1]))
                 for i in range(keys.row_count)]
         listed = dict(rows)
-        # The footer's keys come first, then the palette, then the focused widget's keys.
-        assert [key for key, _ in rows[:9]] == ["1", "2", "3", "4", "5", "r", "q", "?", "^p"]
+        # The footer's keys come first, then the palette, then labtui's other keys (the
+        # views, then the machines view's), then the widgets' own keys.
+        assert [key for key, _ in rows[:9]] == ["⏎", "/", "space", "x", "u", "r", "q", "?",
+                                                "^p"]
+        assert [key for key, _ in rows[9:21]] == ["1", "2", "3", "4", "5", "b", "s", "S",
+                                                  "T", "D", "^a", "esc"]
         for view in VIEWS:
             assert listed[view.KEY] == view.TITLE
         assert listed["r"] == "Refresh"
         assert listed["q"] == "Quit"
         assert listed["?"] == "Help"
         assert listed["^p"].startswith("Command palette")
+        assert listed["u"] == "Up" and listed["D"] == "Down" and listed["x"] == "Exec"
+        assert listed["esc"] == "Clear filter/marks"
         shown = screen_text(app)
         assert "Roster" in shown and "Command palette" in shown
+        assert "Launch the missing machines" in shown  # the details column
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)

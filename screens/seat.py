@@ -1,0 +1,411 @@
+"""One seat's troubleshooting screen: a student raised a hand.
+
+Enter on a seat of the machines view pushes this screen; escape goes back. It shows the
+seat's machine (instance, type, region, address, state, launch time, setup state and error,
+students, tags), and three panes: the setup log (the local file, tailed while the screen is
+open), the console output (with the sandbox journal in the sandbox; ``c`` reloads it), and the
+output of commands. Keys: ``x`` the command line (output streams in line by line, then the exit
+status), ``f`` tail a remote file, ``s`` re-run setup, ``p`` reset the password (confirmed;
+the screen says where the new one is stored and never shows it), ``b`` reboot (confirmed),
+``!`` an interactive shell (the app suspends and runs OpenSSH with the pinned host key).
+
+A read-only console shows all of it and refuses every key that changes something, and also
+commands, file tails and the shell: a TA's console is for looking.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import events, on
+from textual.app import ComposeResult, SuspendNotSupported
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, Log, Static, TabbedContent, TabPane
+
+from labtui import lifecycle
+from labtui.course import Course
+from labtui.events import Event, LogLine, SeatChanged
+from labtui.screens.confirm import ConfirmModal, PromptModal
+from labtui.screens.machines import Job, reboot_job, setup_job
+from labtui.screens.messages import SeatLoaded, SeatOutput, SeatText, ShellReady
+from labtui.services import inventory, tags
+
+if TYPE_CHECKING:
+    from labtui.app import LabApp
+    from labtui.context import Context
+    from labtui.lifecycle import SeatStatus
+    from labtui.services.inventory import Machine
+
+TAIL_BYTES = 64 * 1024      # how much of the setup log to show at first
+TAIL_EVERY = 1.0            # seconds between looks at the setup log
+REMOTE_TAIL_LINES = 200
+
+
+def remote_path(path: str) -> str:
+    """A path for the remote shell: quoted, with a leading ~/ left to expand."""
+    if path == "~":
+        return "~"
+    if path.startswith("~/"):
+        return "~/" + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+class SeatScreen(Screen[None]):
+    """Troubleshoot one seat from the keyboard."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="seat.back",
+                tooltip="Back to the machines (from the command line: leave it first)"),
+        Binding("x", "command", "Command", id="seat.command",
+                tooltip="Type a command to run on the seat's machine; output streams below"),
+        # The tab labels name c and l, so the footer leaves them out.
+        Binding("c", "console", "Console", id="seat.console", show=False,
+                tooltip="Show the console output (reloaded from AWS)"),
+        Binding("l", "setup_log", "Setup log", id="seat.setup_log", show=False,
+                tooltip="Show the seat's setup log (kept locally, followed live)"),
+        Binding("o", "output", "Output", id="seat.output", show=False,
+                tooltip="Show the output of the commands run here"),
+        Binding("f", "tail_file", "Tail file", id="seat.tail",
+                tooltip=f"Show the last {REMOTE_TAIL_LINES} lines of a file on the machine"),
+        Binding("s", "setup", "Re-run setup", id="seat.setup",
+                tooltip="Run the course's setup again on this machine (idempotent)"),
+        Binding("exclamation_mark", "shell", "Shell", id="seat.shell", key_display="!",
+                tooltip="Open an interactive shell on the machine (OpenSSH, pinned host key)"),
+        Binding("p", "reset_password", "Reset password", id="seat.password", show=False,
+                tooltip="Give the seat a new password (after confirming); it is stored, "
+                        "never shown"),
+        Binding("b", "reboot", "Reboot", id="seat.reboot", show=False,
+                tooltip="Reboot the seat's machine (after confirming)"),
+        Binding("r", "reload", "Reload", id="seat.reload", show=False,
+                tooltip="Load the details and the console output again"),
+    ]
+
+    def __init__(self, course: Course, seat: str) -> None:
+        super().__init__(id=f"seat-{seat}", classes="seat-screen")
+        self.course = course
+        self.seat = seat
+        self.students = course.seat(seat).students
+        self.status: SeatStatus | None = None
+        self.machine: Machine | None = None
+        self.loaded = False
+        self._log_path: Path | None = None
+        self._log_offset = 0
+        self._log_rest = b""
+        self._log_said_missing = False
+        self._reload_timer: Timer | None = None
+
+    @property
+    def lab(self) -> LabApp:
+        return self.app  # type: ignore[return-value]
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="seat-top"):
+            who = ", ".join(f"{s.name} ({s.id})" for s in self.students)
+            yield Static(f"Seat {self.seat} — {who}", classes="view-title", markup=False)
+            yield Static("Loading…", id="seat-details", markup=False)
+        with TabbedContent(initial="seat-log-pane", id="seat-tabs"):
+            with TabPane("Setup log (l)", id="seat-log-pane"):
+                yield Log(id="seat-setup-log", max_lines=5000)
+            with TabPane("Console (c)", id="seat-console-pane"):
+                yield Log(id="seat-console", max_lines=5000)
+            with TabPane("Output (x, f)", id="seat-output-pane"):
+                yield Log(id="seat-output", max_lines=5000)
+        yield Input(placeholder=f"x: a command to run on {self.seat} (enter runs it, escape "
+                                "leaves the line)", id="seat-command")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = self.app.title
+        self.sub_title = f"seat {self.seat}"
+        self.query_one("#seat-setup-log", Log).focus()
+        self.reload()
+        self.tail_setup_log()
+        self.set_interval(TAIL_EVERY, self.tail_setup_log, name="tail setup log")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(Footer).compact = event.size.width < 100
+
+    def pane(self, name: str) -> Log:
+        return self.query_one(f"#seat-{name}", Log)
+
+    def show_pane(self, pane_id: str) -> None:
+        self.query_one("#seat-tabs", TabbedContent).active = pane_id
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        ctx = self.lab.ctx
+        if ctx is None:
+            self.failed(self.lab.connect_error or "not connected yet")
+            return
+        from labtui.app import SEAT_GROUP
+
+        self.lab.run_worker(lambda: self.fetch(ctx), name=f"{SEAT_GROUP}{self.seat}",
+                            group=f"{SEAT_GROUP}{self.seat}", thread=True, exclusive=True,
+                            exit_on_error=False, description=f"loading seat {self.seat}")
+
+    def fetch(self, ctx: Context) -> None:
+        """Runs in a thread worker: the seat's machine, then its console output."""
+        found = inventory.machines(ctx.aws, self.course.id, self.course.regions)
+        status = next(s for s in lifecycle.status(ctx, self.course, found)
+                      if s.seat == self.seat)
+        machine = next((m for m in found.machines if m.instance_id == status.instance_id),
+                       None)
+        self.post_message(SeatLoaded(status, machine))
+        if machine is None:
+            self.post_message(SeatText("console", "The seat has no machine: no console."))
+            return
+        self.post_message(SeatText("console", lifecycle.console(ctx, machine)))
+
+    @on(SeatLoaded)
+    def show_seat(self, message: SeatLoaded) -> None:
+        self.status, self.machine, self.loaded = message.status, message.machine, True
+        self.query_one("#seat-details", Static).update(self.details())
+
+    def details(self) -> Text:
+        status, machine = self.status, self.machine
+        students = ", ".join(f"{s.id} ({s.name}, {s.email})" for s in self.students)
+        lines: list[tuple[str, str]] = [("Students", students)]
+        if status is None or machine is None:
+            lines.append(("Machine", "absent — the seat has no machine; press u on the "
+                                     "machines view (or run `labtui up`) to launch it"))
+        else:
+            lines += [
+                ("Instance", f"{machine.instance_id} · {machine.instance_type} · "
+                             f"{machine.region}"),
+                ("State", f"{status.state} · launched {status.launched[:19] or '—'}"),
+                ("Address", status.address or "— (not running, or not reachable yet)"),
+                ("Setup", status.setup + (f" — {status.error}" if status.error else "")),
+                ("Tags", ", ".join(f"{k}={v}" for k, v in sorted(
+                    tags.as_dict(machine.raw.get("Tags")).items()))),
+            ]
+        text = Text()
+        for index, (label, value) in enumerate(lines):
+            text.append(f"{label:<9} ", style="bold")
+            style = "red" if label == "Setup" and status and status.setup == "failed" else ""
+            text.append(value, style=style)
+            if index < len(lines) - 1:
+                text.append("\n")
+        return text
+
+    def failed(self, message: str) -> None:
+        self.query_one("#seat-details", Static).update(
+            Text(f"Could not load the seat: {message}", style="bold red"))
+
+    @on(SeatText)
+    def show_text(self, message: SeatText) -> None:
+        pane = self.pane(message.pane)
+        pane.clear()
+        pane.write_lines(message.text.splitlines() or ["(empty)"])
+
+    def apply_events(self, events: list[Event]) -> None:
+        """Called by the app with each batch of events: reload when this seat changed."""
+        if any(isinstance(e, SeatChanged) and e.seat == self.seat for e in events):
+            if self._reload_timer is None:
+                self._reload_timer = self.set_timer(0.5, self._reload_now)
+
+    def _reload_now(self) -> None:
+        self._reload_timer = None
+        self.reload()
+
+    # -- the setup log, followed while the screen is open ----------------------------------------
+
+    def tail_setup_log(self) -> None:
+        ctx = self.lab.ctx
+        if ctx is None:
+            return
+        if self._log_path is None:
+            self._log_path = ctx.state.course(self.course.id).logs / f"{self.seat}.log"
+        log = self.pane("setup-log")
+        try:
+            size = self._log_path.stat().st_size
+        except FileNotFoundError:
+            if not self._log_said_missing:
+                log.write_line(f"No setup log yet ({self._log_path}): setup has not run on "
+                               "this seat from this computer.")
+                self._log_said_missing = True
+            return
+        if size < self._log_offset:  # the file was replaced
+            log.clear()
+            self._log_offset, self._log_rest = 0, b""
+        if size == self._log_offset:
+            return
+        if self._log_said_missing:
+            log.clear()
+            self._log_said_missing = False
+        first = self._log_offset == 0
+        start = max(0, size - TAIL_BYTES) if first else self._log_offset
+        with self._log_path.open("rb") as stream:
+            stream.seek(start)
+            data = self._log_rest + stream.read(size - start)
+        self._log_offset = size
+        *lines, self._log_rest = data.split(b"\n")
+        if first and start and lines:
+            lines = lines[1:]  # the tail starts in the middle of a line
+        log.write_lines([line.decode("utf-8", "replace") for line in lines])
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        if isinstance(self.focused, Input):
+            pane = self.query_one("#seat-tabs", TabbedContent).active_pane
+            if pane is not None:
+                self.set_focus(pane.query_one(Log))
+            return
+        self.dismiss(None)
+
+    def action_console(self) -> None:
+        self.show_pane("seat-console-pane")
+        self.pane("console").clear()
+        self.pane("console").write_line("Loading the console output…")
+        self.reload()
+
+    def action_setup_log(self) -> None:
+        self.show_pane("seat-log-pane")
+
+    def action_output(self) -> None:
+        self.show_pane("seat-output-pane")
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def action_command(self) -> None:
+        self.set_focus(self.query_one("#seat-command", Input))  # at once: keys follow x
+
+    def _has_machine(self, what: str) -> bool:
+        if not self.loaded:
+            self.notify("The seat is still loading; try again in a moment.",
+                        severity="warning")
+            return False
+        if self.machine is None:
+            self.notify(f"{what}: seat {self.seat} has no machine (press u on the machines "
+                        "view to launch it).", severity="warning", markup=False)
+            return False
+        return True
+
+    def run_command(self, command: str, title: str | None = None) -> None:
+        if self.lab.refused("exec") or not self._has_machine("exec"):
+            return
+        self.show_pane("seat-output-pane")
+        self.lab.start_job(self.exec_job(command, title), what=f"{title or command} on "
+                           f"{self.seat}", group=f"exec:{self.seat}", refresh=False)
+
+    def exec_job(self, command: str, title: str | None) -> Job:
+        course, seat = self.course, self.seat
+
+        def run(ctx: Context) -> None:
+            def on_line(_seat: str, stream: str, text: str) -> None:
+                self.post_message(SeatOutput(stream, text))
+                ctx.sink.emit(LogLine(text, source=seat,
+                                      level="warning" if stream == "stderr" else "info"))
+
+            self.post_message(SeatOutput("labtui", f"$ {title or command}"))
+            outcomes = lifecycle.exec_command(ctx, course, [seat], command, on_line)
+            if not outcomes:
+                self.post_message(SeatOutput("labtui", "not run: the machine is not running"))
+                return
+            outcome = outcomes[0]
+            text = f"exit {outcome.value}" if outcome.ok else f"failed: {outcome.error}"
+            self.post_message(SeatOutput("labtui", text))
+            ctx.sink.emit(LogLine(text, source=seat,
+                                  level="info" if outcome.ok and outcome.value == 0
+                                  else "warning"))
+        return run
+
+    @on(SeatOutput)
+    def show_output(self, message: SeatOutput) -> None:
+        prefix = {"stderr": "! ", "labtui": "» "}.get(message.stream, "")
+        self.pane("output").write_line(f"{prefix}{message.text}")
+
+    @on(Input.Submitted, "#seat-command")
+    def command_submitted(self, event: Input.Submitted) -> None:
+        command = event.value.strip()
+        if not command:
+            return
+        event.input.value = ""
+        self.run_command(command)
+
+    def action_tail_file(self) -> None:
+        if self.lab.refused("exec (tail a file)") or not self._has_machine("tail"):
+            return
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.run_command(f"tail -n {REMOTE_TAIL_LINES} -- {remote_path(path)}",
+                                 title=f"tail {path}")
+
+        self.app.push_screen(PromptModal(f"Tail a file on {self.seat}",
+                                         placeholder="/var/log/syslog or ~/notes.txt",
+                                         note=f"The last {REMOTE_TAIL_LINES} lines show in "
+                                              "the Output pane · escape cancels"), chosen)
+
+    def action_setup(self) -> None:
+        if self.lab.refused("re-run setup") or not self._has_machine("setup"):
+            return
+        self.show_pane("seat-log-pane")
+        self.lab.start_job(setup_job(self.course, [self.seat]), what=f"setup on {self.seat}")
+
+    def action_reboot(self) -> None:
+        if self.lab.refused("reboot") or not self._has_machine("reboot"):
+            return
+        self.lab.confirm_then_job(
+            ConfirmModal(f"Reboot {self.seat}'s machine?",
+                         f"{self.machine.instance_id if self.machine else ''}: the students "
+                         "on it lose their open sessions; files on disk stay.",
+                         yes="Reboot", danger=True),
+            reboot_job(self.course, [self.seat]), what=f"reboot {self.seat}")
+
+    def action_reset_password(self) -> None:
+        if self.lab.refused("reset password") or not self._has_machine("reset password"):
+            return
+        seat = self.seat
+        course = self.course
+
+        def run(ctx: Context) -> str:
+            path = lifecycle.reset_seat_password(ctx, course, seat)
+            return (f"New password for {seat} set on the machine and stored in {path} "
+                    "(readable by you only). It is not shown here.")
+
+        self.lab.confirm_then_job(
+            ConfirmModal(f"Reset the password of {seat}?",
+                         "A new password is generated, set on the machine and stored in "
+                         "labtui's state folder (a 0600 file); it is never shown on screen. "
+                         "The old password stops working at once.", yes="Reset"),
+            run, what=f"reset password of {seat}")
+
+    def action_shell(self) -> None:
+        if self.lab.refused("shell") or not self._has_machine("shell"):
+            return
+        course, seat = self.course, self.seat
+
+        def run(ctx: Context) -> None:
+            self.post_message(ShellReady(lifecycle.ssh_command(ctx, course, seat)))
+
+        self.lab.start_job(run, what=f"shell on {seat}", group=f"shell:{seat}",
+                           refresh=False)
+
+    @on(ShellReady)
+    def open_shell(self, message: ShellReady) -> None:
+        started = time.monotonic()
+        try:
+            with self.app.suspend():
+                status = subprocess.call(message.argv)
+        except SuspendNotSupported:
+            self.notify("This terminal cannot hand over to a shell. Run it yourself: "
+                        f"{shlex.join(message.argv)}", title="No shell here",
+                        severity="warning", timeout=15, markup=False)
+            return
+        self.lab.log_event(LogLine(f"shell on {self.seat} ended (exit {status}, "
+                                   f"{time.monotonic() - started:.0f} s)"))
+        self.reload()
