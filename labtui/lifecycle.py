@@ -72,9 +72,11 @@ class UpResult:
 
 
 def discover(ctx: Context, course: Course) -> Inventory:
-    """The course's seat machines, adopting any whose seat tag was never written."""
-    for region in course.regions:
-        machines.adopt_untagged(ctx.aws, course.id, region, ctx.sink)
+    """The course's seat machines, adopting any whose seat tag was never written (a
+    read-only context only looks: adopting writes tags)."""
+    if not ctx.read_only:
+        for region in course.regions:
+            machines.adopt_untagged(ctx.aws, course.id, region, ctx.sink)
     return inventory.machines(ctx.aws, course.id, course.regions)
 
 
@@ -382,12 +384,16 @@ def exec_command(ctx: Context, course: Course, seats: Iterable[str] | None, comm
     streams output; each Outcome's value is that seat's exit status."""
     ctx.refuse_if_read_only("exec")
     remote = remote_for(ctx, course)
-    chosen = running_machines(ctx, course, seats)
-    return fan_out(chosen, lambda m: m.seat,
-                   lambda m: exec_on(remote, m, command,
-                                     lambda stream, text: on_line(m.seat, stream, text),
-                                     timeout=timeout),
-                   concurrency=concurrency, task="exec", sink=ctx.sink)
+    found = select(course, discover(ctx, course), seats)
+    chosen = [m for m in found if m.state == "running"]
+    idle = {m.seat: m.state for m in found if m.seat not in {c.seat for c in chosen}}
+    outcomes = fan_out(chosen, lambda m: m.seat,
+                       lambda m: exec_on(remote, m, command,
+                                         lambda stream, text: on_line(m.seat, stream, text),
+                                         timeout=timeout),
+                       concurrency=concurrency, task="exec", sink=ctx.sink)
+    return outcomes + [Outcome(seat, error=f"not running ({state})")
+                       for seat, state in sorted(idle.items())]
 
 
 def reset_seat_password(ctx: Context, course: Course, seat: str):

@@ -523,7 +523,7 @@ class MachinesView(View):
             self.lab.confirm_then_job(
                 ConfirmModal(f"Start {count(seats, 'machine')}?",
                              f"Seats: {names(seats, limit=20)}.\nRunning machines are billed "
-                             "by the hour. ($/hour comes with the quotas/cost issue.)",
+                             "by the hour (the regions view shows the class's $/hour).",
                              yes="Start"),
                 start_job(self.course, seats), what=f"start {names(seats)}")
 
@@ -577,14 +577,14 @@ def up_question(plan: Plan) -> tuple[str, RenderableType]:
     where = ", ".join(f"{len(r.create)} in {r.region}" for r in plan.regions if r.create)
     question = f"Launch {plan.to_create} machine{'s' if plan.to_create != 1 else ''} ({where})?"
     table = Table(box=None, padding=(0, 2, 0, 0), header_style="bold")
-    for header in ("Region", "Launch", "Keep", "When all run", "vCPUs"):
+    for header in ("Region", "Launch", "Keep", "When all run", "vCPUs", "$/hour"):
         table.add_column(header)
     for region in plan.regions:
         if not (region.create or region.keep or region.instances):
             continue
         running = ", ".join(f"{n} × {itype}" for itype, n in sorted(region.instances.items()))
         table.add_row(region.region, str(len(region.create)), str(len(region.keep)),
-                      running or NONE, str(region.vcpus))
+                      running or NONE, str(region.vcpus), f"{region.hourly_usd:.2f}")
     machines = course.machines
     assert machines is not None
     notes = Text("\n".join([
@@ -594,8 +594,11 @@ def up_question(plan: Plan) -> tuple[str, RenderableType]:
         f"When everything runs: {plan.instances} instances, {plan.vcpus} vCPUs (machines and "
         "cluster nodes).",
         f"Hard cap: max_instances = {course.max_instances}.",
-        "$/hour: not estimated yet — it comes with the quotas/cost issue.",
-    ]))
+        f"Cost when everything runs: about ${plan.hourly_usd:.2f}/hour, "
+        f"${plan.daily_usd:.2f}/day (spot at its max price)"
+        + (f"; no price known for {', '.join(plan.unpriced)}" if plan.unpriced else "") + ".",
+    ] + ([f"Over the course's budget of ${course.budget_usd:.2f}/day."]
+         if plan.over_budget and course.budget_usd is not None else [])))
     return question, Group(table, notes)
 
 

@@ -112,7 +112,8 @@ async def test_up_filter_marks_exec_and_seat_screen(course: Course, sandbox_stat
         assert "Launch 3 machines (3 in us-east-1)?" in modal
         assert "us-east-1" in modal and "3 × t3.small" in modal
         assert "3 instances, 6 vCPUs" in modal and "max_instances = 20" in modal
-        assert "$/hour: not estimated yet" in modal and "quotas/cost issue" in modal
+        # 3 x t3.small at the table's 0.0208 $/hour (served by the sandbox's Price List API)
+        assert "about $0.06/hour, $1.50/day" in modal
         assert isinstance(app.screen, MainScreen)
         for seat in SEATS:
             assert cell(app, seat, "state") == "running", seat
