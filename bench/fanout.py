@@ -3,8 +3,9 @@
 For N seats (default 1, 10, 50, 100) whose setup takes a fixed time (one `sleep` as the
 setup command, key login, no packages: the simulated machines all share this computer's
 cores, so the course keeps their own work out of the figure and measures labtui's fan-out:
-connections, host-key checks, step round trips, tags), prints the wall time of `up` (launch + setup) and of setup alone against the
-one-seat time, and the AWS API calls that `up`, one `status` refresh and `down` make.
+connections, host-key checks, step round trips, tags), prints the wall time of `up`'s
+launch and of setup against the one-seat time, and the AWS API calls that `up`, one `status`
+refresh and `down` make.
 Aim: 100 seats in under 1.5x the time of one; status calls constant in N (per region).
 Everything runs on 127.0.0.1 (moto + the embedded SSH hosts) in a temporary folder.
 

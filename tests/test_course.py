@@ -3,6 +3,7 @@ gets one message naming the file, the line (or key) and the fix."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ def test_sample_course_uses_every_section() -> None:
     assert course.jupyter and course.jupyter.notebooks[0].name == "lab1.ipynb"
     assert course.jobs and len(course.jobs.entries) == 3
     assert course.jobs.entries[2].command == "python3 simulate.py --seed 3 --big"
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
         course.id = "other"  # type: ignore[misc]
 
 

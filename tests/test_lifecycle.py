@@ -15,28 +15,13 @@ from labtui.events import ListSink
 from labtui.services import machines, tags
 
 from .conftest import SAMPLE
+from .courses import write_course
 
 
 def small_course(tmp_path: Path, students: int = 3, max_instances: int = 10,
                  extra: str = "") -> Path:
-    rows = "\n".join(f'[[roster.students]]\nid = "s{i:02}"\nname = "Student {i}"\n'
-                     f'email = "s{i}@example.edu"\n' for i in range(1, students + 1))
-    path = tmp_path / "course.toml"
-    path.write_text(f"""
-[course]
-id = "life"
-name = "Lifecycle"
-regions = ["us-east-1", "eu-west-1"]
-max_instances = {max_instances}
-
-{rows}
-[machines]
-instance_type = "t3.small"
-[network]
-ssh_cidr = "198.51.100.0/24"
-{extra}
-""")
-    return path
+    return write_course(tmp_path, "life", students=students, max_instances=max_instances,
+                        regions=("us-east-1", "eu-west-1"), extra=extra)
 
 
 def eventually(get, ok, timeout: float = 5.0):

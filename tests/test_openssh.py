@@ -128,7 +128,7 @@ user = "{getpass.getuser()}"
 login = "key"
 setup = [
   "echo first >> steps.log",
-  "if [ -e drop-once ]; then rm drop-once; kill -9 $PPID; sleep 1; exit 1; fi; echo second >> steps.log",
+  "if [ -e drop-once ]; then rm drop-once; kill -9 $PPID; exit 1; fi; echo second >> steps.log",
   "echo third >> steps.log",
 ]
 [network]

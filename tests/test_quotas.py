@@ -17,6 +17,7 @@ from labtui.events import ListSink
 from labtui.services import quotas
 from labtui.services.pricing import Prices
 
+from .courses import CLUSTER, write_course
 from .test_cli import json_lines, run
 
 ON_DEMAND, SPOT = "L-1216C47A", "L-34B43A08"
@@ -24,35 +25,9 @@ ON_DEMAND, SPOT = "L-1216C47A", "L-34B43A08"
 
 def course_file(tmp_path: Path, students: int = 4, clusters: bool = True,
                 budget: str = "") -> Path:
-    rows = "\n".join(f'[[roster.students]]\nid = "s{i:02}"\nname = "Student {i}"\n'
-                     f'email = "s{i}@example.edu"\n' for i in range(1, students + 1))
-    cluster = """
-[clusters]
-release = "emr-7.2.0"
-applications = ["Spark"]
-[clusters.master]
-instance_type = "m5.xlarge"
-[clusters.core]
-instance_type = "m5.xlarge"
-count = 2
-market = "spot"
-bid_price = 0.05
-""" if clusters else ""
-    path = tmp_path / "course.toml"
-    path.write_text(f"""
-[course]
-id = "quota"
-name = "Quota"
-regions = ["us-east-1", "eu-west-1", "sa-east-1"]
-max_instances = 100
-{budget}
-{rows}
-[machines]
-instance_type = "t3.small"
-[network]
-ssh_cidr = "198.51.100.0/24"
-{cluster}""")
-    return path
+    return write_course(tmp_path, "quota", students=students, max_instances=100,
+                        regions=("us-east-1", "eu-west-1", "sa-east-1"), course_extra=budget,
+                        extra=CLUSTER if clusters else "")
 
 
 @pytest.fixture

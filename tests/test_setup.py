@@ -13,25 +13,14 @@ from labtui.course import load
 from labtui.services import passwords, ssh
 from labtui.services.inventory import machines as find_machines
 
+from .courses import write_course
 from .test_lifecycle import ctx, eventually  # noqa: F401 - fixtures
 
 
 def course_file(tmp_path: Path, students: int = 2, setup: str = "", login: str = "password"
                 ) -> Path:
     (tmp_path / "hello.txt").write_text("hello from the course\n")
-    rows = "\n".join(f'[[roster.students]]\nid = "s{i:02}"\nname = "Student {i}"\n'
-                     f'email = "s{i}@example.edu"\n' for i in range(1, students + 1))
-    path = tmp_path / "course.toml"
-    path.write_text(f"""
-[course]
-id = "setup"
-name = "Setup"
-regions = ["us-east-1"]
-max_instances = 20
-
-{rows}
-[machines]
-instance_type = "t3.small"
+    return write_course(tmp_path, "setup", students=students, machines=f"""
 login = "{login}"
 packages = ["cowsay", "git"]
 setup = [{setup or '"echo step-one >> ~/steps.log"'}]
@@ -40,11 +29,7 @@ setup = [{setup or '"echo step-one >> ~/steps.log"'}]
 source = "hello.txt"
 dest = "~/hello.txt"
 mode = "0640"
-
-[network]
-ssh_cidr = "198.51.100.0/24"
 """)
-    return path
 
 
 def instance_root(sandbox, instance_id: str) -> Path:

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, TabbedContent
-from textual.worker import WorkerFailed, WorkerState
 
 from labtui.app import LabApp
 from labtui.context import open_context
@@ -28,6 +27,9 @@ from labtui.screens.quotas import parse_desired
 from labtui.screens.regions import totals_text, usd, zones_text
 from labtui.services.quotas import Quota, read_quotas
 from labtui.state import StateDir
+
+from .courses import CLUSTER, write_course
+from .test_tui import settle
 
 ON_DEMAND, SPOT = "L-1216C47A", "L-34B43A08"
 SIZE = (140, 45)
@@ -44,35 +46,10 @@ SA_EAST_1 = 0.0336 + 0.306 + 2 * BID
 
 
 def course_file(tmp_path: Path, *, billing: bool = True) -> Path:
-    rows = "\n".join(f'[[roster.students]]\nid = "s{i:02}"\nname = "Student {i}"\n'
-                     f'email = "s{i}@example.edu"\n' for i in range(1, 5))
     section = ('[billing]\nalarms_usd = [25, 50]\nnotify = "teacher@example.edu"\n'
                'monthly_budget_usd = 300\n') if billing else ""
-    path = tmp_path / "course.toml"
-    path.write_text(f"""
-[course]
-id = "regtui"
-name = "Regions TUI"
-regions = {list(REGIONS)!r}
-max_instances = 100
-budget_usd = 50
-{rows}
-[machines]
-instance_type = "t3.small"
-[network]
-ssh_cidr = "198.51.100.0/24"
-[clusters]
-release = "emr-7.2.0"
-applications = ["Spark"]
-[clusters.master]
-instance_type = "m5.xlarge"
-[clusters.core]
-instance_type = "m5.xlarge"
-count = 2
-market = "spot"
-bid_price = 0.05
-{section}""".replace("'", '"'))
-    return path
+    return write_course(tmp_path, "regtui", students=4, regions=REGIONS, max_instances=100,
+                        course_extra="budget_usd = 50", extra=CLUSTER + section)
 
 
 def make_app(path: Path, state: StateDir, **opts: object) -> LabApp:
@@ -80,23 +57,6 @@ def make_app(path: Path, state: StateDir, **opts: object) -> LabApp:
                   **opts)  # type: ignore[arg-type]
 
 
-def busy(app: LabApp) -> bool:
-    return any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in app.workers)
-
-
-async def settle(pilot: Pilot, app: LabApp) -> None:
-    quiet = 0
-    for _ in range(200):
-        try:
-            await app.workers.wait_for_complete()
-        except WorkerFailed:
-            pass
-        await pilot.pause()
-        done = app.ctx is not None or app.connect_error is not None
-        quiet = quiet + 1 if done and not busy(app) else 0
-        if quiet >= 2:
-            return
-    raise AssertionError("the app did not settle")
 
 
 async def press(pilot: Pilot, app: LabApp, *keys: str) -> None:
