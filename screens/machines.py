@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 COLUMNS = (("", "mark"), ("Seat", "seat"), ("Students", "students"), ("State", "state"),
            ("Region", "region"), ("Instance", "instance"), ("Address", "address"),
-           ("Setup", "setup"), ("Error", "error"))
+           ("Setup", "setup"), ("$ so far", "cost"), ("Error", "error"))
 UNKNOWN = "…"
 NONE = "—"
 MARK = "●"
@@ -77,6 +77,7 @@ def status_cells(status: SeatStatus) -> dict[str, str]:
         "state": status.state, "region": status.region or NONE,
         "instance": status.instance_id or NONE, "address": status.address or NONE,
         "setup": status.setup if has_machine else NONE,
+        "cost": NONE if status.cost_usd is None else f"{status.cost_usd:.2f}",
         "error": one_line(status.error) if status.error else "",
     }
 
@@ -91,7 +92,7 @@ class SeatRow:
         self.cells: dict[str, str] = {
             "mark": "", "seat": seat, "students": students, "state": UNKNOWN,
             "region": UNKNOWN, "instance": UNKNOWN, "address": UNKNOWN, "setup": UNKNOWN,
-            "error": ""}
+            "cost": UNKNOWN, "error": ""}
         self.haystack = ""
         self.event_at = 0.0      # when the newest event applied to this row was emitted
         self.snapshot_at = 0.0   # when the AWS snapshot applied to this row was started
@@ -174,6 +175,7 @@ class MachinesView(View):
         self.filter_words: tuple[str, ...] = ()
         self.progress: dict[str, Progress] = {}
         self.loaded = False
+        self.spend = (0.0, 0.0)  # $/hour of the running machines, $ since they started
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -224,6 +226,9 @@ class MachinesView(View):
                 continue  # an event newer than this snapshot knows better
             row.snapshot_at = message.started
             self._set(row, status_cells(status))
+        running = [s for s in message.seats if s.state == "running"]
+        self.spend = (sum(s.hourly_usd or 0.0 for s in running),
+                      sum(s.cost_usd or 0.0 for s in message.seats))
         self.loaded = True
         self.loaded_at = time.time()
         self._sync_rows()
@@ -342,6 +347,9 @@ class MachinesView(View):
         if self.filter_words:
             parts.append(f"filter \"{' '.join(self.filter_words)}\": "
                          f"{self.rows.row_count} of {total} shown")
+        hourly, spent = self.spend
+        if hourly or spent:
+            parts.append(f"${hourly:.2f}/hour now, ${spent:.2f} so far")
         if self.loaded_at:
             parts.append(f"updated {_clock(self.loaded_at)}")
         return " · ".join(parts)

@@ -122,7 +122,10 @@ async def test_up_filter_marks_exec_and_seat_screen(course: Course, sandbox_stat
             assert cell(app, seat, "instance").startswith("i-")
             assert cell(app, seat, "address").startswith("127.0.0.1:")
             assert cell(app, seat, "error") == ""
+            assert float(cell(app, seat, "cost")) >= 0  # $ so far, from the price table
         assert status_line(app).startswith("running 3/3 · setup done 3, failed 0")
+        # 3 running t3.small at 0.0208 $/hour
+        assert "$0.06/hour now" in status_line(app)
         assert any("Launched 3 of 3 machine(s). Set up 3." in m for m, _ in notes)
         assert "[s02] == wait for boot to finish" in log_text(app)
         # The app's sink also wrote the course's event log.
