@@ -27,6 +27,7 @@ from labtui.services import (
     tags,
     teardown,
 )
+from labtui.services.clusters import seat_clusters
 from labtui.services.fanout import Outcome, fan_out
 from labtui.services.instance_types import vcpus
 from labtui.services.inventory import Inventory, Machine
@@ -347,6 +348,8 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
                   and tags.as_dict(m.raw.get("Tags")).get(SETUP) != "done"]
     remote = remote_for(ctx, course)
     state = ctx.state.course(course.id)
+    clusters = (seat_clusters(ctx.aws, course.id, course.regions)
+                if course.clusters is not None and chosen else {})
 
     if chosen:
         set_setup_state(ctx, chosen, "running")
@@ -355,8 +358,10 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
         try:
             public = (keys.seat_key(state, machine.seat)[1]
                       if course.machines and course.machines.login == "key" else None)
+            cluster = _seat_cluster(course, machine.seat, clusters)
             setup_seat(remote, course, machine, state, ctx.sink, wait=wait,
-                       seat_public_key=public)
+                       seat_public_key=public,
+                       cluster=(cluster.region, cluster.cluster_id) if cluster else None)
         except Exception as exc:
             set_setup_state(ctx, [machine], "failed", str(exc))
             ctx.sink.emit(SeatChanged(machine.seat, "setup failed", str(exc)))
@@ -371,6 +376,15 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
                            ok=not failed,
                            detail=f"failed: {', '.join(failed)}" if failed else ""))
     return outcomes
+
+
+def _seat_cluster(course: Course, seat_id: str, clusters: dict) -> Any:
+    """The cluster of a seat's (first) student: clusters are one per student, tagged with
+    the student's id; a group machine uses its first member's."""
+    for student in course.seat(seat_id).students:
+        if student.id in clusters:
+            return clusters[student.id]
+    return None
 
 
 def running_machines(ctx: Context, course: Course, seats: Iterable[str] | None) -> list[Machine]:

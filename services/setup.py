@@ -72,7 +72,8 @@ def run_step(client: paramiko.SSHClient, log: SeatLog, name: str, command: str, 
 
 
 def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseState,
-               sink: EventSink, *, wait: float = 300, cluster_id: str | None = None,
+               sink: EventSink, *, wait: float = 300,
+               cluster: tuple[str, str] | None = None,
                seat_public_key: str | None = None) -> None:
     """Bring one machine to the course's setup; raises SetupFailed or SshError."""
     cfg = course.machines
@@ -119,10 +120,11 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
             run_step(client, log, f"setup {index}/{len(cfg.setup)}: {command}", command,
                      once=marker(f"setup{index}", command))
         if course.clusters is not None:
-            if cluster_id:
-                ssh.put(client, mrjob_conf(machine.region, cluster_id).encode(), ".mrjob.conf",
+            if cluster:
+                region, cluster_id = cluster
+                ssh.put(client, mrjob_conf(region, cluster_id).encode(), ".mrjob.conf",
                         mode=0o600)
-                log.line(f"== wrote ~/.mrjob.conf for cluster {cluster_id}")
+                log.line(f"== wrote ~/.mrjob.conf for cluster {cluster_id} ({region})")
             else:
                 log.line("== ~/.mrjob.conf waits for the seat's cluster (none running yet)")
         log.line("setup done")

@@ -154,3 +154,30 @@ def test_key_login_installs_the_seats_own_key(ctx, tmp_path) -> None:  # noqa: F
     client = ssh.connect(ssh.SshTarget(host, int(port), "ubuntu", host_key,
                                        pkey=ssh.load_private_key(private)))
     client.close()
+
+
+def test_mrjob_conf_points_at_the_seats_cluster(ctx, sandbox, tmp_path) -> None:  # noqa: F811
+    from labtui.services import tags
+
+    from .courses import CLUSTER
+
+    path = course_file(tmp_path, students=2)
+    path.write_text(path.read_text() + CLUSTER)
+    course = load(path)
+    emr = ctx.aws.client("emr", "us-east-1")
+    cluster_id = emr.run_job_flow(
+        Name="labtui-setup-s01", ReleaseLabel="emr-7.2.0", ServiceRole="EMR_DefaultRole",
+        JobFlowRole="EMR_EC2_DefaultRole",
+        Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1,
+                   "KeepJobFlowAliveWhenNoSteps": True},
+        Tags=tags.tags("setup", "s01"))["JobFlowId"]
+    lifecycle.up(ctx, course, setup_wait=20)
+    seats = {s.seat: s for s in lifecycle.status(ctx, course)}
+    home = instance_root(sandbox, seats["s01"].instance_id) / "home" / "ubuntu"
+    conf = (home / ".mrjob.conf").read_text()
+    assert f"cluster_id: {cluster_id}" in conf and "region: us-east-1" in conf
+    assert oct((home / ".mrjob.conf").stat().st_mode & 0o777) == "0o600"
+    other = instance_root(sandbox, seats["s02"].instance_id) / "home" / "ubuntu"
+    assert not (other / ".mrjob.conf").exists()  # s02 has no cluster yet
+    log = (ctx.state.course("setup").logs / "s02.log").read_text()
+    assert "waits for the seat's cluster" in log
