@@ -9,9 +9,6 @@ Per seat: 6 on-demand vCPUs and 8 spot vCPUs.
 
 from __future__ import annotations
 
-import html
-import re
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -29,7 +26,7 @@ from labtui.services.quotas import Quota, read_quotas
 from labtui.state import StateDir
 
 from .courses import CLUSTER, write_course
-from .test_tui import settle
+from .test_tui import log_text, screen_text, settle
 
 ON_DEMAND, SPOT = "L-1216C47A", "L-34B43A08"
 SIZE = (140, 45)
@@ -64,32 +61,12 @@ async def press(pilot: Pilot, app: LabApp, *keys: str) -> None:
     await settle(pilot, app)
 
 
-def screen_text(app: LabApp) -> str:
-    """The screen as the user sees it, one line per terminal row (from the SVG export)."""
-    svg = app.export_screenshot()
-    body = svg[svg.find('clip-path="url(#terminal-'):]
-    cell = 12.2
-    rows: dict[float, list[str]] = defaultdict(lambda: [" "] * app.size.width)
-    for match in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>',
-                             body):
-        row = rows[float(match.group(2))]
-        column = round(float(match.group(1)) / cell)
-        for offset, char in enumerate(html.unescape(match.group(3)).replace("\xa0", " ")):
-            if 0 <= column + offset < len(row):
-                row[column + offset] = char
-    return "\n".join("".join(row).rstrip() for _, row in sorted(rows.items()))
-
-
 def table(app: LabApp, table_id: str) -> DataTable:
     return app.main.query_one(f"#{table_id}", DataTable)
 
 
 def cell(app: LabApp, table_id: str, row: str, column: str) -> str:
     return str(table(app, table_id).get_cell(row, column))
-
-
-def log_text(app: LabApp) -> str:
-    return "\n".join(strip.text for strip in app.main.log_pane.lines)
 
 
 def pending(sandbox_state: StateDir, region: str, code: str) -> list[tuple[float, str]]:
