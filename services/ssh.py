@@ -210,13 +210,7 @@ def run(client: paramiko.SSHClient, command: str, *, on_line: LineCallback | Non
     if transport is None or not transport.is_active():
         raise SshError("the SSH connection is closed; connect again")
     deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        chan = transport.open_session(timeout=timeout or 30.0)
-        if get_pty:
-            chan.get_pty()
-        chan.exec_command(command)
-    except (paramiko.SSHException, EOFError, OSError) as e:
-        raise SshError(f"could not start the command: {e}") from None
+    chan = _start(transport, command, timeout, get_pty)
     try:
         if stdin is not None:
             chan.sendall(stdin.encode() if isinstance(stdin, str) else stdin)
@@ -269,6 +263,25 @@ def run(client: paramiko.SSHClient, command: str, *, on_line: LineCallback | Non
         raise SshError(f"the SSH connection broke while the command ran: {e}") from None
     finally:
         chan.close()
+
+
+def _start(transport: paramiko.Transport, command: str, timeout: float | None,
+           get_pty: bool, attempts: int = 2) -> paramiko.Channel:
+    """Open a session and start ``command``. A server that refuses the exec request (or
+    closes the channel before answering it) has not started the command, so asking once
+    more on a new channel is safe; seen rarely with many connections setting up at once."""
+    for attempt in range(attempts):
+        try:
+            chan = transport.open_session(timeout=timeout or 30.0)
+            if get_pty:
+                chan.get_pty()
+            chan.exec_command(command)
+            return chan
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            refused = "Channel closed" in str(e) and transport.is_active()
+            if not refused or attempt == attempts - 1:
+                raise SshError(f"could not start the command: {e}") from None
+    raise AssertionError("unreachable")
 
 
 def put(client: paramiko.SSHClient, source: str | os.PathLike[str] | bytes, remote_path: str,
