@@ -45,8 +45,10 @@ def confirm(args: argparse.Namespace, question: str) -> bool:
 def plan_question(plan: Plan) -> str:
     parts = [f"{len(r.create)} in {r.region}" for r in plan.regions if r.create]
     types = {t for r in plan.regions for t in r.instances}
+    budget = " — over the course's budget_usd" if plan.over_budget else ""
     return (f"Launch {plan.to_create} machine(s) ({', '.join(parts)}; "
-            f"{', '.join(sorted(types))}) for {plan.course.id}?")
+            f"{', '.join(sorted(types))}) for {plan.course.id}? When everything runs: about "
+            f"${plan.hourly_usd:.2f}/hour, ${plan.daily_usd:.2f}/day{budget}.")
 
 
 def emit(args: argparse.Namespace, obj: dict[str, Any], human: str) -> None:
