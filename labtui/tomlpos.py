@@ -13,7 +13,6 @@ import re
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _PART = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
 _KEY = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
-_INDEX = re.compile(r"\[(\d+)\]")
 
 
 def _split_key(text: str) -> list[str]:
@@ -78,7 +77,3 @@ class KeyLines:
 def _bracket_balance(text: str) -> int:
     text = re.sub(r'"(?:\\.|[^"\\])*"|\'[^\']*\'', "", text.split("#", 1)[0])
     return text.count("[") + text.count("{") - text.count("]") - text.count("}")
-
-
-def strip_index(path: str) -> str:
-    return _INDEX.sub("", path)

@@ -12,24 +12,15 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from labtui.services.hostkeys import HostKey
 
 CLOUD_CONFIG_HEADER = "#cloud-config"
 
 
 def new_host_key() -> tuple[str, str]:
     """A fresh ed25519 host key: (private key in OpenSSH PEM, public "ssh-ed25519 AAAA...")."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode("ascii")
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    ).decode("ascii")
-    return private, public
+    key = HostKey.generate()
+    return key.private_openssh(), key.public_line
 
 
 def user_data(host_private: str, host_public: str, authorized_keys: Iterable[str] = (),

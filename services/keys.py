@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from labtui.errors import AwsError
 from labtui.services import tags
 from labtui.services.aws import Aws, translate_errors
+from labtui.services.hostkeys import HostKey
 from labtui.state import CourseState
 
 KEY_FILE = "course_key"
@@ -31,10 +31,7 @@ def seat_key(state: CourseState, seat: str) -> tuple[str, str]:
 def _key(state: CourseState, name: str) -> tuple[str, str]:
     private = state.read_secret(name)
     if private is None:
-        key = Ed25519PrivateKey.generate()
-        private = key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.OpenSSH,
-                                    serialization.NoEncryption()).decode()
+        private = HostKey.generate().private_openssh()
         state.write_secret(name, private)
     loaded = serialization.load_ssh_private_key(private.encode(), password=None)
     public = loaded.public_key().public_bytes(serialization.Encoding.OpenSSH,

@@ -53,10 +53,6 @@ class Prices:
     def emr(self, region: str, instance_type: str) -> Price:
         return self._price("ElasticMapReduce", "emr", region, instance_type)
 
-    def nat_gateway(self, region: str) -> Price:
-        usd = table().get("nat_gateway", {}).get(region)
-        return Price(usd, f"price table of {self.table_date}" if usd is not None else "unknown")
-
     def _price(self, service: str, section: str, region: str, itype: str) -> Price:
         key = (service, region, itype)
         with self._lock:

@@ -7,7 +7,6 @@ sandbox for the life of its own process when none runs.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -183,16 +182,3 @@ def attach(state: StateDir) -> SandboxHandle:
     sandbox = Sandbox(root).start()
     return SandboxHandle(sandbox.endpoint_url, sandbox.hosts_file, sandbox.folder,
                          owned=sandbox, private_root=root)
-
-
-def describe(handle: SandboxHandle) -> str:
-    kind = "private sandbox (ends with this command)" if handle.owned else "running sandbox"
-    return f"{kind} at {handle.endpoint_url}"
-
-
-def load_hosts(hosts_file: Path) -> dict[str, dict]:
-    try:
-        data = json.loads(hosts_file.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
