@@ -228,10 +228,13 @@ def make_server_class():
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
+    from labtui.sandbox import idempotency
+
     class LabMotoServer(ThreadedMotoServer):
         def __init__(self, *args: Any, quotas: QuotaBook, prices: PriceBook,
                      **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            idempotency.install()  # RunInstances honours ClientToken, as on AWS
             self.quotas = quotas
             self.prices = prices
 
