@@ -15,7 +15,7 @@ from labtui import errors
 from labtui.context import Context
 from labtui.course import Course
 from labtui.errors import CourseError, InputError, LabError
-from labtui.events import LogLine, Problem, Progress, SeatChanged, StepDone
+from labtui.events import LogLine, Problem, SeatChanged, StepDone
 from labtui.plan import Facts, Plan, instance_types, make_plan, quota_codes
 from labtui.services import (
     billing,
@@ -73,11 +73,8 @@ class UpResult:
 
 
 def discover(ctx: Context, course: Course) -> Inventory:
-    """The course's seat machines, adopting any whose seat tag was never written (a
-    read-only context only looks: adopting writes tags)."""
-    if not ctx.read_only:
-        for region in course.regions:
-            machines.adopt_untagged(ctx.aws, course.id, region, ctx.sink)
+    """The course's seat machines, found by their tags (set at launch, so none is ever
+    without its seat tag)."""
     return inventory.machines(ctx.aws, course.id, course.regions)
 
 
@@ -185,7 +182,6 @@ def up(ctx: Context, course: Course,
 
 def _launch(ctx: Context, course: Course, to_create: dict[str, list[str]],
             result: UpResult) -> None:
-    count = sum(len(v) for v in to_create.values())
     course_state = ctx.state.course(course.id)
     _, public = keys.course_key(course_state)
     networks: dict[str, network.RegionNetwork] = {}
@@ -202,12 +198,10 @@ def _launch(ctx: Context, course: Course, to_create: dict[str, list[str]],
             key_names[region] = keys.ensure_key_pair(ctx.aws, region, course.id, public)
         return key_names[region]
 
-    ctx.sink.emit(Progress("launch", 0, count))
     outcome = machines.launch(ctx.aws, course, course_state, to_create, network_for,
-                              key_name_for, ctx.sink)
+                              key_name_for, ctx.sink)  # reports "launch" progress per seat
     result.launched, result.failed, result.moved = (outcome.launched, outcome.failed,
                                                      outcome.moved)
-    ctx.sink.emit(Progress("launch", len(outcome.launched), count, len(outcome.failed)))
     if outcome.launched:
         machines.wait_running(ctx.aws, outcome.launched)
         set_setup_state(ctx, outcome.launched, "pending")
@@ -320,8 +314,6 @@ def reboot(ctx: Context, course: Course, seats: Iterable[str]) -> list[Machine]:
 
 def down(ctx: Context, course: Course) -> teardown.DownReport:
     ctx.refuse_if_read_only("down")
-    for region in course.regions:
-        machines.adopt_untagged(ctx.aws, course.id, region, ctx.sink)
     report = teardown.down(ctx.aws, course.id, course.regions, ctx.sink)
     failures = billing.remove_billing(ctx.aws, course.id, ctx.sink)
     report.failed.extend(failures)

@@ -65,3 +65,14 @@ def parse_user_data(text: str | bytes | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def host_public(text: str | bytes | None) -> str | None:
+    """The ed25519 host key (``ssh-ed25519 AAAA...``, no comment) that user-data made by
+    :func:`user_data` installs; None if it installs none."""
+    config = parse_user_data(text)
+    keys = config.get("ssh_keys") if config else None
+    public = keys.get("ed25519_public") if isinstance(keys, dict) else None
+    if not isinstance(public, str) or not public.startswith("ssh-ed25519 "):
+        return None
+    return " ".join(public.split()[:2])

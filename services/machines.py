@@ -1,27 +1,46 @@
-"""Seat machines: launch in batches, adopt, stop/start/reboot/terminate, console output.
+"""Seat machines: launch one per seat, stop/start/reboot/terminate, console output.
 
-One ``run_instances`` call per region, instance type and zone for a whole batch of seats.
-Each batch carries a fresh ClientToken (so a retried call never doubles on AWS) and the
-course and batch tags from the first moment; the seat tags follow per instance. Before every
-launch the course's machines are found again by tags, and machines whose seat tag was never
-written (a crash between launch and tagging) are adopted from their user-data, so neither a
-retry, a Ctrl-C nor a second laptop ever doubles a seat.
+Every seat gets its own ``run_instances`` call (MinCount = MaxCount = 1), run
+``LAUNCH_CONCURRENCY`` at a time, with its own user-data (cloud-init installing that
+machine's host key and no other) and its course, seat and Name tags from the first moment
+(TagSpecifications on the instance, its volume and its spot request), so there is never an
+untagged seat machine.
+
+Each call carries a ClientToken derived from (course, seat, incarnation), the incarnation
+being the id of the seat's most recent terminated machine in that region, or "first". A
+retried call, a rerun after Ctrl-C and a second ``labtui up`` running at the same time all
+send the same token, and EC2 makes one machine for it:
+
+- the same request again (a retry) returns the same instance;
+- another run's request (its own random host key, so other user-data) fails with
+  IdempotentParameterMismatch: the seat's machine exists already and is found by its tags;
+- a token whose instance has been terminated returns that terminated instance (or, once EC2
+  no longer lists it, a mismatch with nothing to find): the next token is derived from it.
+
+Whichever run created a machine, the pinned host key is read back from the instance's own
+user-data, never taken from what this run generated. The first seat of each region is
+launched alone, so a zone without capacity is found once and the other seats go straight to
+the next zone or region.
 """
 
 from __future__ import annotations
 
 import base64
-import uuid
+import hashlib
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 from typing import Any
 
 from labtui.course import Course
 from labtui.errors import AwsError
-from labtui.events import EventSink, LogLine, NullSink, Problem, SeatChanged
-from labtui.services import tags
+from labtui.events import EventSink, LogLine, NullSink, Problem, Progress, SeatChanged
+from labtui.services import cloudinit, tags
 from labtui.services.aws import Aws, translate_errors
-from labtui.services.hostkeys import MAX_BATCH, HostKey, batch_user_data, parse_user_data
+from labtui.services.hostkeys import HostKey
 from labtui.services.inventory import LIVE_STATES, Machine
 from labtui.services.network import RegionNetwork
 from labtui.state import CourseState, read_json, write_json
@@ -32,7 +51,9 @@ CAPACITY_ERRORS = frozenset({
     "MaxSpotInstanceCountExceeded", "InsufficientCapacity", "Unsupported",
     "InstanceLimitExceeded", "VcpuLimitExceeded",
 })
-BATCH = "labtui:batch"
+GONE_STATES = ("shutting-down", "terminated")
+LAUNCH_CONCURRENCY = 16   # run_instances calls in flight at once
+MAX_TOKENS = 8            # fresh ClientTokens tried for one seat before giving up
 
 AMI_PARAMETERS = {  # public SSM parameters that name the current image in every region
     "ubuntu-24.04": "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/"
@@ -70,35 +91,42 @@ def user_data(aws: Aws, region: str, instance_id: str) -> str | None:
     return base64.b64decode(value).decode("utf-8", "replace") if value else None
 
 
-def adopt_untagged(aws: Aws, course_id: str, region: str,
-                   sink: EventSink | None = None) -> list[Machine]:
-    """Give a seat tag to batch machines that lack one, from their user-data; return them."""
-    sink = sink or NullSink()
-    adopted = []
-    for instance in all_course_instances(aws, course_id, region):
-        labels = tags.as_dict(instance.get("Tags"))
-        if tags.SEAT in labels or BATCH not in labels:
-            continue
-        info = parse_user_data(user_data(aws, region, instance["InstanceId"]))
-        seat = info.seat_of(int(instance.get("AmiLaunchIndex", -1))) if info else None
+def seat_tags(course_id: str, seat: str) -> list[dict[str, str]]:
+    """The tags of a seat's machine (and its volume and spot request), set at launch."""
+    return tags.tags(course_id, seat) + [{"Key": "Name", "Value": f"labtui-{course_id}-{seat}"}]
+
+
+def machine_user_data(course: Course, key: HostKey) -> str:
+    """One machine's cloud-init user-data: its own host key, password login on or off."""
+    password = course.machines is not None and course.machines.login == "password"
+    return cloudinit.user_data(key.private_openssh(), key.public_line,
+                               extra={"ssh_pwauth": password})
+
+
+def client_token(course_id: str, seat: str, incarnation: str, salt: int = 0) -> str:
+    """The ClientToken of a seat's launch: the same for every run that launches the same
+    incarnation of the seat (at most 64 ASCII characters, as EC2 requires)."""
+    text = f"{course_id}|{seat}|{incarnation}" + (f"|{salt}" if salt else "")
+    return "labtui-" + hashlib.sha256(text.encode()).hexdigest()[:48]
+
+
+def incarnations(aws: Aws, course_id: str, region: str) -> dict[str, str]:
+    """Seat -> id of its most recent terminated (or shutting-down) machine in ``region``."""
+    latest: dict[str, tuple[str, str]] = {}
+    for instance in all_course_instances(aws, course_id, region, GONE_STATES):
+        seat = tags.as_dict(instance.get("Tags")).get(tags.SEAT)
         if seat is None:
             continue
-        tag_seat(aws, region, course_id, instance["InstanceId"], seat)
-        sink.emit(LogLine(f"{seat}: adopted {instance['InstanceId']} in {region} "
-                          "(launched before an interruption; seat tag restored)"))
-        adopted.append(to_machine(instance, region, seat))
-    return adopted
-
-
-def tag_seat(aws: Aws, region: str, course_id: str, instance_id: str, seat: str) -> None:
-    with translate_errors(f"ec2.CreateTags {instance_id}"):
-        aws.client("ec2", region).create_tags(Resources=[instance_id], Tags=[
-            {"Key": tags.SEAT, "Value": seat},
-            {"Key": "Name", "Value": f"labtui-{course_id}-{seat}"}])
+        when = (str(instance.get("LaunchTime", "")), instance["InstanceId"])
+        if seat not in latest or when > latest[seat]:
+            latest[seat] = when
+    return {seat: when[1] for seat, when in latest.items()}
 
 
 class KnownHosts:
     """Pinned host keys by instance id: a local cache of what the user-data holds."""
+
+    _lock = threading.Lock()  # one writer at a time in this process (launches run in threads)
 
     def __init__(self, state: CourseState) -> None:
         self.path = state.secrets / "known_hosts.json"
@@ -108,19 +136,22 @@ class KnownHosts:
         return data if isinstance(data, dict) else {}
 
     def add(self, entries: dict[str, str]) -> None:
-        write_json(self.path, self.all() | entries)
+        if not entries:
+            return
+        with self._lock:
+            write_json(self.path, self.all() | entries)
 
     def get(self, aws: Aws, machine: Machine) -> str | None:
-        """The pinned public key; recovered from AWS (user-data) when not cached here."""
+        """The pinned public key; recovered from AWS (the instance's own cloud-config
+        user-data, ``ssh_keys.ed25519_public``) when not cached here."""
         known = self.all().get(machine.instance_id)
         if known:
             return known
-        info = parse_user_data(user_data(aws, machine.region, machine.instance_id))
-        key = info.key_of(int(machine.raw.get("AmiLaunchIndex", -1))) if info else None
+        key = cloudinit.host_public(user_data(aws, machine.region, machine.instance_id))
         if key is None:
             return None
-        self.add({machine.instance_id: key.public_line})
-        return key.public_line
+        self.add({machine.instance_id: key})
+        return key
 
 
 def resolve_ami(aws: Aws, region: str, ami: str) -> str:
@@ -142,103 +173,264 @@ class LaunchOutcome:
 
 def launch(aws: Aws, course: Course, state: CourseState, seats_by_region: dict[str, list[str]],
            network_for: Callable[[str], RegionNetwork], key_name_for: Callable[[str], str],
-           sink: EventSink | None = None) -> LaunchOutcome:
+           sink: EventSink | None = None, *,
+           concurrency: int = LAUNCH_CONCURRENCY) -> LaunchOutcome:
     """Launch one machine per seat, trying each region's zones in order, then the course's
     next regions. ``network_for`` and ``key_name_for`` make sure a region is ready (they are
-    called only for regions actually used)."""
-    sink = sink or NullSink()
-    outcome = LaunchOutcome()
-    known = KnownHosts(state)
-    regions = list(course.regions)
-    for region, seats in seats_by_region.items():
-        for start in range(0, len(seats), MAX_BATCH):
-            pending = list(seats[start:start + MAX_BATCH])
-            order = regions[regions.index(region):] if region in regions else [region]
-            last_error = ""
-            for target in order:
-                if not pending:
-                    break
-                if target != region:
-                    sink.emit(LogLine(
-                        f"moving {len(pending)} seat(s) from {region} to {target}: "
-                        f"{last_error}", level="warning"))
-                net = network_for(target)
-                key_name = key_name_for(target)
-                for zone, subnet in net.subnets:
+    called once, and only for regions actually used).
+
+    A seat that finds no capacity anywhere is failed with the reason; any other AWS error
+    stops the launch: the calls under way finish (their machines are tagged, so the next
+    ``up`` sees them), the host keys found so far are pinned, and the error is raised."""
+    run = _Launch(aws, course, network_for, key_name_for, sink or NullSink(), seats_by_region)
+    groups = [(region, list(seats)) for region, seats in seats_by_region.items() if seats]
+    pilots = [(region, seats[0]) for region, seats in groups]
+    rest = [(region, seat) for region, seats in groups for seat in seats[1:]]
+    run.sink.emit(Progress("launch", 0, run.total))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, max(len(pilots), len(rest)))),
+                              thread_name_prefix="labtui-launch")
+    try:
+        for phase in (pilots, rest):
+            if run.error is not None:
+                break
+            wait_all([pool.submit(run.seat, origin, seat) for origin, seat in phase])
+    except BaseException:
+        run.stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        KnownHosts(state).add(run.pins)
+    if run.error is not None:
+        raise run.error
+    return run.outcome
+
+
+class _NoCapacity(Exception):
+    """No zone of any region left to try has capacity for the seat."""
+
+
+class _Stopped(Exception):
+    """Another seat's launch failed (or Ctrl-C): this one stops before its next call."""
+
+
+@dataclass
+class _Region:
+    network: RegionNetwork
+    key_name: str
+    ami: str
+    incarnations: dict[str, str]
+
+
+class _Launch:
+    """The shared state of one ``launch``: regions made ready once, zones found full,
+    per-seat outcomes, pins. Its ``seat`` method runs in the pool's threads."""
+
+    def __init__(self, aws: Aws, course: Course, network_for: Callable[[str], RegionNetwork],
+                 key_name_for: Callable[[str], str], sink: EventSink,
+                 seats_by_region: dict[str, list[str]]) -> None:
+        assert course.machines is not None
+        self.aws, self.course, self.sink = aws, course, sink
+        self.network_for, self.key_name_for = network_for, key_name_for
+        self.outcome = LaunchOutcome()
+        self.pins: dict[str, str] = {}
+        self.total = sum(len(s) for s in seats_by_region.values())
+        self.left = {region: len(seats) for region, seats in seats_by_region.items()}
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self.full: dict[tuple[str, str], str] = {}   # (region, zone) -> capacity error code
+        self.moves_told: set[tuple[str, str]] = set()
+        self.regions: dict[str, _Region] = {}
+        self.region_locks: dict[str, threading.Lock] = {}
+        self.done = 0
+        # AWS lists a new instance a moment after launching it; the sandbox at once
+        self.settle = 1 if aws.settings.sandbox else 5
+
+    # ------------------------------------------------------------------ per seat
+
+    def seat(self, origin: str, seat: str) -> None:
+        if self.stop.is_set():
+            return
+        try:
+            machine, target = self._place(origin, seat)
+        except _Stopped:
+            return
+        except _NoCapacity as exc:
+            with self.lock:
+                self.outcome.failed[seat] = str(exc)
+            self.sink.emit(Problem(str(exc), seat=seat, fix="add a region to the course, or "
+                                   "try another instance type"))
+        except BaseException as exc:  # noqa: BLE001 - kept, and raised by launch()
+            with self.lock:
+                self.error = self.error or exc
+            self.stop.set()
+            return
+        else:
+            with self.lock:
+                self.outcome.launched.append(machine)
+                if target != origin:
+                    self.outcome.moved[seat] = (origin, target)
+        with self.lock:
+            self.left[origin] -= 1
+            self.done += 1
+            progress = Progress("launch", self.done, self.total, len(self.outcome.failed))
+        self.sink.emit(progress)
+
+    def _place(self, origin: str, seat: str) -> tuple[Machine, str]:
+        """Launch the seat's machine in the first zone with capacity, from ``origin`` on."""
+        regions = list(self.course.regions)
+        order = regions[regions.index(origin):] if origin in regions else [origin]
+        last_error = ""
+        for target in order:
+            if target != origin:
+                self._tell_move(origin, target, last_error)
+            ready = self._region(target)
+            for zone, subnet in ready.network.subnets:
+                if self.stop.is_set():
+                    raise _Stopped()
+                code = self.full.get((target, zone))
+                if code is None:
                     try:
-                        machines = _run_batch(aws, course, target, zone, subnet, net, key_name,
-                                              pending, known, sink)
+                        return self._launch_one(seat, target, zone, subnet, ready), target
                     except AwsError as exc:
                         if exc.code not in CAPACITY_ERRORS:
                             raise
-                        last_error = f"{exc.code} in {zone}"
-                        sink.emit(LogLine(f"{len(pending)} seat(s): {exc.code} in {zone}; "
-                                          "trying the next zone", level="warning"))
-                        continue
-                    for machine in machines:
-                        if target != region:
-                            outcome.moved[machine.seat] = (region, target)
-                    outcome.launched.extend(machines)
-                    pending = []
-                    break
-            for seat in pending:
-                why = f"no capacity in any zone of {', '.join(order)} ({last_error})"
-                outcome.failed[seat] = why
-                sink.emit(Problem(why, seat=seat,
-                                  fix="add a region to the course, or try another instance "
-                                      "type"))
-    return outcome
+                        code = exc.code
+                        self._tell_full(origin, target, zone, code)
+                last_error = f"{code} in {zone}"
+        raise _NoCapacity(f"no capacity in any zone of {', '.join(order)} ({last_error})")
 
+    def _launch_one(self, seat: str, region: str, zone: str, subnet: str,
+                    ready: _Region) -> Machine:
+        machines_cfg = self.course.machines
+        assert machines_cfg is not None
+        labels = seat_tags(self.course.id, seat)
+        spec: dict[str, Any] = dict(
+            ImageId=ready.ami,
+            InstanceType=machines_cfg.instance_type,
+            MinCount=1, MaxCount=1,
+            KeyName=ready.key_name,
+            UserData=machine_user_data(self.course, HostKey.generate()),
+            NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [
+                ready.network.security_group_id], "AssociatePublicIpAddress": True}],
+            BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {
+                "VolumeSize": machines_cfg.disk_gb, "VolumeType": "gp3",
+                "DeleteOnTermination": True}}],
+            MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            TagSpecifications=[{"ResourceType": kind, "Tags": labels}
+                               for kind in ("instance", "volume")],
+        )
+        if machines_cfg.market == "spot":
+            options: dict[str, Any] = {"SpotInstanceType": "persistent",
+                                       "InstanceInterruptionBehavior": "stop"}
+            if machines_cfg.max_price is not None:
+                options["MaxPrice"] = f"{machines_cfg.max_price:.4f}"
+            spec["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
+            spec["TagSpecifications"].append(
+                {"ResourceType": "spot-instances-request", "Tags": labels})
+        self.sink.emit(SeatChanged(seat, "launching", f"{region} {zone}"))
+        ec2 = self.aws.client("ec2", region)
+        incarnation, salt = ready.incarnations.get(seat, "first"), 0
+        for _ in range(MAX_TOKENS):
+            token = client_token(self.course.id, seat, incarnation, salt)
+            try:
+                with translate_errors(f"ec2.RunInstances {seat}: {machines_cfg.instance_type} "
+                                      f"in {zone}"):
+                    instance = ec2.run_instances(ClientToken=token, **spec)["Instances"][0]
+            except AwsError as exc:
+                if exc.code != "IdempotentParameterMismatch":
+                    raise
+                instance = self._holder(region, seat, token)
+                if instance is None:  # the token's machine is gone from EC2's lists
+                    salt += 1
+                    continue
+                if instance["State"]["Name"] not in GONE_STATES:
+                    self.sink.emit(LogLine(
+                        f"{seat}: another labtui run launched {instance['InstanceId']} for "
+                        "this seat at the same time; using it"))
+            if instance["State"]["Name"] in GONE_STATES:  # an old token: launch anew
+                incarnation, salt = instance["InstanceId"], 0
+                continue
+            machine = to_machine(instance, region, seat)
+            self._pin(machine)
+            self.sink.emit(SeatChanged(seat, "pending", machine.instance_id))
+            return machine
+        raise AwsError(f"{seat}: every ClientToken tried in {region} belongs to a terminated "
+                       "machine; launch it again later", code="ClientTokenExhausted")
 
-def _run_batch(aws: Aws, course: Course, region: str, zone: str, subnet: str,
-               net: RegionNetwork, key_name: str, seats: list[str], known: KnownHosts,
-               sink: EventSink) -> list[Machine]:
-    machines_cfg = course.machines
-    assert machines_cfg is not None
-    batch = uuid.uuid4().hex
-    keys = [HostKey.generate() for _ in seats]
-    course_tags = tags.tags(course.id) + [{"Key": BATCH, "Value": batch}]
-    spec: dict[str, Any] = dict(
-        ImageId=resolve_ami(aws, region, machines_cfg.ami),
-        InstanceType=machines_cfg.instance_type,
-        MinCount=len(seats), MaxCount=len(seats),
-        KeyName=key_name,
-        ClientToken=batch,
-        UserData=batch_user_data(course.id, batch, seats, keys),
-        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [
-            net.security_group_id], "AssociatePublicIpAddress": True}],
-        BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {
-            "VolumeSize": machines_cfg.disk_gb, "VolumeType": "gp3",
-            "DeleteOnTermination": True}}],
-        MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
-        TagSpecifications=[{"ResourceType": kind, "Tags": course_tags}
-                           for kind in ("instance", "volume")],
-    )
-    if machines_cfg.market == "spot":
-        options: dict[str, Any] = {"SpotInstanceType": "persistent",
-                                   "InstanceInterruptionBehavior": "stop"}
-        if machines_cfg.max_price is not None:
-            options["MaxPrice"] = f"{machines_cfg.max_price:.4f}"
-        spec["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
-        spec["TagSpecifications"].append(
-            {"ResourceType": "spot-instances-request", "Tags": course_tags})
-    for seat in seats:
-        sink.emit(SeatChanged(seat, "launching", f"{region} {zone}"))
-    with translate_errors(f"ec2.RunInstances {len(seats)} x {machines_cfg.instance_type} "
-                          f"in {zone}"):
-        reply = aws.client("ec2", region).run_instances(**spec)
-    instances = sorted(reply["Instances"], key=lambda i: i.get("AmiLaunchIndex", 0))
-    out = []
-    pins = {}
-    for instance in instances:
-        index = int(instance.get("AmiLaunchIndex", 0))
-        seat = seats[index]
-        tag_seat(aws, region, course.id, instance["InstanceId"], seat)
-        pins[instance["InstanceId"]] = keys[index].public_line
-        out.append(to_machine(instance, region, seat))
-        sink.emit(SeatChanged(seat, "pending", instance["InstanceId"]))
-    known.add(pins)
-    return out
+    def _holder(self, region: str, seat: str, token: str) -> dict[str, Any] | None:
+        """The instance EC2 made for ``token`` (another run's launch of this seat): the
+        seat's machine with that token, live ones first; else any live machine of the seat."""
+        filters = tags.course_filter(self.course.id) + [
+            {"Name": f"tag:{tags.SEAT}", "Values": [seat]}]
+        for attempt in range(self.settle):
+            if attempt:
+                time.sleep(2 ** attempt)
+            found = [i for r in self.aws.paginate("ec2", region, "describe_instances",
+                                                  "Reservations", Filters=filters)
+                     for i in r["Instances"]]
+            own = [i for i in found if i.get("ClientToken") == token]
+            live = [i for i in found if i["State"]["Name"] not in GONE_STATES]
+            pick = ([i for i in own if i in live] or own or live)
+            if pick:
+                return sorted(pick, key=lambda i: (str(i.get("LaunchTime", "")),
+                                                   i["InstanceId"]))[0]
+        return None
+
+    def _pin(self, machine: Machine) -> None:
+        """Pin the host key the instance's own user-data installs (whichever run made it)."""
+        for attempt in range(self.settle):
+            if attempt:
+                time.sleep(2 ** attempt)
+            try:
+                key = cloudinit.host_public(user_data(self.aws, machine.region,
+                                                      machine.instance_id))
+            except AwsError as exc:
+                if exc.code == "InvalidInstanceID.NotFound":
+                    continue
+                key = None
+            if key is not None:
+                with self.lock:
+                    self.pins[machine.instance_id] = key
+                return
+            break
+        self.sink.emit(LogLine(f"{machine.seat}: the user-data of {machine.instance_id} could "
+                               "not be read yet; its host key is pinned on first connection",
+                               level="warning"))
+
+    # ------------------------------------------------------------------ shared
+
+    def _region(self, region: str) -> _Region:
+        """Make ``region`` ready once (network, key pair, image, seat incarnations)."""
+        with self.lock:
+            lock = self.region_locks.setdefault(region, threading.Lock())
+        with lock:
+            ready = self.regions.get(region)
+            if ready is None:
+                assert self.course.machines is not None
+                ready = _Region(self.network_for(region), self.key_name_for(region),
+                                resolve_ami(self.aws, region, self.course.machines.ami),
+                                incarnations(self.aws, self.course.id, region))
+                self.regions[region] = ready
+            return ready
+
+    def _tell_full(self, origin: str, region: str, zone: str, code: str) -> None:
+        with self.lock:
+            if (region, zone) in self.full:
+                return
+            self.full[(region, zone)] = code
+            left = self.left[origin]
+        self.sink.emit(LogLine(f"{code} in {zone}: {left} seat(s) try the next zone",
+                               level="warning"))
+
+    def _tell_move(self, origin: str, target: str, last_error: str) -> None:
+        with self.lock:
+            if (origin, target) in self.moves_told:
+                return
+            self.moves_told.add((origin, target))
+            left = self.left[origin]
+        self.sink.emit(LogLine(f"moving {left} seat(s) from {origin} to {target}: "
+                               f"{last_error}", level="warning"))
 
 
 def wait_running(aws: Aws, machines: Iterable[Machine]) -> None:

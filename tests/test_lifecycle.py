@@ -12,7 +12,7 @@ from labtui.context import open_context
 from labtui.course import load
 from labtui.errors import InputError
 from labtui.events import ListSink
-from labtui.services import machines, tags
+from labtui.services import cloudinit, machines, tags
 
 from .conftest import SAMPLE
 from .courses import write_course
@@ -49,8 +49,7 @@ def test_up_status_and_second_up_creates_nothing(ctx, tmp_path: Path) -> None:
     assert sorted(m.seat for m in result.launched) == ["s01", "s02", "s03"]
     assert not result.failed
     ec2 = ctx.aws.client("ec2", "us-east-1")
-    runs = [op for op in ctx.aws.calls.snapshot() if op == "ec2.RunInstances"]
-    assert ctx.aws.calls.snapshot()["ec2.RunInstances"] == 1 and runs
+    assert ctx.aws.calls.snapshot()["ec2.RunInstances"] == 3  # one per seat
     seats = lifecycle.status(ctx, course)
     assert [(s.seat, s.state, s.region, s.setup) for s in seats] == [
         ("s01", "running", "us-east-1", "pending"), ("s02", "running", "us-east-1", "pending"),
@@ -67,26 +66,65 @@ def test_up_status_and_second_up_creates_nothing(ctx, tmp_path: Path) -> None:
     assert sum(len(r["Instances"]) for r in live["Reservations"]) == 3
 
 
-def test_crash_between_launch_and_tagging_is_adopted(ctx, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    course = load(small_course(tmp_path, students=2))
-    calls = {"n": 0}
-    real = machines.tag_seat
+def test_two_ups_at_once_make_one_machine_per_seat(sandbox_state, tmp_path: Path) -> None:
+    """Two `labtui up` at the same moment (two threads, as two terminals would) send the
+    same ClientToken per seat; EC2 (and the sandbox) makes one machine for it, and both runs
+    pin the host key that machine's own user-data holds."""
+    import threading
 
-    def crash_after_first(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt  # Ctrl-C between run_instances and the second seat tag
-        return real(*args, **kwargs)
+    from labtui.services import network
 
-    monkeypatch.setattr(machines, "tag_seat", crash_after_first)
-    with pytest.raises(KeyboardInterrupt):
-        lifecycle.up(ctx, course, skip_setup=True)
-    monkeypatch.setattr(machines, "tag_seat", real)
-    result = lifecycle.up(ctx, course, skip_setup=True)
-    assert result.launched == []  # the untagged machine was adopted, not doubled
-    assert [s.seat for s in lifecycle.status(ctx, course) if s.state == "running"] == [
-        "s01", "s02"]
+    course = load(small_course(tmp_path, students=4))
+    contexts = [open_context(None, sandbox=True, state_dir=str(sandbox_state.root),
+                             sink=ListSink()) for _ in range(2)]
+    # the course's network exists (made on an earlier day): making it is not race-free yet
+    network.ensure_network(contexts[0].aws, course, "us-east-1")
+    # both runs have planned (found no machines) before either launches a first one
+    launching = threading.Barrier(2, timeout=60)
+    for context in contexts:
+        waited: list[bool] = []
+
+        def meet(waited: list[bool] = waited, **_kwargs) -> None:
+            if not waited:
+                waited.append(True)
+                launching.wait()
+
+        context.aws.client("ec2", "us-east-1").meta.events.register(
+            "before-call.ec2.RunInstances", meet)
+    results: list = [None, None]
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            results[index] = lifecycle.up(contexts[index], course, skip_setup=True)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not errors, errors
+        live = [i for region in course.regions
+                for i in machines.all_course_instances(contexts[0].aws, "life", region)]
+        seats = sorted(tags.as_dict(i["Tags"])[tags.SEAT] for i in live)
+        assert seats == ["s01", "s02", "s03", "s04"]  # exactly one machine per seat
+        assert all(not r.failed for r in results)
+        for result in results:  # each run reports the seat's one machine, not a second
+            assert sorted(m.instance_id for m in result.launched) == sorted(
+                i["InstanceId"] for i in live)
+        assert any("another labtui run launched" in getattr(e, "text", "")
+                   for context in contexts for e in context.sink.events)
+        pins = machines.KnownHosts(contexts[0].state.course("life")).all()
+        for instance in live:
+            text = machines.user_data(contexts[0].aws, "us-east-1", instance["InstanceId"])
+            assert pins[instance["InstanceId"]] == cloudinit.host_public(text)
+        assert lifecycle.up(contexts[0], course, skip_setup=True).launched == []
+    finally:
+        for context in contexts:
+            context.close()
 
 
 def test_max_instances_refuses_before_anything_is_created(ctx, tmp_path: Path) -> None:
@@ -190,9 +228,9 @@ def test_spot_price_too_low_moves_seats_and_spot_options_are_sent(ctx, tmp_path:
     assert seen[0] == {"MarketType": "spot", "SpotOptions": {
         "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop",
         "MaxPrice": "0.0123"}}
-    # the first zone refused; the second zone of the same region took the batch
+    # the first seat found the first zone refusing; every seat went to the second zone
     assert {m.region for m in result.launched} == {"us-east-1"} and result.moved == {}
-    assert len(seen) == 2 and not result.failed
+    assert len(seen) == 4 and not result.failed  # one refusal, then one call per seat
     assert any("SpotMaxPriceTooLow in us-east-1a" in getattr(e, "text", "")
                for e in ctx.sink.events)
 

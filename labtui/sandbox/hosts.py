@@ -243,7 +243,7 @@ class HostManager:
         text = _user_data_text(inst)
         config = parse_user_data(text)
         ssh_keys = (config or {}).get("ssh_keys") if isinstance(config, dict) else None
-        wrote = self._batch_host_key(inst, text, root, note)
+        wrote = False
         if isinstance(ssh_keys, dict):
             for kind in _KEY_TYPES:
                 pem = ssh_keys.get(f"{kind}_private")
@@ -287,24 +287,6 @@ class HostManager:
         marker = root / "var/lib/cloud/instance/boot-finished"
         marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         marker.write_text("labtui sandbox first boot done\n")
-
-    @staticmethod
-    def _batch_host_key(inst: Any, text: str | None, root: Path, note: Any) -> bool:
-        """labtui's launch batches carry one host key per launch index (see
-        services/hostkeys.py); do what their boot command does on a real machine."""
-        from labtui.services.hostkeys import parse_user_data as parse_batch
-
-        info = parse_batch(text)
-        index = int(getattr(inst, "ami_launch_index", 0) or 0)
-        key = info.key_of(index) if info else None
-        if key is None:
-            return False
-        pem = key.private_openssh()
-        loaded = load_private_key(pem)
-        _write_host_key(root, "ed25519", pem, loaded)
-        note(f"boot: labtui bootcmd: host key #{index} of batch {info.batch[:8]} "
-             f"({loaded.get_name()} {_fingerprint(loaded)})")
-        return True
 
     def _close(self, iid: str, why: str) -> None:
         server = self._servers.pop(iid, None)
