@@ -177,6 +177,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a TCP port. Fix: give 1-65535, or omit "
                          "it to take a free one")
+    if args.prepare:
+        return _prepare_image(args.json)
     state = StateDir.resolve(args.state_dir).ensure()
     info = running(state)
     if info is not None:
@@ -185,7 +187,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     sandbox = Sandbox(state.sandbox_dir, port=args.port,
                       vcpu_quotas=dict(args.vcpu_quota),
                       spot_vcpu_quotas=dict(args.spot_vcpu_quota),
-                      approve_quota_requests=args.approve_quota_requests).start()
+                      approve_quota_requests=args.approve_quota_requests).start(
+                          lambda line: print(line, file=sys.stderr, flush=True))
     serve_record(state, sandbox)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -195,8 +198,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(facts)
     else:
-        print(f"labtui sandbox serving AWS at {sandbox.endpoint_url} and SSH hosts on "
-              f"127.0.0.1 (folder {sandbox.folder}).\n"
+        print(f"labtui sandbox serving AWS at {sandbox.endpoint_url} and a machine per "
+              f"running instance on 127.x.y.z (folder {sandbox.folder}).\n"
               "Commands given --sandbox use it. Press Ctrl-C to stop.", flush=True)
     try:
         stop.wait()
@@ -205,4 +208,22 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         sandbox.stop()
     if not args.json:
         print("sandbox stopped.")
+    return EXIT_OK
+
+
+def _prepare_image(as_json: bool) -> int:
+    """Build (or find) the machines' base image, with progress on stderr."""
+    from labtui.sandbox.container import runtime_problem
+    from labtui.sandbox.image import BaseImage
+
+    problem = runtime_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INPUT
+    image = BaseImage()
+    path = image.ensure(lambda line: print(line, file=sys.stderr, flush=True))
+    if as_json:
+        emit_json({"type": "image", "path": str(path), "key": image.key})
+    else:
+        print(f"base image ready: {path}")
     return EXIT_OK

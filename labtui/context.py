@@ -11,7 +11,7 @@ from functools import cached_property
 
 from labtui.course import Course
 from labtui.errors import InputError
-from labtui.events import EventSink, NullSink
+from labtui.events import EventSink, LogLine, NullSink
 from labtui.sandbox.runtime import SandboxHandle, attach
 from labtui.services.aws import Aws, AwsSettings
 from labtui.services.endpoints import PublicAddress, Resolver, SandboxAddress
@@ -54,7 +54,8 @@ def open_context(course: Course | None, *, sandbox: bool = False, profile: str |
                  read_only: bool = False) -> Context:
     state = StateDir.resolve(state_dir).ensure()
     if sandbox:
-        handle = attach(state)
+        out = sink or NullSink()
+        handle = attach(state, progress=lambda line: out.emit(LogLine(line, source="sandbox")))
         aws = Aws(AwsSettings(endpoint_url=handle.endpoint_url))
         resolver: Resolver = SandboxAddress(handle.hosts_file)
     else:

@@ -104,9 +104,10 @@ def build_parser() -> Parser:
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    p = sub.add_parser("sandbox", help="serve the local AWS emulator and SSH hosts",
-                       description="Serve in the foreground, on 127.0.0.1 only, an AWS "
-                                   "emulator and an SSH server for every instance it runs. "
+    p = sub.add_parser("sandbox", help="serve the local AWS emulator and its machines",
+                       description="Serve in the foreground, on loopback only, an AWS "
+                                   "emulator and a real Linux machine (a container booted by "
+                                   "cloud-init, with its own sshd) for every instance it runs. "
                                    "Other commands given --sandbox use it.")
     p.add_argument("--port", type=int, default=0, metavar="N",
                    help="port for the AWS endpoint (default: a free one)")
@@ -119,6 +120,8 @@ def build_parser() -> Parser:
                    type=region_value, help="spot standard vCPU quota of a region")
     p.add_argument("--approve-quota-requests", action="store_true",
                    help="grant quota increase requests at once (default: they stay PENDING)")
+    p.add_argument("--prepare", action="store_true",
+                   help="build the machines' base image (once, cached) and exit")
 
     machine_commands(sub)
     for name, sub_parser in sub.choices.items():
@@ -208,7 +211,7 @@ def machine_commands(sub: Any) -> None:
     common(p)
     p.add_argument("seat", metavar="SEAT", help="seat id")
     p = sub.add_parser("console", help="a seat machine's console output",
-                       description="Print the console output of the seat's machine (in the "
-                                   "sandbox followed by its journal).")
+                       description="Print the console output of the seat's machine (what "
+                                   "its boot and cloud-init printed).")
     common(p)
     p.add_argument("seat", metavar="SEAT", help="seat id")

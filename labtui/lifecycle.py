@@ -415,13 +415,8 @@ def reset_seat_password(ctx: Context, course: Course, seat: str):
 
 
 def console(ctx: Context, machine: Machine) -> str:
-    """The machine's console output; in the sandbox followed by its journal (what the
-    sandbox intercepted and simulated), which plays the same part."""
-    text = machines.console_output(ctx.aws, machine)
-    journal = ctx.resolver.journal(machine.instance_id)
-    if journal:
-        text = f"{text.rstrip()}\n--- sandbox journal ---\n{journal}"
-    return text
+    """The machine's console output (what its boot and cloud-init printed)."""
+    return machines.console_output(ctx.aws, machine)
 
 
 def seat_machine(ctx: Context, course: Course, seat: str) -> Machine:
@@ -442,13 +437,16 @@ def ssh_command(ctx: Context, course: Course, seat: str) -> list[str]:
     remote = remote_for(ctx, course)
     target = remote.target(machine, wait=10)
     state = ctx.state.course(course.id)
-    known = write_private(state.secrets / "ssh_known_hosts",
-                          f"[{target.host}]:{target.port} {target.host_key}\n")
+    name = target.host if target.port == 22 else f"[{target.host}]:{target.port}"
+    known = write_private(state.secrets / "ssh_known_hosts", f"{name} {target.host_key}\n")
+    # -F: a config of labtui's own, so nothing in the user's ~/.ssh/config applies
+    config = write_private(state.secrets / "ssh_config", "# labtui: no user settings\n")
     key_path = state.secrets / keys.KEY_FILE
     binary = shutil.which("ssh")
     if binary is None:
         raise InputError("the `ssh` program is not installed. Fix: install an OpenSSH client")
-    return [binary, "-i", str(key_path), "-p", str(target.port),
+    return [binary, "-F", str(config), "-i", str(key_path), "-p", str(target.port),
             "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={known}", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "HostKeyAlgorithms=ssh-ed25519", f"{target.user}@{target.host}"]
+            "-o", "HostKeyAlgorithms=ssh-ed25519", "-o", "ForwardAgent=no",
+            "-o", "ForwardX11=no", f"{target.user}@{target.host}"]

@@ -3,7 +3,7 @@
 Enter on a seat of the machines view pushes this screen; escape goes back. It shows the
 seat's machine (instance, type, region, address, state, launch time, setup state and error,
 students, tags), and three panes: the setup log (the local file, tailed while the screen is
-open), the console output (with the sandbox journal in the sandbox; ``c`` reloads it), and the
+open), the console output (what the boot and cloud-init printed; ``c`` reloads it), and the
 output of commands. Keys: ``x`` the command line (output streams in line by line, then the exit
 status), ``f`` tail a remote file, ``s`` re-run setup, ``p`` reset the password (confirmed;
 the screen says where the new one is stored and never shows it), ``b`` reboot (confirmed),

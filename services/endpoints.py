@@ -1,8 +1,8 @@
 """The one seam that turns an instance into an SSH address.
 
-On AWS that is the instance's public IP on port 22. In the sandbox it is a loopback port
-that the sandbox's SSH host for that instance listens on, read from the sandbox's hosts
-file — never the fake IP the emulator reports, which may belong to someone real.
+On AWS that is the instance's public IP on port 22. In the sandbox it is the machine's own
+loopback address (127.x.y.z; port 22 where the sandbox runs as root), read from the
+sandbox's hosts file — never the fake IP the emulator reports, which may belong to someone real.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ class Resolver(Protocol):
     def address(self, instance: dict[str, Any]) -> tuple[str, int] | None:
         """(host, port) to SSH to, or None while the instance has no address yet."""
 
-    def journal(self, instance_id: str) -> str | None:
-        """The sandbox's record of what ran on the machine (None on AWS)."""
-
 
 class PublicAddress:
     """AWS: the public IP (or, failing that, the private one when reachable over a VPN)."""
@@ -36,12 +33,9 @@ class PublicAddress:
         host = instance.get(key)
         return (host, 22) if host else None
 
-    def journal(self, instance_id: str) -> str | None:
-        return None
-
 
 class SandboxAddress:
-    """The sandbox: the loopback port of the instance's SSH host."""
+    """The sandbox: the machine's own loopback address and its sshd's port."""
 
     loopback_only = True
 
@@ -64,9 +58,3 @@ class SandboxAddress:
             raise ValueError(f"sandbox host {host} is not a loopback address")
         return host, int(entry["port"])
 
-    def journal(self, instance_id: str) -> str | None:
-        path = self.hosts_file.parent / "instances" / instance_id / "journal.log"
-        try:
-            return path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return None

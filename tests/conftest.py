@@ -48,7 +48,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def sandbox(tmp_path_factory: pytest.TempPathFactory):
     """One sandbox for the session (moto state is process-wide anyway); reset per test."""
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    box = Sandbox(tmp_path_factory.mktemp("sandbox")).start()
+    box = Sandbox(tmp_path_factory.mktemp("sandbox")).start(print)  # builds the image once
     yield box
     box.stop()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
 from pathlib import Path
 
 from .test_cli import json_lines, run
@@ -26,7 +29,12 @@ def test_class_day_from_a_script(sandbox_state, tmp_path: Path) -> None:
         assert set(seat) >= {"seat", "students", "region", "instance_id", "state", "address",
                              "setup", "error"}
         assert seat["state"] == "running" and seat["setup"] == "done"
-        assert seat["address"].startswith("127.0.0.1:")
+    # each machine has its own loopback address; as root, sshd listens on port 22 there
+    addresses = [seat["address"].rsplit(":", 1) for seat in status]
+    assert len({host for host, _ in addresses}) == 3
+    assert all(ipaddress.ip_address(host).is_loopback for host, _ in addresses)
+    if os.geteuid() == 0:
+        assert {port for _, port in addresses} == {"22"}
 
     again = run("up", course, "--sandbox", "--yes", "--json", env=env, timeout=120)
     summary = json_lines(again.stdout)[-1]
@@ -63,6 +71,13 @@ def test_class_day_from_a_script(sandbox_state, tmp_path: Path) -> None:
 
 
 
+def lifecycle_pin(state, course_id: str) -> str:
+    """The one host key pinned for the course's (only) machine."""
+    [key] = json.loads((state.root / "courses" / course_id / "secrets"
+                        / "known_hosts.json").read_text()).values()
+    return key
+
+
 def test_ssh_and_console_for_one_seat(sandbox_state, tmp_path: Path) -> None:
     import shutil
 
@@ -73,7 +88,10 @@ def test_ssh_and_console_for_one_seat(sandbox_state, tmp_path: Path) -> None:
     assert run("up", course, "--sandbox", "--yes", env=env, timeout=120).returncode == 0
     console = run("console", course, "s01", "--sandbox", env=env)
     assert console.returncode == 0
-    assert "--- sandbox journal ---" in console.stdout and "apt-get" in console.stdout
+    # the machine's real console: cloud-init's output and the host key it installed
+    assert "Cloud-init v." in console.stdout and "BEGIN SSH HOST KEY KEYS" in console.stdout
+    pinned = lifecycle_pin(sandbox_state, "setup")
+    assert pinned.split()[1] in console.stdout
     if shutil.which("ssh") is None:
         pytest.skip("OpenSSH client not installed")
     shell = run("ssh", course, "s01", "--sandbox", "--", "echo", "via-openssh", env=env)
@@ -81,3 +99,8 @@ def test_ssh_and_console_for_one_seat(sandbox_state, tmp_path: Path) -> None:
     assert "via-openssh" in shell.stdout
     known = sandbox_state.root / "courses" / "setup" / "secrets" / "ssh_known_hosts"
     assert known.stat().st_mode & 0o077 == 0
+    # port 22: known_hosts names the bare address, as for a machine on AWS
+    entry = known.read_text().split()
+    assert entry[1:] == pinned.split()[:2]
+    if os.geteuid() == 0:
+        assert ipaddress.ip_address(entry[0]).is_loopback

@@ -2,7 +2,7 @@
 
 Each test runs the real app on the session sandbox (``sandbox_state``) with a small course
 written to tmp_path (``course_file`` from test_setup: course "setup", us-east-1, password
-login, a file, two packages and one setup command), and asserts on what the user sees: table
+login, a file and one setup command), and asserts on what the user sees: table
 cells, the status line, the log pane, the seat screen's panes, notifications, and on AWS itself.
 """
 
@@ -120,7 +120,7 @@ async def test_up_filter_marks_exec_and_seat_screen(course: Course, sandbox_stat
             assert cell(app, seat, "setup") == "done", seat
             assert cell(app, seat, "region") == "us-east-1"
             assert cell(app, seat, "instance").startswith("i-")
-            assert cell(app, seat, "address").startswith("127.0.0.1:")
+            assert cell(app, seat, "address").startswith("127.")
             assert cell(app, seat, "error") == ""
             assert float(cell(app, seat, "cost")) >= 0  # $ so far, from the price table
         assert status_line(app).startswith("running 3/3 · setup done 3, failed 0")
@@ -186,7 +186,7 @@ async def test_up_filter_marks_exec_and_seat_screen(course: Course, sandbox_stat
         await pilot.pause()
         assert [cell(app, s, "mark") for s in SEATS] == ["", "", ""]
 
-        # Enter opens the seat's screen: details, console with the journal, setup log.
+        # Enter opens the seat's screen: details, the machine's console, setup log.
         await pilot.press("up", "enter")  # the cursor was on s03
         await wait_until(pilot, lambda: isinstance(app.screen, SeatScreen), "the seat screen")
         seat_screen = app.screen
@@ -205,7 +205,7 @@ async def test_up_filter_marks_exec_and_seat_screen(course: Course, sandbox_stat
         await pilot.press("c")
         await settle(pilot, app)
         console = "\n".join(seat_screen.pane("console").lines)
-        assert "--- sandbox journal ---" in console and "cowsay" in console
+        assert "Cloud-init v." in console and "BEGIN SSH HOST KEY KEYS" in console
         # The command line: output streams in, then the exit status.
         await pilot.press("x", *"echo $((6*7))", "enter")
         await settle(pilot, app)
@@ -390,7 +390,7 @@ async def test_seat_shell_setup_and_password(course: Course, sandbox_state: Stat
         assert suspended == [True, False]
         [argv] = ran
         assert Path(argv[0]).name == "ssh" and "StrictHostKeyChecking=yes" in argv
-        assert argv[-1].startswith("ubuntu@127.0.0.1")
+        assert argv[-1].startswith("ubuntu@127.")
         assert "shell on s03 ended (exit 0" in log_text(app)
         seat_screen = app.screen
         assert isinstance(seat_screen, SeatScreen)
@@ -402,7 +402,7 @@ async def test_seat_shell_setup_and_password(course: Course, sandbox_state: Stat
         assert "No setup log yet" in setup_log()
         await pilot.press("s")
         await wait_until(pilot, lambda: "setup done" in setup_log(), "the setup log")
-        assert "No setup log yet" not in setup_log() and "== install packages" in setup_log()
+        assert "No setup log yet" not in setup_log() and "== set the seat password" in setup_log()
         await settle(pilot, app)
         assert cell(app, "s03", "setup") == "done"
 
@@ -451,7 +451,7 @@ async def test_seat_keys_palette_and_shell_without_suspend(
         assert "Seat s01: console" in screen_text(app)
         await press(pilot, app, "enter")
         assert isinstance(app.screen, SeatScreen)
-        assert "--- sandbox journal ---" in "\n".join(app.screen.pane("console").lines)
+        assert "labtui sandbox machine" in "\n".join(app.screen.pane("console").lines)
 
 
 async def test_events_update_cells_and_refresh_runs_by_itself(

@@ -1,4 +1,4 @@
-"""Start, find and stop the sandbox: an AWS emulator and SSH hosts, all on 127.0.0.1.
+"""Start, find and stop the sandbox: an AWS emulator and real machines, all on loopback.
 
 ``labtui sandbox`` runs one in the foreground and records where it listens in the state
 folder; any other command given ``--sandbox`` attaches to that one, or starts a private
@@ -13,6 +13,7 @@ import shutil
 import socket
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,13 @@ class Sandbox:
     def hosts_file(self) -> Path:
         return self.folder / "hosts.json"
 
-    def start(self) -> Sandbox:
+    def start(self, progress: Callable[[str], None] = lambda _line: None) -> Sandbox:
+        """Serve the emulator and run the machines; the machines' base image is built first
+        when it is not cached yet (a minute, once; ``progress`` gets its lines)."""
         quiet_loggers()
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
         from labtui.sandbox.emulator import make_server_class
-        from labtui.sandbox.hosts import HostManager
+        from labtui.sandbox.machines import MachineManager
 
         if self.port and _listening(self.port):
             raise SandboxError(
@@ -80,7 +83,15 @@ class Sandbox:
         except OSError as exc:
             raise SandboxError(f"cannot listen on {LOOPBACK}:{self.port}: {exc}") from exc
         self.port = self._moto.get_host_and_port()[1]
-        self._hosts = HostManager(self.folder, account_id=ACCOUNT_ID)
+        self._hosts = MachineManager(self.folder, self.endpoint_url, account_id=ACCOUNT_ID)
+        if self._hosts.problem:
+            progress(f"sandbox: instances get no machine here: {self._hosts.problem}")
+        else:
+            try:
+                self._hosts.image.ensure(progress)
+            except SandboxError:
+                self.stop()
+                raise
         self._hosts.start()
         return self
 
@@ -171,7 +182,8 @@ def clear_record(state: StateDir) -> None:
         state.sandbox_file.unlink(missing_ok=True)
 
 
-def attach(state: StateDir) -> SandboxHandle:
+def attach(state: StateDir,
+           progress: Callable[[str], None] = lambda _line: None) -> SandboxHandle:
     """Use the running sandbox, or start a private one for this process."""
     info = running(state)
     if info is not None:
@@ -179,6 +191,6 @@ def attach(state: StateDir) -> SandboxHandle:
                              Path(info["folder"]))
     state.ensure()
     root = Path(tempfile.mkdtemp(prefix="private-sandbox-", dir=state.root))
-    sandbox = Sandbox(root).start()
+    sandbox = Sandbox(root).start(progress)
     return SandboxHandle(sandbox.endpoint_url, sandbox.hosts_file, sandbox.folder,
                          owned=sandbox, private_root=root)
