@@ -27,9 +27,10 @@ def user_data(host_private: str, host_public: str, authorized_keys: Iterable[str
               extra: dict[str, Any] | None = None) -> str:
     """cloud-init user-data installing the given ed25519 host key (and nothing else).
 
-    ``ssh_deletekeys`` + an empty ``ssh_genkeytypes`` make the pinned key the machine's only
-    host key, so no client can be offered another type. ``authorized_keys`` go to the default
-    user (``ssh_authorized_keys``). ``extra`` is merged into the top level last.
+    ``ssh_deletekeys`` + ``ssh_genkeytypes: [ed25519]`` (the given key exists, so none is
+    generated) make the pinned key the machine's only host key, so no client can be offered
+    another type. ``authorized_keys`` go to the default user (``ssh_authorized_keys``).
+    ``extra`` is merged into the top level last.
     """
     if not host_public.startswith("ssh-ed25519 "):
         raise ValueError("host_public must be an 'ssh-ed25519 ...' public key line")
@@ -37,7 +38,7 @@ def user_data(host_private: str, host_public: str, authorized_keys: Iterable[str
         raise ValueError("host_private must be a private key in PEM/OpenSSH form")
     config: dict[str, Any] = {
         "ssh_deletekeys": True,
-        "ssh_genkeytypes": [],
+        "ssh_genkeytypes": ["ed25519"],
         "ssh_keys": {
             "ed25519_private": host_private,
             "ed25519_public": host_public.strip(),

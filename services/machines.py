@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labtui.course import Course
-from labtui.errors import AwsError
+from labtui.errors import AwsError, InputError
 from labtui.events import EventSink, LogLine, NullSink, Problem, Progress, SeatChanged
 from labtui.services import cloudinit, tags
 from labtui.services.aws import Aws, translate_errors
@@ -64,7 +64,6 @@ AMI_PARAMETERS = {  # public SSM parameters that name the current image in every
     "amazon-linux-2023": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-"
                          "x86_64",
 }
-SANDBOX_AMI = "ami-12c6146b"  # an image the emulator knows in every region
 
 
 def all_course_instances(aws: Aws, course_id: str, region: str,
@@ -157,8 +156,14 @@ class KnownHosts:
 def resolve_ami(aws: Aws, region: str, ami: str) -> str:
     if ami.startswith("ami-"):
         return ami
-    if aws.settings.sandbox:
-        return SANDBOX_AMI
+    if aws.settings.sandbox:  # the images the sandbox's machines can play
+        from labtui.sandbox import flavors
+
+        try:
+            return flavors.image_for(ami)
+        except ValueError as exc:
+            raise InputError(f"machines.ami = {ami!r}: {exc}. Fix: use one of "
+                             f"{flavors.playable()} in the sandbox") from None
     name = AMI_PARAMETERS[ami]
     with translate_errors(f"ssm.GetParameter {name} in {region}"):
         return aws.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"]

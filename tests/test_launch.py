@@ -16,6 +16,7 @@ from labtui import lifecycle
 from labtui.context import open_context
 from labtui.course import load
 from labtui.events import ListSink
+from labtui.sandbox import flavors
 from labtui.services import cloudinit, machines, tags
 from labtui.services.ssh import load_private_key
 
@@ -40,7 +41,7 @@ def live_instances(ctx, region: str = "us-east-1") -> list[dict]:
 
 def test_sandbox_run_instances_honours_client_token(sandbox, sandbox_state) -> None:
     ec2 = boto3.client("ec2", "us-east-1", endpoint_url=sandbox.endpoint_url)
-    spec = dict(ImageId=machines.SANDBOX_AMI, MinCount=1, MaxCount=1, InstanceType="t3.small",
+    spec = dict(ImageId=flavors.FLAVORS["ubuntu-24.04"].image_id, MinCount=1, MaxCount=1, InstanceType="t3.small",
                 UserData="#cloud-config\n{}")
     first = ec2.run_instances(ClientToken="seat-token-1", **spec)
     again = ec2.run_instances(ClientToken="seat-token-1", **spec)
@@ -71,7 +72,7 @@ def test_sandbox_run_instances_honours_client_token(sandbox, sandbox_state) -> N
 
 def test_concurrent_calls_with_one_token_make_one_instance(sandbox, sandbox_state) -> None:
     ec2 = boto3.client("ec2", "us-east-1", endpoint_url=sandbox.endpoint_url)
-    spec = dict(ImageId=machines.SANDBOX_AMI, MinCount=1, MaxCount=1, ClientToken="same")
+    spec = dict(ImageId=flavors.FLAVORS["ubuntu-24.04"].image_id, MinCount=1, MaxCount=1, ClientToken="same")
     ids: list[str] = []
     threads = [threading.Thread(target=lambda: ids.append(
         ec2.run_instances(**spec)["Instances"][0]["InstanceId"])) for _ in range(6)]
@@ -95,7 +96,7 @@ def test_each_machine_user_data_holds_its_own_host_key_only(ctx, tmp_path: Path)
         config = cloudinit.parse_user_data(text)
         assert config is not None  # JSON, so valid YAML for cloud-init
         assert set(config["ssh_keys"]) == {"ed25519_private", "ed25519_public"}
-        assert config["ssh_deletekeys"] is True and config["ssh_genkeytypes"] == []
+        assert config["ssh_deletekeys"] is True and config["ssh_genkeytypes"] == ["ed25519"]
         assert config["ssh_pwauth"] is True
         assert not {"labtui", "write_files", "bootcmd"} & set(config)
         assert "host_keys" not in text

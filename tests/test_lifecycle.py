@@ -12,6 +12,7 @@ from labtui.context import open_context
 from labtui.course import load
 from labtui.errors import InputError
 from labtui.events import ListSink
+from labtui.sandbox import flavors
 from labtui.services import cloudinit, machines, tags
 
 from .conftest import SAMPLE
@@ -133,7 +134,7 @@ def test_max_instances_refuses_before_anything_is_created(ctx, tmp_path: Path) -
     course = load(path)
     # someone launched an extra course instance by hand: now 1 + 3 > 3
     ctx.aws.client("ec2", "eu-west-1").run_instances(
-        ImageId=machines.SANDBOX_AMI, MinCount=1, MaxCount=1,
+        ImageId=flavors.FLAVORS["ubuntu-24.04"].image_id, MinCount=1, MaxCount=1,
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags.tags("life")}])
     ctx.aws.calls.reset()
     with pytest.raises(InputError, match="max_instances is 3, the course has 1 instance"):
