@@ -22,6 +22,8 @@ from labtui.services.ssh import load_private_key
 
 from .courses import write_course
 
+IMAGE = flavors.FLAVORS["ubuntu-24.04"].image_id  # a sandbox image
+
 
 @pytest.fixture
 def ctx(sandbox_state):
@@ -41,7 +43,7 @@ def live_instances(ctx, region: str = "us-east-1") -> list[dict]:
 
 def test_sandbox_run_instances_honours_client_token(sandbox, sandbox_state) -> None:
     ec2 = boto3.client("ec2", "us-east-1", endpoint_url=sandbox.endpoint_url)
-    spec = dict(ImageId=flavors.FLAVORS["ubuntu-24.04"].image_id, MinCount=1, MaxCount=1, InstanceType="t3.small",
+    spec = dict(ImageId=IMAGE, MinCount=1, MaxCount=1, InstanceType="t3.small",
                 UserData="#cloud-config\n{}")
     first = ec2.run_instances(ClientToken="seat-token-1", **spec)
     again = ec2.run_instances(ClientToken="seat-token-1", **spec)
@@ -72,7 +74,7 @@ def test_sandbox_run_instances_honours_client_token(sandbox, sandbox_state) -> N
 
 def test_concurrent_calls_with_one_token_make_one_instance(sandbox, sandbox_state) -> None:
     ec2 = boto3.client("ec2", "us-east-1", endpoint_url=sandbox.endpoint_url)
-    spec = dict(ImageId=flavors.FLAVORS["ubuntu-24.04"].image_id, MinCount=1, MaxCount=1, ClientToken="same")
+    spec = dict(ImageId=IMAGE, MinCount=1, MaxCount=1, ClientToken="same")
     ids: list[str] = []
     threads = [threading.Thread(target=lambda: ids.append(
         ec2.run_instances(**spec)["Instances"][0]["InstanceId"])) for _ in range(6)]

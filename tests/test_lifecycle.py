@@ -18,6 +18,8 @@ from labtui.services import cloudinit, machines, tags
 from .conftest import SAMPLE
 from .courses import write_course
 
+IMAGE = flavors.FLAVORS["ubuntu-24.04"].image_id  # a sandbox image
+
 
 def small_course(tmp_path: Path, students: int = 3, max_instances: int = 10,
                  extra: str = "") -> Path:
@@ -134,7 +136,7 @@ def test_max_instances_refuses_before_anything_is_created(ctx, tmp_path: Path) -
     course = load(path)
     # someone launched an extra course instance by hand: now 1 + 3 > 3
     ctx.aws.client("ec2", "eu-west-1").run_instances(
-        ImageId=flavors.FLAVORS["ubuntu-24.04"].image_id, MinCount=1, MaxCount=1,
+        ImageId=IMAGE, MinCount=1, MaxCount=1,
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags.tags("life")}])
     ctx.aws.calls.reset()
     with pytest.raises(InputError, match="max_instances is 3, the course has 1 instance"):
