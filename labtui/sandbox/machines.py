@@ -338,7 +338,8 @@ class MachineManager:
         machine.container.boot(
             hostname=hostname,
             boot={"instance_id": iid, "address": host, "port": port, "env": env,
-                  "image": f"{flavor.name} played by {flavors.PLAYED_BY}"},
+                  "image": f"{flavor.name} played by {flavors.PLAYED_BY}",
+                  "pip_conf": host_pip_conf(), "ca_certs": host_ca_certs()},
             user_data=user_data_bytes(inst) or b"",
             meta_data=self._meta_data(inst, hostname),
             cloud_config=flavors.cloud_config(flavor))
@@ -395,6 +396,48 @@ class MachineManager:
             return
         write_private(self.hosts_file, json.dumps(data, indent=1, sort_keys=True))
         self._written = data
+
+
+def host_ca_certs() -> dict[str, str]:
+    """The certificate authorities the host trusts locally (update-ca-certificates' folder):
+    where the host reaches its package mirrors through a proxy of its own, the machine must
+    trust it too."""
+    folder = Path("/usr/local/share/ca-certificates")
+    found: dict[str, str] = {}
+    if folder.is_dir():
+        for path in sorted(folder.rglob("*.crt")):
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                found[path.name] = path.read_text()
+    return found
+
+
+def host_pip_conf() -> str | None:
+    """The host's pip index settings (http/https only: a local path of the host means nothing
+    on the machine), as a pip.conf for the machine; None when the host uses pip's default."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read([Path("/etc/pip.conf"), Path("/etc/xdg/pip/pip.conf"),
+                 Path.home() / ".config/pip/pip.conf", Path.home() / ".pip/pip.conf"])
+
+    def setting(env: str, key: str) -> list[str]:
+        value = os.environ.get(env) or parser.get("global", key, fallback="")
+        return [v for v in value.split() if v.startswith(("http://", "https://"))]
+
+    index, extra = setting("PIP_INDEX_URL", "index-url"), setting("PIP_EXTRA_INDEX_URL",
+                                                                     "extra-index-url")
+    trusted = (os.environ.get("PIP_TRUSTED_HOST")
+               or parser.get("global", "trusted-host", fallback="")).split()
+    if not index and not extra:
+        return None
+    lines = ["# the package index of the host that runs the sandbox", "[global]"]
+    if index:
+        lines.append(f"index-url = {index[0]}")
+    if extra:
+        lines.append("extra-index-url = " + " ".join(extra))
+    if trusted:
+        lines.append("trusted-host = " + " ".join(trusted))
+    return "\n".join(lines) + "\n"
 
 
 def _hostname(inst: Any) -> str:

@@ -73,6 +73,27 @@ def write_sshd_address(boot):
                 f"Port {boot['port']}\n")
 
 
+def trust_host_cas(certs):
+    """The CAs the host trusts for its package mirrors, trusted here too (only when they
+    changed since the last boot: update-ca-certificates takes a moment)."""
+    folder = "/usr/local/share/ca-certificates/labtui-host"
+    have = {}
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            with open(os.path.join(folder, name)) as f:
+                have[name] = f.read()
+    if have == certs:
+        return
+    os.makedirs(folder, exist_ok=True)
+    for name in set(have) - set(certs):
+        os.remove(os.path.join(folder, name))
+    for name, text in certs.items():
+        with open(os.path.join(folder, name), "w") as f:
+            f.write(text)
+    code = subprocess.call(["update-ca-certificates"], stdout=subprocess.DEVNULL)
+    say(f"Trusted the host's {len(certs)} local certificate authorities (exit {code})")
+
+
 def start_sshd(boot):
     global sshd
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
@@ -134,6 +155,10 @@ def main():
     say(f"labtui sandbox machine {boot['instance_id']} booting ({boot['image']})")
     write_environment(boot["env"])
     write_sshd_address(boot)
+    if boot.get("pip_conf"):  # the host's package index, handed in like apt's sources
+        with open("/etc/pip.conf", "w") as f:
+            f.write(boot["pip_conf"])
+    trust_host_cas(boot.get("ca_certs") or {})
     stage("init", "--local")
     stage("init")
     start_sshd(boot)
