@@ -176,3 +176,14 @@ def test_mrjob_conf_points_at_the_seats_cluster(ctx, sandbox, tmp_path) -> None:
     assert on_seat(ctx, course, "s02", "test -e .mrjob.conf")[0] == 1  # s02: no cluster yet
     log = (ctx.state.course("setup").logs / "s02.log").read_text()
     assert "waits for the seat's cluster" in log
+
+
+def test_pip_user_install_fails_plainly_in_the_setup_log(ctx, tmp_path) -> None:  # noqa: F811
+    """As on AWS: Debian 12 / Ubuntu 24.04 refuse `pip install --user` (PEP 668); the seat
+    is named and its setup log shows pip's own error."""
+    course = load(course_file(tmp_path, students=1,
+                              setup='"python3 -m pip install --user six"'))
+    result = lifecycle.up(ctx, course, setup_wait=20)
+    assert list(result.setup_failed) == ["s01"] and "setup 1/1" in result.setup_failed["s01"]
+    log = (ctx.state.course("setup").logs / "s01.log").read_text()
+    assert "externally-managed-environment" in log
