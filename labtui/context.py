@@ -31,7 +31,8 @@ class Context:
     @property
     def where(self) -> str:
         if self.sandbox is not None:
-            return f"sandbox {self.sandbox.endpoint_url}"
+            note = f" · {self.sandbox.machines}" if self.sandbox.machines else ""
+            return f"sandbox {self.sandbox.endpoint_url}{note}"
         return f"AWS profile {self.aws.settings.profile or 'default'}"
 
     @cached_property

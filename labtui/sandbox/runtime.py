@@ -61,6 +61,16 @@ class Sandbox:
         return f"http://{LOOPBACK}:{self.port}"
 
     @property
+    def machines(self) -> str:
+        """What plays the instances, said in the console's header and in status."""
+        from labtui.sandbox import flavors
+
+        problem = self._hosts.problem if self._hosts is not None else None
+        if problem:
+            return f"no machines: {problem}"
+        return f"machines: {flavors.PLAYED_BY} containers for {flavors.playable()}"
+
+    @property
     def hosts_file(self) -> Path:
         return self.folder / "hosts.json"
 
@@ -141,6 +151,7 @@ class SandboxHandle:
     folder: Path
     owned: Sandbox | None = None  # a private sandbox this process started
     private_root: Path | None = None
+    machines: str = ""            # what plays the instances (for headers and status)
 
     @property
     def shared(self) -> bool:
@@ -173,6 +184,7 @@ def serve_record(state: StateDir, sandbox: Sandbox) -> None:
     write_json(state.sandbox_file, {
         "pid": os.getpid(), "port": sandbox.port, "endpoint_url": sandbox.endpoint_url,
         "folder": str(sandbox.folder), "hosts_file": str(sandbox.hosts_file),
+        "machines": sandbox.machines,
     })
 
 
@@ -188,9 +200,9 @@ def attach(state: StateDir,
     info = running(state)
     if info is not None:
         return SandboxHandle(str(info["endpoint_url"]), Path(info["hosts_file"]),
-                             Path(info["folder"]))
+                             Path(info["folder"]), machines=str(info.get("machines", "")))
     state.ensure()
     root = Path(tempfile.mkdtemp(prefix="private-sandbox-", dir=state.root))
     sandbox = Sandbox(root).start(progress)
     return SandboxHandle(sandbox.endpoint_url, sandbox.hosts_file, sandbox.folder,
-                         owned=sandbox, private_root=root)
+                         owned=sandbox, private_root=root, machines=sandbox.machines)
