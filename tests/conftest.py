@@ -64,6 +64,18 @@ def sandbox_state(sandbox: Sandbox, state_dir: Path) -> StateDir:
     return state
 
 
+@pytest.fixture
+def ctx(sandbox_state: StateDir):
+    """A sandbox Context on the reset session sandbox, its events kept in a ListSink."""
+    from labtui.context import open_context
+    from labtui.events import ListSink
+
+    context = open_context(None, sandbox=True, state_dir=str(sandbox_state.root),
+                           sink=ListSink())
+    yield context
+    context.close()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -13,9 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labtui import lifecycle
-from labtui.context import open_context
 from labtui.course import load
-from labtui.events import ListSink
 from labtui.sandbox import flavors
 from labtui.services import cloudinit, machines, tags
 from labtui.services.ssh import load_private_key
@@ -25,12 +23,6 @@ from .courses import write_course
 IMAGE = flavors.FLAVORS["ubuntu-24.04"].image_id  # a sandbox image
 
 
-@pytest.fixture
-def ctx(sandbox_state):
-    context = open_context(None, sandbox=True, state_dir=str(sandbox_state.root),
-                           sink=ListSink())
-    yield context
-    context.close()
 
 
 def course_file(tmp_path: Path, students: int = 3, machines_keys: str = "") -> Path:

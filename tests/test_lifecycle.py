@@ -38,12 +38,6 @@ def eventually(get, ok, timeout: float = 5.0):
         time.sleep(0.1)
 
 
-@pytest.fixture
-def ctx(sandbox_state):
-    sink = ListSink()
-    context = open_context(None, sandbox=True, state_dir=str(sandbox_state.root), sink=sink)
-    yield context
-    context.close()
 
 
 def test_up_status_and_second_up_creates_nothing(ctx, tmp_path: Path) -> None:

@@ -10,10 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labtui import lifecycle
-from labtui.context import open_context
 from labtui.course import load
 from labtui.errors import LabError
-from labtui.events import ListSink
 from labtui.services import quotas
 from labtui.services.pricing import Prices
 
@@ -30,12 +28,6 @@ def course_file(tmp_path: Path, students: int = 4, clusters: bool = True,
                         extra=CLUSTER if clusters else "")
 
 
-@pytest.fixture
-def ctx(sandbox_state):
-    context = open_context(None, sandbox=True, state_dir=str(sandbox_state.root),
-                           sink=ListSink())
-    yield context
-    context.close()
 
 
 def test_class_fits_in_the_first_region(ctx, tmp_path) -> None:

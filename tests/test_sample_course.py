@@ -15,14 +15,13 @@ from labtui.course import load
 from labtui.sandbox.container import runtime_problem
 
 from .conftest import ROOT
-from .test_lifecycle import ctx  # noqa: F401 - fixture
 from .test_setup import on_seat
 
 pytestmark = pytest.mark.skipif(runtime_problem() is not None,
                                 reason=f"no sandbox machines here: {runtime_problem()}")
 
 
-def test_sample_course_sets_up_on_real_machines(ctx, tmp_path: Path) -> None:  # noqa: F811
+def test_sample_course_sets_up_on_real_machines(ctx, tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     roster = (tmp_path / "examples" / "students.csv").read_text().splitlines()
     (tmp_path / "examples" / "students.csv").write_text("\n".join(roster[:2]) + "\n")

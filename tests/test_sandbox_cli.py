@@ -37,7 +37,8 @@ def test_foreground_sandbox_serves_and_others_attach(tmp_path: Path) -> None:
 
         plan = run("plan", str(SAMPLE), "--sandbox", "--json", "--state-dir", str(state))
         assert plan.returncode == 0, plan.stderr
-        assert json_lines(plan.stdout)[-1]["where"] == f"sandbox http://127.0.0.1:{port}"
+        where = json_lines(plan.stdout)[-1]["where"]
+        assert where.startswith(f"sandbox http://127.0.0.1:{port} · machines: Debian 12")
 
         second = run("sandbox", "--state-dir", str(state))
         assert second.returncode == 2

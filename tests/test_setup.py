@@ -13,7 +13,7 @@ from labtui.services import passwords, ssh
 from labtui.services.inventory import machines as find_machines
 
 from .courses import write_course
-from .test_lifecycle import ctx, eventually  # noqa: F401 - fixtures
+from .test_lifecycle import eventually
 
 
 def course_file(tmp_path: Path, students: int = 2, setup: str = "", login: str = "password",
@@ -31,7 +31,7 @@ mode = "0640"
 """)
 
 
-def on_seat(ctx, course, seat: str, command: str) -> tuple[int, str]:  # noqa: F811
+def on_seat(ctx, course, seat: str, command: str) -> tuple[int, str]:
     """Run a shell command on the seat's machine over SSH: (exit status, stdout)."""
     lines: list[str] = []
     [outcome] = lifecycle.exec_command(ctx, course, [seat], command,
@@ -40,7 +40,7 @@ def on_seat(ctx, course, seat: str, command: str) -> tuple[int, str]:  # noqa: F
     return outcome.value, "\n".join(lines)
 
 
-def test_up_sets_up_every_seat_and_rerun_skips_done_steps(ctx, sandbox, tmp_path) -> None:  # noqa: F811
+def test_up_sets_up_every_seat_and_rerun_skips_done_steps(ctx, sandbox, tmp_path) -> None:
     course = load(course_file(tmp_path))
     result = lifecycle.up(ctx, course, setup_wait=20)
     assert sorted(result.set_up) == ["s01", "s02"] and result.setup_failed == {}
@@ -76,7 +76,7 @@ def test_up_sets_up_every_seat_and_rerun_skips_done_steps(ctx, sandbox, tmp_path
     assert on_seat(ctx, course, "s01", "cat steps.log") == (0, "step-one")
 
 
-def test_failed_setup_is_named_and_others_finish(ctx, sandbox, tmp_path) -> None:  # noqa: F811
+def test_failed_setup_is_named_and_others_finish(ctx, sandbox, tmp_path) -> None:
     course = load(course_file(tmp_path, students=3,
                               setup='"test ! -e ~/.fail-here", "echo after >> ~/steps.log"'))
     lifecycle.up(ctx, course, skip_setup=True)
@@ -95,7 +95,7 @@ def test_failed_setup_is_named_and_others_finish(ctx, sandbox, tmp_path) -> None
     assert on_seat(ctx, course, "s02", "cat steps.log") == (0, "after")
 
 
-def test_exec_all_streams_prefixed_output_and_exit_status(ctx, tmp_path) -> None:  # noqa: F811
+def test_exec_all_streams_prefixed_output_and_exit_status(ctx, tmp_path) -> None:
     course = load(course_file(tmp_path, students=3))
     lifecycle.up(ctx, course, setup_wait=20)
     lines: list[tuple[str, str, str]] = []
@@ -106,7 +106,7 @@ def test_exec_all_streams_prefixed_output_and_exit_status(ctx, tmp_path) -> None
     assert sorted(lines) == [(s, "stdout", "seat ubuntu") for s in ("s01", "s02", "s03")]
 
 
-def test_reset_password_changes_login(ctx, tmp_path) -> None:  # noqa: F811
+def test_reset_password_changes_login(ctx, tmp_path) -> None:
     course = load(course_file(tmp_path, students=1))
     lifecycle.up(ctx, course, setup_wait=20)
     state = ctx.state.course("setup")
@@ -123,7 +123,7 @@ def test_reset_password_changes_login(ctx, tmp_path) -> None:  # noqa: F811
         ssh.connect(ssh.SshTarget(host, int(port), "ubuntu", key, password=old), attempts=1)
 
 
-def test_wrong_pinned_host_key_is_refused(ctx, tmp_path) -> None:  # noqa: F811
+def test_wrong_pinned_host_key_is_refused(ctx, tmp_path) -> None:
     from labtui.services.hostkeys import HostKey
 
     course = load(course_file(tmp_path, students=1))
@@ -135,7 +135,7 @@ def test_wrong_pinned_host_key_is_refused(ctx, tmp_path) -> None:  # noqa: F811
     assert not outcomes[0].ok and "host key" in outcomes[0].error.lower()
 
 
-def test_key_login_installs_the_seats_own_key(ctx, tmp_path) -> None:  # noqa: F811
+def test_key_login_installs_the_seats_own_key(ctx, tmp_path) -> None:
     from labtui.services import keys
 
     course = load(course_file(tmp_path, students=1, login="key"))
@@ -152,7 +152,7 @@ def test_key_login_installs_the_seats_own_key(ctx, tmp_path) -> None:  # noqa: F
     client.close()
 
 
-def test_mrjob_conf_points_at_the_seats_cluster(ctx, sandbox, tmp_path) -> None:  # noqa: F811
+def test_mrjob_conf_points_at_the_seats_cluster(ctx, sandbox, tmp_path) -> None:
     from labtui.services import tags
 
     from .courses import CLUSTER
@@ -178,7 +178,7 @@ def test_mrjob_conf_points_at_the_seats_cluster(ctx, sandbox, tmp_path) -> None:
     assert "waits for the seat's cluster" in log
 
 
-def test_pip_user_install_fails_plainly_in_the_setup_log(ctx, tmp_path) -> None:  # noqa: F811
+def test_pip_user_install_fails_plainly_in_the_setup_log(ctx, tmp_path) -> None:
     """As on AWS: Debian 12 / Ubuntu 24.04 refuse `pip install --user` (PEP 668); the seat
     is named and its setup log shows pip's own error."""
     course = load(course_file(tmp_path, students=1,
