@@ -37,6 +37,7 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import TabbedContent
 from textual.worker import NoActiveWorker, Worker, WorkerState, get_current_worker
 
 import labtui.screens
@@ -158,7 +159,7 @@ class LabApp(App[int]):
         self.sub_title = self._with_mode(message.ctx.where)
         self.log_event(LogLine(f"connected: {message.ctx.where}"))
         for view in self.main.views:
-            if view.NEEDS_AWS:
+            if view.NEEDS_AWS and (view.LOAD_ON_CONNECT or view is self.main.current):
                 self.load_view(view)
         if self.refresh_every:
             self.set_interval(self.refresh_every, self.poll_machines, name="poll machines")
@@ -195,6 +196,17 @@ class LabApp(App[int]):
         self.run_worker(fetch, name=f"{LOAD_GROUP}{view.VIEW_ID}",
                         group=f"{LOAD_GROUP}{view.VIEW_ID}", thread=True, exclusive=True,
                         exit_on_error=False, description=f"loading {view.TITLE.lower()}")
+
+    @on(TabbedContent.TabActivated)
+    def view_shown(self, event: TabbedContent.TabActivated) -> None:
+        """A view that loads when first shown (the sweep) loads now, once connected."""
+        view_id = event.pane.id
+        if view_id is None or view_id not in VIEW_IDS or self.ctx is None:
+            return
+        view = self.main.view(view_id)
+        if (view.NEEDS_AWS and not view.LOAD_ON_CONNECT and view.loaded_at is None
+                and not self.running(f"{LOAD_GROUP}{view_id}")):
+            self.load_view(view)
 
     def running(self, group: str) -> list[Worker]:
         return [w for w in self.workers if w.group == group

@@ -37,7 +37,7 @@ def normalize(argv: Sequence[str]) -> list[str]:
             break
         if token.startswith("-"):
             continue
-        if index > 0 and args[index - 1] in ("--profile", "--state-dir"):
+        if index > 0 and args[index - 1] in ("--profile", "--state-dir", "--regions"):
             continue
         if token in subcommands():
             return [token] + args[:index] + args[index + 1:]

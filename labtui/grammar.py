@@ -124,6 +124,7 @@ def build_parser() -> Parser:
                    help="build the machines' base image (once, cached) and exit")
 
     machine_commands(sub)
+    sweep_command(sub)
     for name, sub_parser in sub.choices.items():
         module = "cli" if name in LIGHT else "headless"
         sub_parser.set_defaults(handler=f"labtui.{module}:cmd_{name.replace('-', '_')}")
@@ -215,3 +216,26 @@ def machine_commands(sub: Any) -> None:
                                    "its boot and cloud-init printed).")
     common(p)
     p.add_argument("seat", metavar="SEAT", help="seat id")
+
+
+def sweep_command(sub: Any) -> None:
+    """`labtui sweep`: the whole account, no course file (handler in labtui/headless.py)."""
+    p = sub.add_parser("sweep", help="what any labtui course left, and untagged idle "
+                                     "resources that bill, in every region",
+                       description="Look in every enabled region at once for anything "
+                                   "tagged labtui:course (any course) and for untagged "
+                                   "resources that cost money while idle (detached volumes, "
+                                   "open spot requests, unassociated addresses, NAT gateways, "
+                                   "stopped instances, idle EMR clusters, unused images and "
+                                   "orphaned snapshots), with age and $/month. A dry run "
+                                   "unless --yes (labtui's) or --include-untagged (the rest "
+                                   "too, after a confirmation). Exit 0 when nothing is found "
+                                   "or every deletion succeeded, 1 when something is left "
+                                   "or failed.")
+    common(p, course=False)
+    p.add_argument("--regions", default="all", metavar="all|R,...",
+                   help="where to look: all (every enabled region, the default) or a comma "
+                        "list, e.g. us-east-1,eu-west-1")
+    p.add_argument("--include-untagged", action="store_true",
+                   help="delete the untagged findings too (asks first, naming the count and "
+                        "$/month; without a terminal --yes is that answer)")

@@ -318,3 +318,84 @@ def cmd_console(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     else:
         print(text)
     return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """`labtui sweep`: no course file; a dry run unless --yes / --include-untagged."""
+    lifecycle.parse_regions(args.regions)  # a bad name is exit 2 before anything starts
+    # Progress and log lines go to stderr, so stdout holds the findings alone.
+    ctx = open_context(None, sandbox=args.sandbox, profile=args.profile,
+                       state_dir=args.state_dir, sink=StreamSink(sys.stderr, as_json=args.json))
+    try:
+        return _sweep(args, ctx)
+    finally:
+        ctx.close()
+
+
+def sweep_question(findings: list[Any]) -> str:
+    from labtui.services.sweep import total
+
+    untagged = sum(1 for f in findings if not f.tagged)
+    return (f"Delete {len(findings)} resource(s) ({len(findings) - untagged} labtui, "
+            f"{untagged} untagged) in {len({f.region for f in findings})} region(s), about "
+            f"${total(findings):.2f}/month?")
+
+
+def _sweep(args: argparse.Namespace, ctx: Context) -> int:
+    from labtui.services.sweep import PRICE_DATE, age_text
+
+    delete = args.yes or args.include_untagged
+
+    def ask(findings: list[Any]) -> bool:
+        if not args.include_untagged:
+            return True  # --yes: labtui's own, as asked
+        return confirm(args, sweep_question(findings))
+
+    outcome = lifecycle.sweep(ctx, args.regions, delete=delete,
+                              include_untagged=args.include_untagged, confirm=ask)
+    scan = outcome.scan
+    if args.json:
+        for finding in scan.findings:
+            emit(args, finding.to_json(), "")
+    else:
+        print(f"{'region':<16}{'kind':<18}{'id':<28}{'course':<18}{'age':>6}{'$/month':>10}")
+        for f in scan.findings:
+            money = "?" if f.monthly_usd is None else f"{f.monthly_usd:.2f}"
+            print(f"{f.region:<16}{f.kind:<18}{f.id:<28}{f.course:<18}{age_text(f.age_s):>6}"
+                  f"{money:>10}")
+    for removal in outcome.removals:
+        f = removal.finding
+        emit(args, {"type": "removed" if removal.ok else "failed", "region": f.region,
+                    "kind": f.kind, "id": f.id, "course": f.course, "error": removal.error},
+             f"{f.region} {f.kind} {f.id}: " + ("deleted" if removal.ok else
+                                               f"FAILED — {removal.error}"))
+    for f in outcome.left:
+        emit(args, {"type": "left", "region": f.region, "kind": f.kind, "id": f.id},
+             f"{f.region} {f.kind} {f.id}: still there")
+    labtui_count = sum(1 for f in scan.findings if f.tagged)
+    unpriced = sum(1 for f in scan.findings if f.monthly_usd is None)
+    deleted = sum(1 for r in outcome.removals if r.ok)
+    emit(args, {"type": "summary", "found": len(scan.findings), "labtui": labtui_count,
+                "untagged": len(scan.findings) - labtui_count,
+                "monthly_usd": round(scan.monthly_usd, 2), "unpriced": unpriced,
+                "prices_of": PRICE_DATE, "regions": len(scan.regions),
+                "unread_regions": scan.failed, "seconds": round(scan.seconds, 2),
+                "deleted": deleted, "failed": len(outcome.failed), "left": len(outcome.left),
+                "cancelled": outcome.cancelled},
+         f"total: {len(scan.findings)} found ({labtui_count} labtui, "
+         f"{len(scan.findings) - labtui_count} untagged) in {len(scan.regions)} region(s), "
+         f"about ${scan.monthly_usd:.2f}/month (estimate, prices of {PRICE_DATE}"
+         + (f"; {unpriced} unpriced" if unpriced else "") + f"); {scan.seconds:.1f} s."
+         + (f" {len(scan.failed)} region(s) could not be read." if scan.failed else ""))
+    if outcome.cancelled:
+        emit(args, {"type": "cancelled"}, "cancelled; nothing was deleted.")
+        return EXIT_OK
+    if not delete:
+        if scan.findings and not args.json:
+            print("To delete labtui's: `labtui sweep --yes`; the untagged too: add "
+                  "--include-untagged.")
+        return EXIT_PARTIAL if scan.findings or scan.failed else EXIT_OK
+    if outcome.removals and not args.json:
+        print(f"deleted {deleted} of {len(outcome.chosen)}; {len(outcome.failed)} failed, "
+              f"{len(outcome.left)} still there.")
+    return EXIT_PARTIAL if outcome.failed or outcome.left or scan.failed else EXIT_OK

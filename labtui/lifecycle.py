@@ -450,3 +450,113 @@ def ssh_command(ctx: Context, course: Course, seat: str) -> list[str]:
             "-o", f"UserKnownHostsFile={known}", "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", "HostKeyAlgorithms=ssh-ed25519", "-o", "ForwardAgent=no",
             "-o", "ForwardX11=no", f"{target.user}@{target.host}"]
+
+
+# -- sweep: what is left in the account, in every region -------------------------------------
+
+@dataclass
+class SweepOutcome:
+    """What a sweep found, what it was asked to delete, and what is still there after."""
+
+    scan: Any                                         # services.sweep.ScanResult
+    chosen: list[Any] = field(default_factory=list)   # the findings to delete
+    removals: list[Any] = field(default_factory=list)  # one services.sweep.Removal each
+    left: list[Any] = field(default_factory=list)     # chosen findings found again after
+    cancelled: bool = False
+
+    @property
+    def failed(self) -> list[Any]:
+        return [r for r in self.removals if not r.ok]
+
+
+def parse_regions(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """``None``/"all" means every enabled region; else "R,R" (or names) checked against the
+    AWS region names, each bad one named with a fix (InputError, exit 2)."""
+    from labtui import checks
+
+    if value is None:
+        return None
+    names = ([n.strip() for n in value.split(",")] if isinstance(value, str)
+             else [n.strip() for n in value])
+    names = [n for n in names if n]
+    if names == ["all"]:
+        return None
+    bad = [n for n in names if n not in checks.AWS_REGIONS]
+    if bad or not names:
+        shown = ", ".join(repr(n) for n in bad) or "nothing"
+        raise InputError(f"--regions: {shown} {'is' if len(bad) <= 1 else 'are'} not an AWS "
+                         "region. Fix: give `all` or a comma list of region names, e.g. "
+                         "--regions us-east-1,eu-west-1")
+    return tuple(dict.fromkeys(names))
+
+
+def sweep_regions(ctx: Context, regions: str | Iterable[str] | None = None) -> list[str]:
+    """The regions a sweep looks in: the named ones (each must be enabled for the account),
+    or every region the account has enabled."""
+    from labtui.services.regions import list_regions
+
+    names = parse_regions(regions)
+    known = list_regions(ctx.aws)
+    if names is None:
+        return sorted(r for r, status in known.items() if status != "not-opted-in")
+    off = [n for n in names if known.get(n, "not-opted-in") == "not-opted-in"]
+    if off:
+        raise InputError(f"--regions: {', '.join(off)} {'is' if len(off) == 1 else 'are'} not "
+                         "enabled for this account. Fix: enable it (AWS console, Account > "
+                         "AWS Regions), or leave it out of --regions")
+    return list(names)
+
+
+def sweep(ctx: Context, regions: str | Iterable[str] | None = None, *, delete: bool = False,
+          include_untagged: bool = False,
+          confirm: Callable[[list[Any]], bool] = lambda _findings: True,
+          on_region: Callable[[str, list[Any]], None] | None = None) -> SweepOutcome:
+    """Look in every region (in parallel) for what any labtui course left and for untagged
+    resources that bill while idle; with ``delete``, remove labtui's (and, with
+    ``include_untagged``, the rest) after ``confirm(findings)``, then look again. Needs no
+    course file. ``on_region(region, findings)`` is called as each region answers."""
+    from labtui.services import sweep as sweeping
+
+    if delete:
+        ctx.refuse_if_read_only("sweep (deleting what it finds)")
+    names = sweep_regions(ctx, regions)
+    ctx.sink.emit(LogLine(f"sweep: looking in {len(names)} region(s) for {tags.COURSE} and "
+                          "untagged idle resources"))
+    found = sweeping.scan(ctx.aws, names, sink=ctx.sink, prices=ctx.prices,
+                          on_region=on_region)
+    labtui_count = sum(1 for f in found.findings if f.tagged)
+    ctx.sink.emit(StepDone(
+        f"sweep: {len(found.findings)} found in {len(names)} region(s) ({labtui_count} "
+        f"labtui, {len(found.findings) - labtui_count} untagged), about "
+        f"${found.monthly_usd:.2f}/month ({found.seconds:.1f} s)", ok=not found.failed,
+        detail="unread: " + ", ".join(sorted(found.failed)) if found.failed else ""))
+    outcome = SweepOutcome(found)
+    if not delete:
+        return outcome
+    outcome.chosen = [f for f in found.findings if f.tagged or include_untagged]
+    if not outcome.chosen:
+        return outcome
+    if not confirm(outcome.chosen):
+        outcome.cancelled = True
+        ctx.sink.emit(LogLine("sweep: cancelled; nothing was deleted"))
+        return outcome
+    outcome.removals, outcome.left = sweep_remove(ctx, outcome.chosen)
+    return outcome
+
+
+def sweep_remove(ctx: Context, findings: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Delete the findings in dependency order, then look again in their regions: returns
+    (one Removal per finding, the findings still there)."""
+    from labtui.services import sweep as sweeping
+
+    ctx.refuse_if_read_only("deleting what sweep found")
+    removals = sweeping.remove(ctx.aws, findings, sink=ctx.sink)
+    again = sweeping.scan(ctx.aws, sorted({f.region for f in findings}), prices=ctx.prices)
+    wanted = {f.key for f in findings}
+    left = [f for f in again.findings if f.key in wanted]
+    failed = [r for r in removals if not r.ok]
+    ctx.sink.emit(StepDone(
+        f"sweep: deleted {len(removals) - len(failed)} of {len(findings)}; "
+        f"{len(left)} still there", ok=not failed and not left,
+        detail="; ".join(f"{f.region} {f.kind} {f.id}" for f in left)))
+    return removals, left

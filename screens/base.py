@@ -34,6 +34,8 @@ class View(Vertical):
     KEY: ClassVar[str] = ""
     DESCRIPTION: ClassVar[str] = ""
     NEEDS_AWS: ClassVar[bool] = False
+    # False: loaded when first shown (and on r), not when the console connects
+    LOAD_ON_CONNECT: ClassVar[bool] = True
     DEFAULT_CLASSES = "view"
 
     def __init__(self, course: Course) -> None:

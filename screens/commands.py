@@ -18,12 +18,19 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from labtui.screens.machines import MachinesView
 from labtui.screens.main import VIEWS
 from labtui.screens.seat import SeatScreen
+from labtui.screens.sweep import SweepView
 
 
 def described(bindings: list[Any]) -> Iterator[Binding]:
     for binding in bindings:
         if isinstance(binding, Binding) and binding.description and binding.action != "back":
             yield binding
+
+
+def view_action(app: Any, view_id: str, action: str) -> None:
+    """Show the view, then run one of its actions (from the palette)."""
+    app.show_view(view_id)
+    getattr(app.main.view(view_id), f"action_{action}")()
 
 
 class LabCommands(Provider):
@@ -46,6 +53,13 @@ class LabCommands(Provider):
                 yield (f"Machines: {binding.description.lower()}",
                        partial(app.machines_action, binding.action),
                        f"{binding.tooltip} (key {app.get_key_display(binding)})")
+            for binding in described(SweepView.BINDINGS):
+                yield (f"Sweep: {binding.description.lower()}",
+                       partial(view_action, app, SweepView.VIEW_ID, binding.action),
+                       f"{binding.tooltip} (key {app.get_key_display(binding)})")
+            yield ("Sweep: look again in every region",
+                   partial(view_action, app, SweepView.VIEW_ID, "again"),
+                   "Sweep the whole account again (key r on the sweep view)")
 
     async def discover(self) -> Hits:
         for name, run, help_text in self.commands():

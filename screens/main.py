@@ -30,8 +30,10 @@ from labtui.screens.machines import MachinesView
 from labtui.screens.quotas import QuotasView
 from labtui.screens.regions import RegionsView
 from labtui.screens.roster import RosterView
+from labtui.screens.sweep import SweepView
 
-VIEWS: tuple[type[View], ...] = (MachinesView, RosterView, ClustersView, RegionsView, QuotasView)
+VIEWS: tuple[type[View], ...] = (MachinesView, RosterView, ClustersView, RegionsView, QuotasView,
+                                 SweepView)
 VIEW_IDS = tuple(view.VIEW_ID for view in VIEWS)
 DEFAULT_VIEW = MachinesView.VIEW_ID
 
