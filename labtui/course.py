@@ -143,6 +143,16 @@ class Jupyter:
 
 
 @dataclass(frozen=True)
+class Teardown:
+    """What ``down`` saves from each seat before its machine goes: paths in the login
+    user's home (``~/...``, globs allowed), to ``bucket`` under ``work/<seat>/`` (default:
+    storage.scratch_bucket), else into the local state folder."""
+
+    save: tuple[str, ...] = ("~/work",)
+    bucket: str | None = None
+
+
+@dataclass(frozen=True)
 class Job:
     line: int
     instance_type: str
@@ -178,6 +188,7 @@ class Course:
     jupyter: Jupyter | None = None
     jobs: Jobs | None = None
     seats: tuple[Seat, ...] = field(default=())
+    teardown: Teardown = field(default=Teardown())
 
     @property
     def instance_count(self) -> int:
@@ -241,6 +252,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
     network_t = top.table("network")
     jupyter_t = top.table("jupyter")
     jobs_t = top.table("jobs")
+    teardown_t = top.table("teardown")
     top.finish()
     if info is None:
         return None
@@ -273,6 +285,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
     network = _network(network_t) if network_t else Network()
     jupyter = _jupyter(jupyter_t, base) if jupyter_t else None
     jobs = _jobs(reader, jobs_t, base) if jobs_t else None
+    teardown = _teardown(teardown_t) if teardown_t else Teardown()
 
     if machines is not None and not network.ssh_cidr:
         reader.problem("network.ssh_cidr", "is required when the course has machines",
@@ -292,7 +305,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
         path=path, id=course_id, name=name, regions=tuple(regions),
         max_instances=max_instances, budget_usd=budget, profile=profile, students=students,
         network=network, machines=machines, clusters=clusters, storage=storage, access=access,
-        billing=billing, jupyter=jupyter, jobs=jobs, seats=seats,
+        billing=billing, jupyter=jupyter, jobs=jobs, seats=seats, teardown=teardown,
     )
     if course.instance_count > max_instances:
         parts = []
@@ -553,6 +566,24 @@ def _network(t: Table) -> Network:
         t.problem("subnet_id", "needs vpc_id too", "add the VPC the subnet belongs to")
     t.finish()
     return Network(ssh_cidr, ports, vpc, subnet)
+
+
+_SAVE_PATH = re.compile(r"~/[A-Za-z0-9._*?\[\]/-]+")
+
+
+def _save_path(value: str) -> tuple[str, str] | None:
+    if _SAVE_PATH.fullmatch(value) and ".." not in value.split("/"):
+        return None
+    return (f"{value!r} is not a path in the student's home",
+            'use "~/" and then letters, digits, . _ - / and globs, e.g. "~/work" or '
+            '"~/*.ipynb"')
+
+
+def _teardown(t: Table) -> Teardown:
+    save = t.str_list("save", example='save = ["~/work", "~/*.ipynb"]', check=_save_path)
+    bucket = t.text("bucket", example='bucket = "cs498-fall26-work"', check=checks.bucket)
+    t.finish()
+    return Teardown(tuple(save) if t.has("save") else ("~/work",), bucket)
 
 
 def _jupyter(t: Table, base: Path) -> Jupyter:

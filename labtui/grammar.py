@@ -179,11 +179,24 @@ def machine_commands(sub: Any) -> None:
                        description="Reboot the machines of the named seats.")
     common(p)
     p.add_argument("seats", nargs="+", metavar="SEAT", help="seat ids")
-    p = sub.add_parser("down", help="delete every resource of the course",
-                       description="Terminate the class's machines, cancel spot requests, "
-                                   "delete the key pair, security group and network labtui "
-                                   "created.")
+    p = sub.add_parser("down", help="delete every resource of the course, then verify",
+                       description="Save each seat's work, then remove everything the course "
+                                   "created in every region where its tags are found "
+                                   "(clusters, spot requests, machines, volumes, addresses, "
+                                   "NAT gateways, network, security groups, key pairs, "
+                                   "billing alarms, IAM users and roles), and list what is "
+                                   "still there.")
     common(p)
+    p.add_argument("--save-to", metavar="DIR",
+                   help="save each seat's work into DIR/<seat>/ (default: the course's state "
+                        "folder, and [teardown] bucket when set)")
+    p.add_argument("--no-save", action="store_true", help="do not save the students' work")
+    p.add_argument("--force", action="store_true",
+                   help="terminate machines whose work could not be saved")
+    p.add_argument("--delete-buckets", action="store_true",
+                   help="also delete the course's buckets (kept by default)")
+    p.add_argument("--delete-results", action="store_true",
+                   help="with --delete-buckets: also buckets holding results or students' work")
     p = sub.add_parser("rerun-setup", help="run setup again on the named seats",
                        description="Run the machine setup again; steps already done are "
                                    "skipped, so it finishes what a dropped connection left.")

@@ -11,6 +11,7 @@ import argparse
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from labtui import lifecycle
@@ -287,17 +288,37 @@ cmd_reboot = _lifecycle_command("reboot", "rebooted")
 
 @with_course
 def cmd_down(args: argparse.Namespace, course: Course, ctx: Context) -> int:
-    if not confirm(args, f"Delete every resource of {course.id} in "
-                         f"{', '.join(course.regions)} (machines, network, key pair)?"):
+    if args.delete_results and not args.delete_buckets:
+        raise InputError("--delete-results only applies with --delete-buckets. Fix: add "
+                         "--delete-buckets, or drop --delete-results")
+    save_to = Path(args.save_to).expanduser() if args.save_to else None
+    if save_to is not None and save_to.exists() and not save_to.is_dir():
+        raise InputError(f"--save-to {args.save_to}: is not a folder. Fix: name a folder "
+                         "(it is created when missing)")
+    if not confirm(args, f"Delete every resource of {course.id} (machines, clusters, "
+                         f"network, key pairs, alarms, users) in {', '.join(course.regions)} "
+                         "and wherever else its tags are found?"):
         emit(args, {"type": "cancelled"}, "cancelled; nothing was deleted.")
         return EXIT_OK
-    report = lifecycle.down(ctx, course)
-    emit(args, {"type": "summary", "removed": report.removed, "failed": report.failed},
+    options = lifecycle.DownOptions(save=not args.no_save, save_to=save_to, force=args.force,
+                                    delete_buckets=args.delete_buckets,
+                                    delete_results=args.delete_results)
+    report = lifecycle.down(ctx, course, options)
+    emit(args, {"type": "summary", "removed": report.removed, "failed": report.failed,
+                "kept": report.kept, "left": [str(left) for left in report.left]},
          "down: " + (", ".join(f"{n} {k}" for k, n in sorted(report.removed.items()))
                      or "nothing to remove") + ".")
     for failure in report.failed:
         emit(args, {"type": "failed", "error": failure}, f"FAILED — {failure}")
-    return EXIT_PARTIAL if report.failed else EXIT_OK
+    for kept in report.kept:
+        emit(args, {"type": "kept", "what": kept}, f"kept — {kept}")
+    for left in report.left:
+        emit(args, {"type": "left", "region": left.region, "kind": left.kind, "id": left.id,
+                    "why": left.why}, f"still there — {left}")
+    if not report.left:
+        emit(args, {"type": "verified", "left": 0},
+             f"verified: nothing of {course.id} is left.")
+    return EXIT_PARTIAL if report.failed or report.left else EXIT_OK
 
 
 @with_course

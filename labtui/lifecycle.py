@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from labtui import errors
@@ -312,11 +313,81 @@ def reboot(ctx: Context, course: Course, seats: Iterable[str]) -> list[Machine]:
     return _act(ctx, course, seats, "reboot", ("running",), machines.reboot, "rebooted")
 
 
-def down(ctx: Context, course: Course) -> teardown.DownReport:
+@dataclass
+class DownOptions:
+    save: bool = True                 # save each seat's work first (--no-save: don't)
+    save_to: Path | None = None       # where saved work goes (default: the state folder)
+    force: bool = False               # terminate seats whose save failed
+    delete_buckets: bool = False
+    delete_results: bool = False      # with delete_buckets: also those holding results/work
+    all_regions: bool = True          # look for the course's tags in every enabled region
+
+
+def down_regions(ctx: Context, course: Course, all_regions: bool = True) -> list[str]:
+    """The course's regions, then every other enabled region where its tags are found."""
+    from labtui.services.regions import list_regions
+
+    if not all_regions:
+        return list(course.regions)
+    enabled = [r for r, status in list_regions(ctx.aws).items()
+               if status != "not-opted-in" and r not in course.regions]
+    return list(course.regions) + teardown.course_regions(ctx.aws, course.id, enabled)
+
+
+def save_work(ctx: Context, course: Course, options: DownOptions) -> dict[str, str]:
+    """Save every seat's work (stopped machines are started for it); seat -> why it failed."""
+    from labtui.services.worksave import save_seat
+
+    found = [m for m in discover(ctx, course).machines if m.state in ("running", "stopped",
+                                                                        "stopping", "pending")]
+    if not found:
+        return {}
+    stopped = [m for m in found if m.state in ("stopped", "stopping")]
+    if stopped:
+        ctx.sink.emit(LogLine(f"starting {len(stopped)} stopped machine(s) to save their work"))
+        machines.start(ctx.aws, stopped)
+    remote = remote_for(ctx, course)
+    cfg = course.teardown
+    bucket = cfg.bucket or (course.storage.scratch_bucket if course.storage else None)
+    root = options.save_to or ctx.state.course(course.id).root / "work"
+
+    def one(machine: Machine) -> str:
+        saved = save_seat(remote, machine, cfg.save, root / machine.seat, ctx.aws, bucket)
+        where = f"s3://{bucket}/{saved.bucket_prefix}" if saved.bucket_prefix else str(
+            saved.folder)
+        ctx.sink.emit(SeatChanged(machine.seat, "saved", f"{saved.files} file(s) to {where}"))
+        return where
+
+    outcomes = fan_out(found, lambda m: m.seat, one, task="save work", sink=ctx.sink)
+    failed = {o.key: o.error for o in outcomes if not o.ok}
+    for seat, why in failed.items():
+        ctx.sink.emit(Problem(f"{seat}: its work was not saved: {why}", seat=seat,
+                              fix="fix the machine and run down again, or --force to "
+                                  "terminate it anyway (or --no-save)"))
+    return failed
+
+
+def down(ctx: Context, course: Course,
+         options: DownOptions | None = None) -> teardown.DownReport:
+    """Remove everything of the course, saving the students' work first; ends with the
+    verification pass (``report.left``)."""
     ctx.refuse_if_read_only("down")
-    report = teardown.down(ctx.aws, course.id, course.regions, ctx.sink)
-    failures = billing.remove_billing(ctx.aws, course.id, ctx.sink)
-    report.failed.extend(failures)
+    options = options or DownOptions()
+    regions = down_regions(ctx, course, options.all_regions)
+    unsaved = save_work(ctx, course, options) if options.save else {}
+    keep = set()
+    if unsaved and not options.force:
+        keep = {m.instance_id for m in discover(ctx, course).machines if m.seat in unsaved}
+    report = teardown.down(ctx.aws, course.id, regions, ctx.sink, keep=keep,
+                           delete_buckets=options.delete_buckets,
+                           delete_results=options.delete_results)
+    report.failed.extend(billing.remove_billing(ctx.aws, course.id, ctx.sink))
+    report.left = teardown.leftovers(ctx.aws, course.id, regions)
+    if report.left:
+        for left in report.left:
+            ctx.sink.emit(Problem(f"still there: {left}"))
+    else:
+        ctx.sink.emit(StepDone(f"nothing of {course.id} is left in {len(regions)} region(s)"))
     return report
 
 

@@ -726,6 +726,11 @@ def down_job(course: Course) -> Job:
         text = f"Down: removed {removed or 'nothing'}."
         if report.failed:
             text += f" Could not remove {len(report.failed)}: " + "; ".join(report.failed[:5])
+        if report.kept:
+            text += f" Kept {len(report.kept)}: " + "; ".join(report.kept[:5])
+        text += (f" Still there: {len(report.left)} (" + "; ".join(
+            str(left) for left in report.left[:5]) + ")." if report.left
+            else f" Verified: nothing of {course.id} is left.")
         return text
     return run
 
