@@ -238,6 +238,8 @@ class Teardown:
             self.security_groups(region)
             return
         self.nat_gateways(region, vpc_id)
+        if not self.peerings(region, vpc_id):
+            return
         for endpoint in self._list(region, "describe_vpc_endpoints", "VpcEndpoints",
                                    Filters=in_vpc):
             eid = endpoint["VpcEndpointId"]
@@ -277,6 +279,34 @@ class Teardown:
                             in_vpc):
             self.report.count("VPCs")
             self.sink.emit(LogLine(f"{region}: deleted VPC {vpc_id}"))
+
+    def peerings(self, region: str, vpc_id: str) -> bool:
+        """Delete the course's peering connections of the VPC; False (named) when another
+        owner's peering holds it."""
+        ec2 = self.aws.client("ec2", region)
+        found: dict[str, dict[str, Any]] = {}
+        for side in ("requester-vpc-info.vpc-id", "accepter-vpc-info.vpc-id"):
+            for peering in self._list(region, "describe_vpc_peering_connections",
+                                      "VpcPeeringConnections",
+                                      Filters=[{"Name": side, "Values": [vpc_id]}]):
+                if peering.get("Status", {}).get("Code") not in ("deleted", "rejected",
+                                                                   "failed", "expired"):
+                    found[peering["VpcPeeringConnectionId"]] = peering
+        clear = True
+        for pid, peering in found.items():
+            course = tags.as_dict(peering.get("Tags")).get(tags.COURSE)
+            if course == self.course_id:
+                if self._try(f"{region} delete peering {pid}", partial(
+                        ec2.delete_vpc_peering_connection, VpcPeeringConnectionId=pid)):
+                    self.report.count("peering connections")
+                continue
+            clear = False
+            who = f"course {course}" if course else "not labtui's"
+            self.report.failed.append(f"{region} delete VPC {vpc_id}: DependencyViolation: "
+                                      f"peering connection {pid} ({who})")
+            self.sink.emit(Problem(f"{region}: VPC {vpc_id} is peered by {pid} ({who})",
+                                   fix="delete that peering connection, then run down again"))
+        return clear
 
     def security_groups(self, region: str, vpc_id: str | None = None) -> None:
         ec2 = self.aws.client("ec2", region)

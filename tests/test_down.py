@@ -117,6 +117,14 @@ def test_down_saves_work_removes_everything_and_verifies(ctx, tmp_path: Path) ->
     iam = ctx.aws.client("iam", "us-east-1")
     assert [u["UserName"] for u in iam.list_users()["Users"]] == []
     assert iam.list_instance_profiles()["InstanceProfiles"] == []
+    # each seat's work was saved before any machine was terminated
+    events = [getattr(e, "text", "") + getattr(e, "state", "") for e in ctx.sink.events]
+    saved = [i for i, e in enumerate(events) if e.startswith("saved")]
+    terminated = [i for i, e in enumerate(events) if "terminated" in e and "instance" in e]
+    assert len(saved) == 2 and terminated and max(saved) < min(terminated)
+    # and a sweep of every region finds nothing of the course
+    found = lifecycle.sweep(ctx).scan.findings
+    assert [f for f in found if f.course == "down"] == []
 
 
 def plant_far(ctx, course_id: str) -> dict[str, str]:
@@ -206,3 +214,17 @@ def test_down_from_the_command_line_says_what_is_left(sandbox_state, tmp_path) -
     assert {"type": "verified", "left": 0} in lines
     summary = next(line for line in lines if line["type"] == "summary")
     assert summary["removed"]["instances"] == 1 and summary["left"] == []
+
+
+def test_a_foreign_peering_connection_is_named_not_looped_on(ctx, tmp_path: Path) -> None:
+    course = load(course_file(tmp_path, students=1, extra=""))
+    lifecycle.up(ctx, course, skip_setup=True)
+    ec2 = ctx.aws.client("ec2", "us-east-1")
+    mine = ec2.describe_vpcs(Filters=tags.course_filter("down"))["Vpcs"][0]["VpcId"]
+    theirs = ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+    peering = ec2.create_vpc_peering_connection(VpcId=theirs, PeerVpcId=mine)[
+        "VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    report = lifecycle.down(ctx, course, DownOptions(save=False))
+    assert report.removed["instances"] == 1
+    assert any(peering in f and "not labtui's" in f for f in report.failed)
+    assert ("VPC", mine) in {(left.kind, left.id) for left in report.left}
