@@ -105,15 +105,30 @@ class Teardown:
     # ------------------------------------------------------------------ per region
 
     def region(self, region: str) -> None:
-        self.clusters(region)
-        self.instances(region)
-        self.volumes(region)
-        self.addresses(region)
-        self.nat_gateways(region)
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("clusters", partial(self.clusters, region)),
+            ("machines", partial(self.instances, region)),
+            ("volumes", partial(self.volumes, region)),
+            ("addresses", partial(self.addresses, region)),
+            ("NAT gateways", partial(self.nat_gateways, region)),
+            ("network", partial(self.networks, region)),
+            ("security groups", partial(self.security_groups, region)),
+            ("key pair", partial(self.key_pair, region)),
+        ]
+        for index, (kind, step) in enumerate(steps):
+            before = dict(self.report.removed)
+            self.sink.emit(Progress(f"down {region}", index, len(steps)))
+            step()
+            gone = {k: n - before.get(k, 0) for k, n in self.report.removed.items()
+                    if n != before.get(k, 0)}
+            if gone:
+                self.sink.emit(LogLine(f"{region}: {kind}: removed " + ", ".join(
+                    f"{n} {k}" for k, n in sorted(gone.items()))))
+        self.sink.emit(Progress(f"down {region}", len(steps), len(steps)))
+
+    def networks(self, region: str) -> None:
         for vpc in self._list(region, "describe_vpcs", "Vpcs", Filters=self._course):
             self.vpc(region, vpc["VpcId"])
-        self.security_groups(region)  # any left outside a course VPC
-        self.key_pair(region)
 
     def clusters(self, region: str) -> None:
         emr = self.aws.client("emr", region)
