@@ -28,6 +28,7 @@ from labtui.services import (
     tags,
     teardown,
 )
+from labtui.services.aws import translate_errors
 from labtui.services.clusters import seat_clusters
 from labtui.services.fanout import Outcome, fan_out
 from labtui.services.instance_types import vcpus
@@ -350,6 +351,11 @@ def save_work(ctx: Context, course: Course, options: DownOptions) -> dict[str, s
     cfg = course.teardown
     bucket = cfg.bucket or (course.storage.scratch_bucket if course.storage else None)
     root = options.save_to or ctx.state.course(course.id).root / "work"
+    if bucket and not _bucket_exists(ctx, bucket):
+        ctx.sink.emit(Problem(f"bucket {bucket} does not exist: the work is saved to {root} "
+                              "only", fix="create it with `labtui up` (storage) or set "
+                                          "[teardown] bucket to one that exists"))
+        bucket = None
 
     def one(machine: Machine) -> str:
         saved = save_seat(remote, machine, cfg.save, root / machine.seat, ctx.aws, bucket)
@@ -365,6 +371,15 @@ def save_work(ctx: Context, course: Course, options: DownOptions) -> dict[str, s
                               fix="fix the machine and run down again, or --force to "
                                   "terminate it anyway (or --no-save)"))
     return failed
+
+
+def _bucket_exists(ctx: Context, name: str) -> bool:
+    try:
+        with translate_errors(f"s3.HeadBucket {name}"):
+            ctx.aws.client("s3", "us-east-1").head_bucket(Bucket=name)
+    except LabError:
+        return False
+    return True
 
 
 def down(ctx: Context, course: Course,

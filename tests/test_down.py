@@ -228,3 +228,14 @@ def test_a_foreign_peering_connection_is_named_not_looped_on(ctx, tmp_path: Path
     assert report.removed["instances"] == 1
     assert any(peering in f and "not labtui's" in f for f in report.failed)
     assert ("VPC", mine) in {(left.kind, left.id) for left in report.left}
+
+
+def test_a_missing_bucket_still_saves_locally_and_says_so(ctx, tmp_path: Path) -> None:
+    course = load(course_file(tmp_path, students=1))  # [teardown] bucket does not exist
+    lifecycle.up(ctx, course, skip_setup=True)
+    assert on_seat(ctx, course, "s01", "mkdir -p work && echo x > work/x.txt")[0] == 0
+    report = lifecycle.down(ctx, course, DownOptions(save_to=tmp_path / "saved"))
+    assert (tmp_path / "saved" / "s01" / "work" / "x.txt").read_text() == "x\n"
+    assert report.left == [] and report.removed["instances"] == 1
+    problems = [e.message for e in ctx.sink.events if type(e).__name__ == "Problem"]
+    assert any("bucket down-work does not exist" in p for p in problems)
