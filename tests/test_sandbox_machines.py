@@ -96,11 +96,13 @@ def launch(sandbox, sandbox_state):
     course_key = HostKey.generate()
     ec2.import_key_pair(KeyName="course", PublicKeyMaterial=course_key.public_line.encode())
 
-    def start(extra: dict | None = None, image: str = IMAGE, **spec) -> Seat:
-        host = HostKey.generate()
-        text = cloudinit.user_data(host.private_openssh(), host.public_line, extra=extra)
+    def start(extra: dict | None = None, image: str = IMAGE, host: HostKey | None = None,
+              **spec) -> Seat:
+        host = host or HostKey.generate()
+        spec.setdefault("UserData", cloudinit.user_data(host.private_openssh(),
+                                                        host.public_line, extra=extra))
         reply = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, KeyName="course",
-                                  InstanceType="t3.small", UserData=text,
+                                  InstanceType="t3.small",
                                   MetadataOptions={"HttpTokens": "required"}, **spec)
         return Seat(sandbox, ec2, reply["Instances"][0]["InstanceId"], host.public_line,
                     course_key, flavors.of_image(image).user)
@@ -230,6 +232,29 @@ def test_a_machine_that_powers_off_stops_its_instance(launch):
         assert time.monotonic() < deadline, seat.state()
         time.sleep(0.2)
     client.close()
+
+
+def test_user_data_reaches_cloud_init_as_ec2_holds_it_gzip_and_multipart(launch):
+    """cloud-init reads user-data plain, gzip-compressed or as a MIME multipart; the sandbox
+    hands it over byte for byte, as EC2 does."""
+    import gzip
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    host = HostKey.generate()
+    config = cloudinit.user_data(host.private_openssh(), host.public_line, extra={
+        "runcmd": [["sh", "-c", "echo gz > /var/tmp/from-gzip"]]})
+    zipped = launch(UserData=gzip.compress(config.encode()), host=host)
+    parts = MIMEMultipart()
+    other = HostKey.generate()
+    parts.attach(MIMEText(cloudinit.user_data(other.private_openssh(), other.public_line),
+                          "cloud-config"))
+    parts.attach(MIMEText("#!/bin/sh\necho part > /var/tmp/from-script\n", "x-shellscript"))
+    multi = launch(UserData=parts.as_string(), host=other)
+    assert zipped.run("sudo cloud-init status --wait >/dev/null; cat /var/tmp/from-gzip"
+                      )[1] == "gz"
+    assert multi.run("sudo cloud-init status --wait >/dev/null; cat /var/tmp/from-script"
+                     )[1] == "part"
 
 
 # ------------------------------------------------------------------------------ isolation
