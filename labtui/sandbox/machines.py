@@ -187,6 +187,10 @@ class MachineManager:
 
     def start(self) -> None:
         self.sandbox_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Layers of an earlier run belong to instances the emulator no longer knows (its
+        # state lives in memory): nothing can start them again, so they go.
+        for stale in (self.sandbox_dir / "instances").glob("i-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         self._stop.clear()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._loop, daemon=True,
