@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
+import gzip
 import ipaddress
+import json
 import re
+from importlib import resources
 
 # Commercial AWS regions (2026). describe_regions needs credentials and a network; validating
 # a course file must not, so the names are listed here.
@@ -39,54 +44,78 @@ STUDENT_PERMISSIONS = (
     "start-stop-own",   # start and stop their own machine (never launch new ones)
 )
 
-_SEAT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-_COURSE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
-_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-_AMI_ID = re.compile(r"^ami-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_EMR_RELEASE = re.compile(r"^emr-\d+\.\d+\.\d+$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
-_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+# Whole strings only (fullmatch): re.match(r"...$") would accept a trailing newline.
+_SEAT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_COURSE_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
+_EMAIL = re.compile(r"[^@\s,;<>\"]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9-]+")
+_AMI_ID = re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?")
+_EMR_RELEASE = re.compile(r"emr-\d+\.\d+\.\d+")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4_LIKE = re.compile(r"\d+\.\d+\.\d+\.\d+")
+_VPC = re.compile(r"vpc-[0-9a-f]{8,17}")
+_SUBNET = re.compile(r"subnet-[0-9a-f]{8,17}")
+_FILE_MODE = re.compile(r"0?[0-7]{3}")
+# useradd's default NAME_REGEX, without the trailing '$' it allows for Samba machine accounts
+_UNIX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
 def course_id(value: str) -> str | None:
-    if _COURSE_ID.match(value):
+    if _COURSE_ID.fullmatch(value):
         return None
     return (f"{value!r} must be 1-32 lowercase letters, digits and dashes (it goes into tags, "
             "key pair and bucket names)")
 
 
 def seat_id(value: str) -> str | None:
-    if _SEAT_ID.match(value):
+    if _SEAT_ID.fullmatch(value):
         return None
     return f"{value!r} must be letters, digits, '.', '_' or '-' (at most 63), no spaces"
 
 
 def email(value: str) -> str | None:
-    return None if _EMAIL.match(value) else f"{value!r} is not an email address"
+    return None if _EMAIL.fullmatch(value) else f"{value!r} is not an email address"
 
 
-def instance_type(value: str) -> str | None:
-    if _INSTANCE_TYPE.match(value):
+@functools.cache
+def known_instance_types() -> frozenset[str]:
+    """Every EC2 instance type labtui knows, offline: labtui/data/instance_types.txt, plus the
+    list moto ships (it is newer when moto is)."""
+    text = resources.files("labtui").joinpath("data/instance_types.txt").read_text("utf-8")
+    names = {line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", "#")}
+    try:
+        import moto.ec2  # noqa: F401 (a dependency: the sandbox)
+        data = resources.files("moto.ec2").joinpath("resources/instance_types.json.gz")
+        names |= set(json.loads(gzip.decompress(data.read_bytes())))
+    except (ImportError, OSError, ValueError):
+        pass
+    return frozenset(names)
+
+
+def instance_type(value: str) -> tuple[str, str] | None:
+    if _INSTANCE_TYPE.fullmatch(value) and value in known_instance_types():
         return None
-    return f"{value!r} is not an EC2 instance type"
+    close = difflib.get_close_matches(value.strip().lower(), sorted(known_instance_types()),
+                                      n=1, cutoff=0.6)
+    return (f"{value!r} is not an EC2 instance type",
+            f"did you mean {close[0]!r}?" if close else
+            'use an EC2 instance type such as "t3.medium" (aws ec2 describe-instance-types)')
 
 
 def ami(value: str) -> str | None:
-    if value in AMI_ALIASES or _AMI_ID.match(value):
+    if value in AMI_ALIASES or _AMI_ID.fullmatch(value):
         return None
     aliases = ", ".join(AMI_ALIASES)
     return f"{value!r} is neither an AMI id (ami-0123456789abcdef0) nor one of {aliases}"
 
 
 def emr_release(value: str) -> str | None:
-    return None if _EMR_RELEASE.match(value) else f"{value!r} is not an EMR release label"
+    return None if _EMR_RELEASE.fullmatch(value) else f"{value!r} is not an EMR release label"
 
 
 def bucket(value: str) -> str | None:
-    if (_BUCKET.match(value) and ".." not in value and not value.startswith("xn--")
-            and not re.match(r"^\d+\.\d+\.\d+\.\d+$", value)):
+    if (_BUCKET.fullmatch(value) and ".." not in value and not value.startswith("xn--")
+            and not _IPV4_LIKE.fullmatch(value)):
         return None
     return (f"{value!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, "
             "dots and dashes, starting and ending with a letter or digit)")
@@ -108,14 +137,40 @@ def cidr(value: str) -> str | None:
 
 
 def vpc_id(value: str) -> str | None:
-    return None if _VPC.match(value) else f"{value!r} is not a VPC id"
+    return None if _VPC.fullmatch(value) else f"{value!r} is not a VPC id"
 
 
 def subnet_id(value: str) -> str | None:
-    return None if _SUBNET.match(value) else f"{value!r} is not a subnet id"
+    return None if _SUBNET.fullmatch(value) else f"{value!r} is not a subnet id"
 
 
 def file_mode(value: str) -> str | None:
-    if re.match(r"^0?[0-7]{3}$", value):
+    if _FILE_MODE.fullmatch(value):
         return None
     return f"{value!r} is not an octal file mode"
+
+
+def unix_user(value: str) -> tuple[str, str] | None:
+    """The login user: a name useradd accepts, and never root."""
+    if value == "root":
+        return ("'root' cannot be the login user (every student would be root on their "
+                "machine)", 'use the image\'s own user, e.g. user = "ubuntu"')
+    if _UNIX_USER.fullmatch(value):
+        return None
+    close = value.strip().lower()
+    return (f"{value!r} is not a valid Unix user name",
+            f"did you mean {close!r}?" if close != value and _UNIX_USER.fullmatch(close)
+            and close != "root" else
+            "use lowercase letters, digits, '_' and '-', starting with a letter or '_' (at "
+            'most 32), e.g. user = "ubuntu"')
+
+
+def package(value: str) -> tuple[str, str] | None:
+    """A package for apt/dnf: one name (optionally =version or :arch), never an option."""
+    if value.startswith("-"):
+        return (f"{value!r} is not a package name (apt would read it as an option)",
+                'write the package\'s name, e.g. packages = ["git", "python3-pip"]')
+    if not value or any(c.isspace() or not c.isprintable() for c in value):
+        return (f"{value!r} is not a package name (one name, no spaces)",
+                'give each package as its own string, e.g. packages = ["git", "python3-pip"]')
+    return None

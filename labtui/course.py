@@ -393,6 +393,19 @@ def _exists(table: Table, key: str, path: Path) -> bool:
     return False
 
 
+def _inside(table: Table, key: str, base: Path, path: Path) -> bool:
+    """Whether ``path`` (symlinks resolved) is in the course's folder: a file from elsewhere
+    (``../../.aws/credentials``) would be copied to every seat."""
+    real = path.resolve()
+    if real.is_relative_to(base.resolve()):
+        return True
+    table.problem(key, f"{table.data[key]!r} is outside the course's folder (it is {real}) and "
+                  "would be copied to every seat",
+                  "move it into the course's folder, or add outside_course = true to this "
+                  "[[machines.files]] entry if every seat should really get it")
+    return False
+
+
 def _seats(reader: Reader, students: tuple[Student, ...],
            machines: Machines | None) -> tuple[Seat, ...]:
     if machines is None or machines.per == "student":
@@ -420,18 +433,21 @@ def _machines(t: Table, base: Path) -> Machines:
                   'set market = "spot" or remove max_price')
     default_user = checks.AMI_ALIASES.get(ami or "", "")
     user = t.text("user", required=not default_user, default=default_user or "ubuntu",
-                 example='user = "ubuntu"', check=checks.seat_id)
+                 example='user = "ubuntu"', check=checks.unix_user)
     login = t.text("login", default="password", choices=("password", "key"))
     disk_gb = t.integer("disk_gb", default=16, minimum=8, maximum=16384)
-    packages = t.str_list("packages", example='packages = ["git", "python3-pip"]')
+    packages = t.str_list("packages", example='packages = ["git", "python3-pip"]',
+                          check=checks.package)
     setup = t.str_list("setup", example='setup = ["pip install --user mrjob"]')
     files = []
     for item in t.tables("files"):
         source = item.text("source", required=True, example='source = "files/README.md"')
         dest = item.text("dest", required=True, example='dest = "~/README.md"')
         mode = item.text("mode", default="0644", check=checks.file_mode)
+        outside = item.flag("outside_course")
         item.finish()
-        if source and _exists(item, "source", base / source) and dest:
+        if (source and _exists(item, "source", base / source)
+                and (outside or _inside(item, "source", base, base / source)) and dest):
             files.append(CopyFile(base / source, dest, mode))
     t.finish()
     return Machines(instance_type=instance_type or "", per=per, ami=ami, market=market,
@@ -611,11 +627,10 @@ def _jobs(reader: Reader, t: Table, base: Path) -> Jobs | None:
     entries = []
     for line, row in read_rows(base / file_name, file_name, ("instance_type", "command"), (),
                                reader.problems):
-        message = checks.instance_type(row["instance_type"]) if row["instance_type"] else (
-            "instance_type is empty")
-        if message:
-            reader.problems.append(Problem(file_name, line, "", message,
-                                           'use an EC2 instance type such as "c5.large"'))
+        found = checks.instance_type(row["instance_type"]) if row["instance_type"] else (
+            "instance_type is empty", 'use an EC2 instance type such as "c5.large"')
+        if found:
+            reader.problems.append(Problem(file_name, line, "", *found))
         elif not row["command"]:
             reader.problems.append(Problem(file_name, line, "", "command is empty",
                                            "give the command the job runs"))

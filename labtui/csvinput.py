@@ -43,7 +43,17 @@ def read_rows(path: Path, shown: str, required: Sequence[str], optional: Sequenc
         names = [h.strip().lower() for h in header]
         missing = [name for name in required if name not in names]
         bad_header = bool(missing)
+        seen: set[str] = set()
         for name in names:
+            if name in seen:
+                # a row would silently keep only the last of the two values
+                bad_header = True
+                problems.append(Problem(shown, 1, "",
+                                        f"the column {name!r} appears twice in the header",
+                                        f"keep one {name!r} column; the header must be "
+                                        f"{expected}"))
+                continue
+            seen.add(name)
             if name in columns:
                 continue
             bad_header = True

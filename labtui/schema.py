@@ -8,6 +8,7 @@ does know. Nothing here knows about courses: course.py describes the sections.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -43,6 +44,11 @@ def describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a table"
     return type(value).__name__
+
+
+def _not_finite(value: Any) -> bool:
+    """TOML allows nan, inf and -inf; no number in a course file means any of them."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -107,6 +113,10 @@ class Table:
             fix = f"write it like {example}" if example else f"give {wanted}"
             self.problem(name, f"must be {wanted}, not {describe(value)}", fix)
             return default
+        if _not_finite(value):
+            self.problem(name, f"must be a finite number, not {value}",
+                         f"write it like {example}" if example else "give a number such as 1.5")
+            return default
         return value
 
     def text(self, name: str, *, required: bool = False, default: str | None = None,
@@ -114,6 +124,11 @@ class Table:
             check: Check | None = None) -> Any:
         value = self.value(name, (str,), required=required, default=_MISSING, example=example)
         if value is _MISSING or value is None:
+            return default
+        if required and not value.strip():
+            # an empty required string is as missing as no key at all
+            self.problem(name, "is empty",
+                         f"give it a value, e.g. {example}" if example else "give it a value")
             return default
         if choices is not None and value not in choices:
             hint = did_you_mean(value, choices)
@@ -188,6 +203,10 @@ class Table:
                              f"must be {_TYPE_NAMES[kind]}, not {describe(item)}",
                              f"write it like {example}" if example else "")
                 continue
+            if _not_finite(item):
+                self.problem(f"{name}[{index}]", f"must be a finite number, not {item}",
+                             f"write it like {example}" if example else "give a number")
+                continue
             if check is not None and self._failed(f"{name}[{index}]", check(item), example):
                 continue
             out.append(item)
@@ -219,6 +238,10 @@ class Table:
             if isinstance(item, (dict, list)):
                 self.problem(f"{name}.{key}", f"must be a single value, not {describe(item)}",
                              'write it like "spark.executor.memory" = "2g"')
+                continue
+            if _not_finite(item):
+                self.problem(f"{name}.{key}", f"must be a finite number, not {item}",
+                             'write a number, or quote it: "spark.x" = "nan"')
                 continue
             out[str(key)] = str(item).lower() if isinstance(item, bool) else str(item)
         return out

@@ -4,6 +4,7 @@ gets one message naming the file, the line (or key) and the fix."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +52,9 @@ def test_sample_course_uses_every_section() -> None:
 def test_seats_per_group(tmp_path: Path) -> None:
     text = SAMPLE.read_text().replace('per = "student"', 'per = "group"')
     path = tmp_path / "c.toml"
-    path.write_text(text.replace('"examples/', f'"{SAMPLE.parent}/examples/'))
+    # the files it names stay inside the course's folder (one outside it is refused)
+    shutil.copytree(SAMPLE.parent / "examples", tmp_path / "examples")
+    path.write_text(text)
     course = course_mod.load(path)
     assert {s.id: len(s.students) for s in course.seats} == {
         "team-a": 2, "team-b": 2, "team-c": 2}
