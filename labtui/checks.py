@@ -5,10 +5,12 @@ from __future__ import annotations
 import difflib
 import functools
 import gzip
+import importlib.util
 import ipaddress
 import json
 import re
 from importlib import resources
+from pathlib import Path
 
 # Commercial AWS regions (2026). describe_regions needs credentials and a network; validating
 # a course file must not, so the names are listed here.
@@ -83,12 +85,15 @@ def known_instance_types() -> frozenset[str]:
     list moto ships (it is newer when moto is)."""
     text = resources.files("labtui").joinpath("data/instance_types.txt").read_text("utf-8")
     names = {line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", "#")}
-    try:
-        import moto.ec2  # noqa: F401 (a dependency: the sandbox)
-        data = resources.files("moto.ec2").joinpath("resources/instance_types.json.gz")
-        names |= set(json.loads(gzip.decompress(data.read_bytes())))
-    except (ImportError, OSError, ValueError):
-        pass
+    # moto (the sandbox's emulator, a dependency) is found, not imported: importing it takes
+    # most of a second
+    spec = importlib.util.find_spec("moto")
+    if spec is not None and spec.origin:
+        data = Path(spec.origin).parent / "ec2" / "resources" / "instance_types.json.gz"
+        try:
+            names |= set(json.loads(gzip.decompress(data.read_bytes())))
+        except (OSError, ValueError):
+            pass
     return frozenset(names)
 
 

@@ -199,3 +199,12 @@ def test_sample_and_minimal_still_load() -> None:
     assert course_mod.load(SAMPLE).machines
     loaded = course_mod.load(DATA / "good_minimal.toml")
     assert dataclasses.replace(loaded).id == "mini"
+
+
+def test_checking_instance_types_does_not_import_moto() -> None:
+    code = ("import sys\nfrom labtui import course\n"
+            f"course.load({str(SAMPLE)!r})\nprint('moto' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
