@@ -206,21 +206,68 @@ class Course:
                                    hint or "run `labtui status COURSE` to list the seats")])
 
 
+MAX_COURSE_BYTES = 1 << 20  # a course file is a few KiB; anything past 1 MiB is not one
+
+
+def _read_text(path: Path, shown: str) -> str:
+    """The course file's text: a regular file only (a FIFO or a device is never opened for
+    reading, so nothing blocks or reads forever), at most MAX_COURSE_BYTES, UTF-8."""
+    import errno
+    import os
+    import stat
+
+    def refuse(message: str, fix: str = "give the path of a UTF-8 TOML file") -> CourseError:
+        return CourseError([Problem(shown, None, "", message, fix)])
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise refuse("file not found", "check the path, or run `labtui new course.toml` to "
+                                       "start one") from None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise refuse(f"the path is too long ({len(shown)} characters) for this system",
+                         "give a shorter path to the course file") from None
+        raise refuse(f"cannot be read ({exc.strerror or exc.__class__.__name__})",
+                     "check the path") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise refuse("is a folder, not a course file",
+                     "give the path of the course's TOML file, e.g. course.toml")
+    if not stat.S_ISREG(info.st_mode):
+        raise refuse("is not a regular file (a pipe, socket or device)",
+                     "give the path of a TOML file on disk")
+    too_big = refuse(f"is larger than {MAX_COURSE_BYTES // (1 << 20)} MiB, which no course "
+                     "file is", "give the path of the course's TOML file")
+    if info.st_size > MAX_COURSE_BYTES:
+        raise too_big
+    try:
+        # O_NONBLOCK: if the path turned into a FIFO since the stat, opening it never waits
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise refuse("is not a regular file (a pipe, socket or device)",
+                             "give the path of a TOML file on disk")
+            raw = handle.read(MAX_COURSE_BYTES + 1)
+    except OSError as exc:
+        raise refuse(f"cannot be read ({exc.__class__.__name__})") from None
+    if len(raw) > MAX_COURSE_BYTES:
+        raise too_big
+    try:
+        return raw.decode("utf-8")
+    except UnicodeError as exc:
+        raise refuse(f"cannot be read ({exc.__class__.__name__})") from None
+
+
 def load(path: str | Path) -> Course:
     """Read and validate a course file; raise CourseError listing every problem."""
     path = Path(path)
     shown = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CourseError([Problem(shown, None, "", "file not found",
-                                   "check the path, or run `labtui new course.toml` to start "
-                                   "one")]) from None
-    except (IsADirectoryError, PermissionError, UnicodeError) as exc:
-        raise CourseError([Problem(shown, None, "", f"cannot be read ({exc.__class__.__name__})",
-                                   "give the path of a UTF-8 TOML file")]) from None
+    text = _read_text(path, shown)
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise CourseError([Problem(shown, None, "", "arrays or tables are nested too deep "
+                                   "for a course file", "flatten the nesting")]) from None
     except tomllib.TOMLDecodeError as exc:
         # Python 3.14 has exc.lineno/msg; before that the position is in the message.
         message = getattr(exc, "msg", str(exc))

@@ -72,7 +72,19 @@ class StateDir:
         return cls(root.resolve())
 
     def ensure(self) -> StateDir:
-        private_dir(self.root)
+        """Create the folder (0700); one that is not a folder, or cannot be made, is bad
+        input (exit 2) naming where it came from."""
+        from labtui.errors import InputError
+
+        fix = (f"Fix: give --state-dir (or ${ENV_VAR}) a folder of your own, or leave it "
+               "out for the default")
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError(f"state folder {self.root}: is not a folder. {fix}")
+        try:
+            private_dir(self.root)
+        except OSError as exc:
+            raise InputError(f"state folder {self.root}: cannot be created "
+                             f"({exc.strerror or exc.__class__.__name__}). {fix}") from None
         return self
 
     def course(self, course_id: str) -> CourseState:
