@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -45,8 +46,58 @@ def normalize(argv: Sequence[str]) -> list[str]:
     return args
 
 
+def unknown_subcommand(argv: Sequence[str]) -> str | None:
+    """The message for ``labtui WORD ...`` when WORD is neither a subcommand nor a course
+    file: another word follows it (``labtui frobnicate c.toml``), or it is no file and does
+    not look like one (``labtui stauts``)."""
+    args = list(argv)
+    if "--" in args:
+        args = args[:args.index("--")]
+    words = [a for i, a in enumerate(args) if not a.startswith("-")
+             and (i == 0 or args[i - 1] not in ("--profile", "--state-dir", "--regions"))]
+    if not words or words[0] in subcommands():
+        return None
+    word = words[0]
+    if Path(word).exists() or (len(words) == 1 and word.endswith(".toml")):
+        return None
+    from labtui.schema import did_you_mean
+
+    names = [s for s in subcommands() if s != "open"]
+    hint = did_you_mean(word, names)
+    fix = (f"{hint} (`labtui --help` lists them)" if hint else
+           f"use one of {', '.join(names)}, or give a course file to open the console")
+    return f"labtui: error: unknown subcommand {word!r}. Fix: {fix}"
+
+
+def stdout_closed() -> None:
+    """Whoever read stdout is gone (``| head -1``): send the rest to /dev/null, so neither a
+    later write nor the flush at exit raises again (Python docs, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = normalize(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        stdout_closed()
+        return EXIT_OK  # like coreutils in a pipeline: the reader had enough
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw and raw[0] not in ("-h", "--help", "--version"):
+        unknown = unknown_subcommand(raw)
+        if unknown:
+            print(unknown, file=sys.stderr)
+            return EXIT_INPUT
+    args_list = normalize(raw)
     remote: list[str] = []
     if "--" in args_list:  # everything after `--` is a remote command, never an option
         cut = args_list.index("--")

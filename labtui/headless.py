@@ -8,6 +8,7 @@ needs --yes without one.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import threading
 from collections.abc import Callable
@@ -18,14 +19,35 @@ from labtui import lifecycle
 from labtui.context import Context, open_context
 from labtui.course import Course, load
 from labtui.errors import InputError
-from labtui.events import FanoutSink, JsonlFileSink, StreamSink
+from labtui.events import Event, FanoutSink, JsonlFileSink, StreamSink
 from labtui.plan import Plan
 
 EXIT_OK, EXIT_PARTIAL = 0, 1
 
 
+def write_out(write: Callable[[], None]) -> None:
+    """Write to the terminal or a pipe; when the reader is gone (``| head -1``) the rest of
+    the output is dropped and the work goes on (the event log still records it)."""
+    try:
+        write()
+    except BrokenPipeError:
+        from labtui.cli import stdout_closed
+
+        stdout_closed()
+
+
+class PipeSafeSink:
+    """A StreamSink whose closed stdout never stops the work it reports on."""
+
+    def __init__(self, sink: StreamSink) -> None:
+        self._sink = sink
+
+    def emit(self, event: Event) -> None:
+        write_out(lambda: self._sink.emit(event))
+
+
 def context_for(args: argparse.Namespace, course: Course) -> Context:
-    sink = StreamSink(as_json=args.json)
+    sink = PipeSafeSink(StreamSink(as_json=args.json))
     ctx = open_context(course, sandbox=args.sandbox, profile=args.profile,
                        state_dir=args.state_dir, sink=sink,
                        read_only=getattr(args, "read_only", False))
@@ -39,7 +61,11 @@ def confirm(args: argparse.Namespace, question: str) -> bool:
         return True
     if not sys.stdin.isatty():
         raise InputError(f"{question} — no terminal to ask. Fix: add --yes to confirm")
-    answer = input(f"{question} [y/N] ").strip().lower()
+    try:
+        answer = input(f"{question} [y/N] ").strip().lower()
+    except EOFError:  # Ctrl-D: no
+        print(file=sys.stderr)
+        return False
     return answer in ("y", "yes")
 
 
@@ -56,9 +82,9 @@ def emit(args: argparse.Namespace, obj: dict[str, Any], human: str) -> None:
     if args.json:
         from labtui.cli import emit_json
 
-        emit_json(obj)
+        write_out(lambda: emit_json(obj))
     else:
-        print(human, flush=True)
+        write_out(lambda: print(human, flush=True))
 
 
 def with_course(func: Callable[..., int]):
@@ -186,7 +212,7 @@ def cmd_up(args: argparse.Namespace, course: Course, ctx: Context) -> int:
 
 @with_course
 def cmd_rerun_setup(args: argparse.Namespace, course: Course, ctx: Context) -> int:
-    chosen = lifecycle.running_machines(ctx, course, args.seats)
+    chosen = lifecycle.running_machines(ctx, course, args.seats, strict=True)
     outcomes = lifecycle.setup(ctx, course, chosen, concurrency=args.concurrency)
     for outcome in outcomes:
         emit(args, {"type": "setup", "seat": outcome.key, "ok": outcome.ok,
@@ -213,6 +239,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
         raise InputError("give seats or --all, not both. Fix: drop the seat names or --all")
     if not args.all and not args.seats:
         raise InputError("exec needs seat names or --all. Fix: labtui exec COURSE s01 -- CMD")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise InputError(f"--timeout {args.timeout:g} is not a number of seconds above 0. "
+                         "Fix: give one, e.g. --timeout 60, or leave it out to wait as long "
+                         "as the command runs")
     args.command_text = command
     return _exec(args)
 
@@ -227,9 +257,13 @@ def _exec(args: argparse.Namespace, course: Course, ctx: Context) -> int:
             emit(args, {"type": "line", "seat": seat, "stream": stream, "text": text}, "")
         else:
             out = sys.stderr if stream == "stderr" else sys.stdout
-            with lines_lock:  # seats print from many threads: one whole line at a time
+
+            def write() -> None:
                 out.write(f"{seat:<{width}} | {text}\n")
                 out.flush()
+
+            with lines_lock:  # seats print from many threads: one whole line at a time
+                write_out(write)
 
     outcomes = lifecycle.exec_command(ctx, course, None if args.all else args.seats,
                                       args.command_text, on_line, timeout=args.timeout,
@@ -268,11 +302,11 @@ def cmd_status(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     return EXIT_OK
 
 
-def _lifecycle_command(action: str, verb: str):
+def _lifecycle_command(action: str, verb: str, **options: Any):
     @with_course
     def run(args: argparse.Namespace, course: Course, ctx: Context) -> int:
         seats = args.seats or None
-        chosen = getattr(lifecycle, action)(ctx, course, seats)
+        chosen = getattr(lifecycle, action)(ctx, course, seats, **options)
         for machine in chosen:
             emit(args, {"type": verb, "seat": machine.seat, "instance_id": machine.instance_id},
                  f"{machine.seat}: {verb} ({machine.instance_id})")
@@ -283,7 +317,7 @@ def _lifecycle_command(action: str, verb: str):
 
 cmd_stop = _lifecycle_command("stop", "stopped")
 cmd_start = _lifecycle_command("start", "started")
-cmd_reboot = _lifecycle_command("reboot", "rebooted")
+cmd_reboot = _lifecycle_command("reboot", "rebooted", strict=True)
 
 
 @with_course

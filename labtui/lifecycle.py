@@ -263,12 +263,13 @@ def seat_cost(ctx: Context, course: Course, machine: Machine) -> tuple[float | N
 
 
 def select(course: Course, found: Inventory, seats: Iterable[str] | None) -> list[Machine]:
-    """The machines of the named seats (all seats when None); unknown names are bad input."""
+    """The machines of the named seats (all seats when None), each seat once in the order
+    first named; unknown names are bad input."""
     by_seat = found.by_seat()
     if seats is None:
         return [m for ms in by_seat.values() for m in ms if m.seat in {s.id for s in
                                                                         course.seats}]
-    names = list(seats)
+    names = list(dict.fromkeys(seats))
     problems: list[errors.Problem] = []
     out = []
     for name in names:
@@ -289,12 +290,38 @@ def select(course: Course, found: Inventory, seats: Iterable[str] | None) -> lis
     return out
 
 
+def require_running(course: Course, found: Iterable[Machine], seats: Iterable[str] | None,
+                    doing: str) -> None:
+    """Refuse (LabError, exit 1) when a named seat has no running machine, saying what
+    state it is in and how to start it; nothing is done to the others either."""
+    if seats is None:
+        return
+    found = list(found)
+    running = {m.seat for m in found if m.state == "running"}
+    idle: dict[str, str] = {}
+    for machine in found:
+        if machine.seat not in running:
+            idle.setdefault(machine.seat, machine.state)
+    if not idle:
+        return
+    names = [n for n in dict.fromkeys(seats) if n in idle]
+    what = ", ".join(f"{n} is {idle[n]}" for n in names)
+    hint = ("wait until it runs, then try again" if all(idle[n] == "pending" for n in names)
+            else f"start it with `labtui start {course.path} {' '.join(names)}`, then "
+                 f"{doing} again")
+    raise LabError(f"cannot {doing}: {what}. Fix: {hint}")
+
+
 def _act(ctx: Context, course: Course, seats: Iterable[str] | None, name: str,
          states: tuple[str, ...], act: Callable[[Any, list[Machine]], None],
-         verb: str) -> list[Machine]:
-    """Apply one lifecycle action to the seats' machines that are in one of ``states``."""
+         verb: str, *, strict: bool = False) -> list[Machine]:
+    """Apply one lifecycle action to the seats' machines that are in one of ``states``
+    (``strict``: a named seat whose machine does not run is refused, see require_running)."""
     ctx.refuse_if_read_only(name)
-    chosen = [m for m in select(course, discover(ctx, course), seats) if m.state in states]
+    found = select(course, discover(ctx, course), seats)
+    if strict:
+        require_running(course, found, seats, name)
+    chosen = [m for m in found if m.state in states]
     if chosen:
         act(ctx.aws, chosen)
     ctx.sink.emit(StepDone(f"{verb} {len(chosen)} machine(s)"))
@@ -310,8 +337,10 @@ def start(ctx: Context, course: Course, seats: Iterable[str] | None = None) -> l
                 "started")
 
 
-def reboot(ctx: Context, course: Course, seats: Iterable[str]) -> list[Machine]:
-    return _act(ctx, course, seats, "reboot", ("running",), machines.reboot, "rebooted")
+def reboot(ctx: Context, course: Course, seats: Iterable[str], *,
+           strict: bool = False) -> list[Machine]:
+    return _act(ctx, course, seats, "reboot", ("running",), machines.reboot, "rebooted",
+                strict=strict)
 
 
 @dataclass
@@ -465,8 +494,14 @@ def _seat_cluster(course: Course, seat_id: str, clusters: dict) -> Any:
     return None
 
 
-def running_machines(ctx: Context, course: Course, seats: Iterable[str] | None) -> list[Machine]:
-    return [m for m in select(course, discover(ctx, course), seats) if m.state == "running"]
+def running_machines(ctx: Context, course: Course, seats: Iterable[str] | None, *,
+                     strict: bool = False, doing: str = "rerun-setup") -> list[Machine]:
+    """The named seats' running machines (``strict``: a named seat that does not run is
+    refused with how to start it, see require_running)."""
+    found = select(course, discover(ctx, course), seats)
+    if strict:
+        require_running(course, found, seats, doing)
+    return [m for m in found if m.state == "running"]
 
 
 def exec_command(ctx: Context, course: Course, seats: Iterable[str] | None, command: str,
@@ -520,6 +555,7 @@ def ssh_command(ctx: Context, course: Course, seat: str) -> list[str]:
     from labtui.state import write_private
 
     machine = seat_machine(ctx, course, seat)
+    require_running(course, [machine], [seat], "ssh")
     remote = remote_for(ctx, course)
     target = remote.target(machine, wait=10)
     state = ctx.state.course(course.id)
