@@ -399,15 +399,20 @@ class Teardown:
                     iam.delete_instance_profile, InstanceProfileName=profile)):
                 self.report.count("instance profiles")
         for role in self._tagged_iam("list_roles", "Roles", "RoleName", "role"):
-            for policy in self._pages("list_attached_role_policies", "AttachedPolicies",
-                                      RoleName=role):
-                self._try(f"iam detach {policy['PolicyArn']} from {role}", partial(
-                    iam.detach_role_policy, RoleName=role, PolicyArn=policy["PolicyArn"]))
-            for name in self._pages("list_role_policies", "PolicyNames", RoleName=role):
-                self._try(f"iam delete policy {name} of {role}", partial(
-                    iam.delete_role_policy, RoleName=role, PolicyName=name))
+            self._strip_policies("role", role)
             if self._try(f"iam delete role {role}", partial(iam.delete_role, RoleName=role)):
                 self.report.count("roles")
+
+    def _strip_policies(self, kind: str, name: str) -> None:
+        """Detach the managed and delete the inline policies of a user or role."""
+        iam = self.aws.client("iam", "us-east-1")
+        who = {f"{kind.title()}Name": name}
+        for policy in self._pages(f"list_attached_{kind}_policies", "AttachedPolicies", **who):
+            self._try(f"iam detach {policy['PolicyArn']} from {name}", partial(
+                getattr(iam, f"detach_{kind}_policy"), PolicyArn=policy["PolicyArn"], **who))
+        for inline in self._pages(f"list_{kind}_policies", "PolicyNames", **who):
+            self._try(f"iam delete policy {inline} of {name}", partial(
+                getattr(iam, f"delete_{kind}_policy"), PolicyName=inline, **who))
 
     def _pages(self, method: str, key: str, **kwargs: Any) -> list[Any]:
         with translate_errors(f"iam.{method}"):
@@ -444,13 +449,7 @@ class Teardown:
                       partial(iam.delete_login_profile, UserName=user))
         except AwsError:
             pass  # no console password
-        for policy in self._pages("list_attached_user_policies", "AttachedPolicies",
-                                  UserName=user):
-            self._try(f"iam detach {policy['PolicyArn']} from {user}", partial(
-                iam.detach_user_policy, UserName=user, PolicyArn=policy["PolicyArn"]))
-        for name in self._pages("list_user_policies", "PolicyNames", UserName=user):
-            self._try(f"iam delete policy {name} of {user}", partial(
-                iam.delete_user_policy, UserName=user, PolicyName=name))
+        self._strip_policies("user", user)
         for group in self._pages("list_groups_for_user", "Groups", UserName=user):
             self._try(f"iam remove {user} from {group['GroupName']}", partial(
                 iam.remove_user_from_group, UserName=user, GroupName=group["GroupName"]))
