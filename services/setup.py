@@ -61,8 +61,10 @@ def run_step(client: paramiko.SSHClient, log: SeatLog, name: str, command: str, 
              stdin: str | None = None, once: str | None = None, timeout: float = 900) -> None:
     """Run one step; with ``once`` (a marker path) skip it when done before."""
     if once:
-        command = (f"if [ -e {shlex.quote(once)} ]; then echo '(already done)'; else "
-                   f"( {command} ) && mkdir -p {MARKERS} && touch {shlex.quote(once)}; fi")
+        # The step on lines of its own, as in a script: a trailing `# comment`, a heredoc or
+        # a `case` mean what they would there.
+        command = (f"if [ -e {shlex.quote(once)} ]; then echo '(already done)'; else\n"
+                   f"(\n{command}\n) && mkdir -p {MARKERS} && touch {shlex.quote(once)}\nfi")
     log.line(f"== {name}")
     status = ssh.run(client, command, stdin=stdin, timeout=timeout,
                      on_line=lambda stream, text: log.line(

@@ -187,3 +187,19 @@ def test_pip_user_install_fails_plainly_in_the_setup_log(ctx, tmp_path) -> None:
     assert list(result.setup_failed) == ["s01"] and "setup 1/1" in result.setup_failed["s01"]
     log = (ctx.state.course("setup").logs / "s01.log").read_text()
     assert "externally-managed-environment" in log
+
+
+def test_setup_steps_run_as_written_in_a_script(ctx, tmp_path) -> None:
+    """A trailing comment, a heredoc and a case statement run as they would in a script on
+    the machine, each once."""
+    steps = ('"echo commented >> ~/ran.txt # says why", '
+             '"""cat >> ~/ran.txt <<EOF\nfrom a heredoc\nEOF""", '
+             '"case ubuntu in ubuntu) echo matched >> ~/ran.txt;; *) exit 3;; esac"')
+    course = load(course_file(tmp_path, students=1, setup=steps))
+    result = lifecycle.up(ctx, course, setup_wait=20)
+    assert result.setup_failed == {}
+    assert on_seat(ctx, course, "s01", "cat ran.txt") == (
+        0, "commented\nfrom a heredoc\nmatched")
+    assert all(o.ok for o in lifecycle.setup(ctx, course, chosen=[
+        lifecycle.seat_machine(ctx, course, "s01")]))
+    assert on_seat(ctx, course, "s01", "wc -l < ran.txt") == (0, "3")  # each ran once
