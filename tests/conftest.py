@@ -134,15 +134,18 @@ def sshd(tmp_path: Path):
                 pytest.fail(f"sshd exited: {proc.stderr.read().decode()[-500:]}")
             time.sleep(0.05)
     host_key = (folder / "host_key.pub").read_text().split()
+    info = {
+        "host": "127.0.0.1", "port": port, "user": getpass.getuser(),
+        "host_key": f"{host_key[0]} {host_key[1]}",
+        "client_key": folder / "client_key", "folder": folder, "proc": proc,
+    }
     try:
-        yield {
-            "host": "127.0.0.1", "port": port, "user": getpass.getuser(),
-            "host_key": f"{host_key[0]} {host_key[1]}",
-            "client_key": folder / "client_key", "folder": folder, "proc": proc,
-        }
+        yield info
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        # the sshd running now: a test may have restarted it (info["proc"] is the new one)
+        for running in {id(p): p for p in (proc, info["proc"])}.values():
+            running.terminate()
+            try:
+                running.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                running.kill()
