@@ -364,14 +364,15 @@ def down_regions(ctx: Context, course: Course, all_regions: bool = True) -> list
     return list(course.regions) + teardown.course_regions(ctx.aws, course.id, enabled)
 
 
-def save_work(ctx: Context, course: Course, options: DownOptions) -> dict[str, str]:
-    """Save every seat's work (stopped machines are started for it); seat -> why it failed."""
+def save_work(ctx: Context, course: Course, options: DownOptions) -> list[Machine]:
+    """Save every seat's work (stopped machines are started for it); the machines whose
+    save failed (each named through the sink)."""
     from labtui.services.worksave import save_seat
 
     found = [m for m in discover(ctx, course).machines if m.state in ("running", "stopped",
                                                                         "stopping", "pending")]
     if not found:
-        return {}
+        return []
     stopped = [m for m in found if m.state in ("stopped", "stopping")]
     if stopped:
         ctx.sink.emit(LogLine(f"starting {len(stopped)} stopped machine(s) to save their work"))
@@ -394,12 +395,14 @@ def save_work(ctx: Context, course: Course, options: DownOptions) -> dict[str, s
         return where
 
     outcomes = fan_out(found, lambda m: m.seat, one, task="save work", sink=ctx.sink)
-    failed = {o.key: o.error for o in outcomes if not o.ok}
-    for seat, why in failed.items():
-        ctx.sink.emit(Problem(f"{seat}: its work was not saved: {why}", seat=seat,
+    failed = [(machine, o.error) for machine, o in zip(found, outcomes, strict=True)
+              if not o.ok]
+    for machine, why in failed:
+        ctx.sink.emit(Problem(f"{machine.seat}: its work was not saved: {why}",
+                              seat=machine.seat,
                               fix="fix the machine and run down again, or --force to "
                                   "terminate it anyway (or --no-save)"))
-    return failed
+    return [machine for machine, _ in failed]
 
 
 def _bucket_exists(ctx: Context, name: str) -> bool:
@@ -418,10 +421,8 @@ def down(ctx: Context, course: Course,
     ctx.refuse_if_read_only("down")
     options = options or DownOptions()
     regions = down_regions(ctx, course, options.all_regions)
-    unsaved = save_work(ctx, course, options) if options.save else {}
-    keep = set()
-    if unsaved and not options.force:
-        keep = {m.instance_id for m in discover(ctx, course).machines if m.seat in unsaved}
+    unsaved = save_work(ctx, course, options) if options.save else []
+    keep = set() if options.force else {m.instance_id for m in unsaved}
     report = teardown.down(ctx.aws, course.id, regions, ctx.sink, keep=keep,
                            delete_buckets=options.delete_buckets,
                            delete_results=options.delete_results)

@@ -36,10 +36,9 @@ def plant(ctx, course_id: str, region: str = "us-east-1", vpc_subnet: str | None
     """Leftovers a class makes: a detached volume, an address, a NAT gateway, IAM users and
     roles — tagged with the course."""
     ec2 = ctx.aws.client("ec2", region)
-    spec = [{"ResourceType": "{}", "Tags": tags.tags(course_id)}]
 
     def tagged(kind: str) -> list[dict]:
-        return [{**spec[0], "ResourceType": kind}]
+        return [{"ResourceType": kind, "Tags": tags.tags(course_id)}]
 
     found = {"volume": ec2.create_volume(AvailabilityZone=f"{region}a", Size=1,
                                          TagSpecifications=tagged("volume"))["VolumeId"],

@@ -21,7 +21,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -134,8 +133,3 @@ class Container:
         self.shutdown()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-
-def wait_gone(containers: list[Container], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while any(c.running for c in containers) and time.monotonic() < deadline:
-        time.sleep(0.05)

@@ -172,6 +172,8 @@ class MachineManager:
         self.hosts_file = self.sandbox_dir / "hosts.json"
         self.image = image or BaseImage()
         self.problem = runtime_problem()
+        # what every machine is handed of the host's package setup (read once)
+        self._pip_conf, self._ca_certs = host_pip_conf(), host_ca_certs()
         self._machines: dict[str, Machine] = {}
         self._addresses = Addresses()
         self._lock = threading.RLock()
@@ -249,7 +251,7 @@ class MachineManager:
                 self._wake.wait(self.poll_interval)
         # Here, in the thread that started them: a machine dies with its starting thread.
         with self._lock:
-            self._shutdown(list(self._machines.values()), "sandbox stopped")
+            self._shutdown(list(self._machines.values()))
             self._machines.clear()
             self._write_hosts()
 
@@ -272,7 +274,7 @@ class MachineManager:
                     continue
                 to_stop.append((machine, state in (None, "terminated", "shutting-down")))
             if to_stop:
-                self._shutdown([m for m, _ in to_stop], "instance is no longer running")
+                self._shutdown([m for m, _ in to_stop])
                 for machine, delete in to_stop:
                     self._machines.pop(machine.instance_id, None)
                     if delete:
@@ -333,7 +335,7 @@ class MachineManager:
                           boots=_count(inst, _BOOTS_ATTR), reboots=_count(inst, _REBOOTS_ATTR))
         account = inst.owner_id
         machine.imds = MetadataServer(
-            host, instance=lambda: self._live(iid),
+            host, instance=lambda: self._live(inst.region_name, iid),
             credentials=lambda role: role_credentials(account, role)).start()
         hostname = _hostname(inst)
         env = {"AWS_ENDPOINT_URL": self.endpoint_url,
@@ -343,7 +345,7 @@ class MachineManager:
             hostname=hostname,
             boot={"instance_id": iid, "address": host, "port": port, "env": env,
                   "image": f"{flavor.name} played by {flavors.PLAYED_BY}",
-                  "pip_conf": host_pip_conf(), "ca_certs": host_ca_certs()},
+                  "pip_conf": self._pip_conf, "ca_certs": self._ca_certs},
             user_data=user_data_bytes(inst) or b"",
             meta_data=self._meta_data(inst, hostname),
             cloud_config=flavors.cloud_config(flavor))
@@ -360,11 +362,21 @@ class MachineManager:
             meta["public-keys"] = [line.strip()]
         return meta
 
-    def _live(self, iid: str) -> Any:
-        return self._instances()[0].get(iid)
+    def _live(self, region: str, iid: str) -> Any:
+        """The instance as moto holds it now (None once gone): its own region only."""
+        from moto.ec2.models import ec2_backends
+
+        account = dict.get(ec2_backends, self.account_id)
+        backend = dict.get(account, region) if account is not None else None
+        if backend is None:
+            return None
+        for inst in list(backend.all_instances()):
+            if inst.id == iid:
+                return inst
+        return None
 
     def _reboot(self, machine: Machine, inst: Any) -> None:
-        self._shutdown([machine], "reboot", keep_address=True)
+        self._shutdown([machine])
         self._machines.pop(machine.instance_id, None)
         self._note_boot(machine.instance_id)
         self._boot(inst, address=machine.address)
@@ -376,12 +388,12 @@ class MachineManager:
 
     def _powered_off(self, machine: Machine, inst: Any) -> None:
         """The OS shut itself down: EC2 stops the instance."""
-        self._shutdown([machine], "the machine powered off")
+        self._shutdown([machine])
         self._machines.pop(machine.instance_id, None)
         with contextlib.suppress(Exception):
             inst.stop()
 
-    def _shutdown(self, machines: list[Machine], why: str, keep_address: bool = False) -> None:
+    def _shutdown(self, machines: list[Machine]) -> None:
         def one(machine: Machine) -> None:
             with contextlib.suppress(Exception):
                 machine.container.shutdown()
