@@ -83,31 +83,57 @@ class BenchApp(LabApp):
 
 
 class Feeder(threading.Thread):
-    """Emits SeatChanged + LogLine pairs at ``rate`` events per second through the sink."""
+    """Offers SeatChanged + LogLine pairs at ``rate`` events per second through the sink.
+
+    It keeps to a schedule (events due = rate x time since start), so a busy UI thread that
+    holds the GIL delays events but does not lower the rate offered: what was not sent on
+    time is sent as soon as the thread runs again."""
 
     def __init__(self, app: LabApp, seats: list[str], rate: int) -> None:
         super().__init__(daemon=True)
         self.app, self.seats, self.rate = app, seats, rate
         self.stop_event = threading.Event()
         self.sent = 0
+        self.started = 0.0
+        self.stopped = 0.0
 
     def run(self) -> None:
         emit = self.app._post_event  # the CallbackSink's callback: the real path
-        period = 0.005
-        per_tick = max(1, int(self.rate * period / 2))
         index = 0
+        self.started = time.perf_counter()
         while not self.stop_event.is_set():
-            started = time.perf_counter()
-            for _ in range(per_tick):
+            due = int((time.perf_counter() - self.started) * self.rate / 2)
+            while index < due:
                 seat = self.seats[index % len(self.seats)]
                 state, detail = STATES[(index // len(self.seats)) % len(STATES)]
                 emit(SeatChanged(seat, state, detail))
                 emit(LogLine(f"== step {index % 7}: synthetic output line", source=seat))
                 index += 1
                 self.sent += 2
-            if index % 97 == 0:
-                emit(Progress("setup", index % len(self.seats), len(self.seats)))
-            time.sleep(max(0.0, period - (time.perf_counter() - started)))
+                if index % 97 == 0:
+                    emit(Progress("setup", index % len(self.seats), len(self.seats)))
+                    self.sent += 1
+            time.sleep(0.002)
+        self.stopped = time.perf_counter()
+
+
+class Absorbed:
+    """Counts the events the app hands to the machines view (each batch's flush) and how
+    long after its emission each one got there."""
+
+    def __init__(self, app: LabApp) -> None:
+        self.count = 0
+        self.lags: list[float] = []
+        view = app.machines
+        original = view.apply_events
+
+        def apply_events(events):  # noqa: ANN001, ANN202
+            now = time.time()
+            self.count += len(events)
+            self.lags.extend(now - event.at for event in events[:: max(1, len(events) // 20)])
+            return original(events)
+
+        view.apply_events = apply_events  # type: ignore[method-assign]
 
 
 class Frames:
@@ -224,8 +250,8 @@ async def run(seats: int, rate: int, presses: int) -> None:
                 print(line)
 
             feeder = Feeder(app, [s.id for s in course.seats], rate)
+            absorbed = Absorbed(app)
             applied_before = len(frames.times)
-            started = time.perf_counter()
             feeder.start()
             await asyncio.sleep(0.5)
             print(f"\nunder load ({rate} events/s offered: SeatChanged + a seat log line "
@@ -234,11 +260,18 @@ async def run(seats: int, rate: int, presses: int) -> None:
                 print(line)
             feeder.stop_event.set()
             feeder.join()
-            elapsed = time.perf_counter() - started
-            await pilot.pause(0.2)
+            elapsed = feeder.stopped - feeder.started
+            deadline = time.perf_counter() + 10
+            while (app.events_pending or absorbed.count < feeder.sent) and \
+                    time.perf_counter() < deadline:
+                await asyncio.sleep(0.02)
             fps = (len(frames.times) - applied_before) / elapsed
-            print(f"  events sent {feeder.sent} in {elapsed:.1f} s "
-                  f"({feeder.sent / elapsed:.0f}/s); frames rendered {fps:.0f}/s")
+            lags = sorted(absorbed.lags) or [float("nan")]
+            print(f"  events offered {feeder.sent} in {elapsed:.1f} s "
+                  f"({feeder.sent / elapsed:.0f}/s), absorbed by the view {absorbed.count} "
+                  f"({absorbed.count / elapsed:.0f}/s); emission to the view: median "
+                  f"{statistics.median(lags) * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms; "
+                  f"frames rendered {fps:.0f}/s")
 
 
 def main() -> None:
