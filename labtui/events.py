@@ -40,11 +40,22 @@ class Event:
 
 @dataclass(frozen=True)
 class LogLine(Event):
-    """A line of text for the log pane: from labtui itself or from a seat's remote output."""
+    """A line of text for the log pane: from labtui itself or from a seat's remote output.
+
+    A line of a command's output on a seat (exec) has that seat as its ``source`` and the
+    stream it came from as ``stream`` (stdout or stderr); a line labtui writes about a seat's
+    command (``$ cmd``, its exit status) has ``stream`` "labtui"; every other line has none.
+    """
 
     text: str
     source: str = "labtui"
     level: str = "info"  # info | warning | error
+    stream: str = ""  # "" | stdout | stderr | labtui
+
+    @property
+    def is_output(self) -> bool:
+        """A line of a seat's remote output (stdout or stderr)."""
+        return self.stream in ("stdout", "stderr")
 
     def human(self) -> str:
         return self.text if self.source == "labtui" else f"[{self.source}] {self.text}"
@@ -134,16 +145,29 @@ class CallbackSink:
 
 
 class StreamSink:
-    """Headless output: one human line or one JSON object per event."""
+    """Headless output: one human line or one JSON object per event.
 
-    def __init__(self, stream: IO[str] | None = None, *, as_json: bool = False) -> None:
+    A seat's remote output reads ``seat | text`` (seats padded to ``seat_width``), its
+    stderr lines on stderr, as a script expects of a command's streams."""
+
+    def __init__(self, stream: IO[str] | None = None, *, as_json: bool = False,
+                 seat_width: int = 0) -> None:
         self._stream = stream
         self._json = as_json
+        self._width = seat_width
         self._lock = threading.Lock()
 
     def emit(self, event: Event) -> None:
-        stream = self._stream or (sys.stderr if isinstance(event, Problem) else sys.stdout)
-        line = json.dumps(event.to_json()) if self._json else event.human()
+        output = event if isinstance(event, LogLine) and event.is_output else None
+        to_stderr = isinstance(event, Problem) or (output is not None
+                                                   and output.stream == "stderr")
+        stream = self._stream or (sys.stderr if to_stderr else sys.stdout)
+        if self._json:
+            line = json.dumps(event.to_json())
+        elif output is not None:
+            line = f"{output.source:<{self._width}} | {output.text}"
+        else:
+            line = event.human()
         with self._lock:
             stream.write(line + "\n")
             stream.flush()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,8 @@ class PipeSafeSink:
 
 
 def context_for(args: argparse.Namespace, course: Course) -> Context:
-    sink = PipeSafeSink(StreamSink(as_json=args.json))
+    sink = PipeSafeSink(StreamSink(as_json=args.json,
+                                   seat_width=max((len(s.id) for s in course.seats), default=4)))
     ctx = open_context(course, sandbox=args.sandbox, profile=args.profile,
                        state_dir=args.state_dir, sink=sink,
                        read_only=getattr(args, "read_only", False))
@@ -249,24 +249,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 @with_course
 def _exec(args: argparse.Namespace, course: Course, ctx: Context) -> int:
-    width = max((len(s.id) for s in course.seats), default=4)
-    lines_lock = threading.Lock()
-
-    def on_line(seat: str, stream: str, text: str) -> None:
-        if args.json:
-            emit(args, {"type": "line", "seat": seat, "stream": stream, "text": text}, "")
-        else:
-            out = sys.stderr if stream == "stderr" else sys.stdout
-
-            def write() -> None:
-                out.write(f"{seat:<{width}} | {text}\n")
-                out.flush()
-
-            with lines_lock:  # seats print from many threads: one whole line at a time
-                write_out(write)
-
+    # The output comes as LogLine events through ctx.sink: printed `seat | text` (stderr
+    # lines on stderr) or as JSON lines, and kept in the event log.
     outcomes = lifecycle.exec_command(ctx, course, None if args.all else args.seats,
-                                      args.command_text, on_line, timeout=args.timeout,
+                                      args.command_text, timeout=args.timeout,
                                       concurrency=args.concurrency)
     bad = 0
     for outcome in outcomes:

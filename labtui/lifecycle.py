@@ -506,20 +506,25 @@ def running_machines(ctx: Context, course: Course, seats: Iterable[str] | None, 
 
 
 def exec_command(ctx: Context, course: Course, seats: Iterable[str] | None, command: str,
-                 on_line: Callable[[str, str, str], None], *, concurrency: int = 32,
-                 timeout: float | None = None) -> list[Outcome]:
-    """Run ``command`` on the seats' machines at once; ``on_line(seat, stream, text)``
-    streams output; each Outcome's value is that seat's exit status."""
+                 *, concurrency: int = 32, timeout: float | None = None) -> list[Outcome]:
+    """Run ``command`` on the seats' machines at once; each line of output goes through
+    ``ctx.sink`` as a LogLine with the seat as source and its stream (stdout, stderr), so
+    both front ends show it and the event log records it; each Outcome's value is that
+    seat's exit status."""
     ctx.refuse_if_read_only("exec")
     remote = remote_for(ctx, course)
     found = select(course, discover(ctx, course), seats)
     chosen = [m for m in found if m.state == "running"]
     idle = {m.seat: m.state for m in found if m.seat not in {c.seat for c in chosen}}
-    outcomes = fan_out(chosen, lambda m: m.seat,
-                       lambda m: exec_on(remote, m, command,
-                                         lambda stream, text: on_line(m.seat, stream, text),
-                                         timeout=timeout),
-                       concurrency=concurrency, task="exec", sink=ctx.sink)
+
+    def one(machine: Machine) -> int:
+        def line(stream: str, text: str) -> None:
+            ctx.sink.emit(LogLine(text, source=machine.seat, stream=stream,
+                                  level="warning" if stream == "stderr" else "info"))
+        return exec_on(remote, machine, command, line, timeout=timeout)
+
+    outcomes = fan_out(chosen, lambda m: m.seat, one, concurrency=concurrency, task="exec",
+                       sink=ctx.sink)
     return outcomes + [Outcome(seat, error=f"not running ({state})")
                        for seat, state in sorted(idle.items())]
 

@@ -649,12 +649,8 @@ def describe_up(result: lifecycle.UpResult) -> str:
 
 def exec_job(course: Course, seats: list[str], command: str) -> Job:
     def run(ctx: Context) -> str:
-        def on_line(seat: str, stream: str, text: str) -> None:
-            ctx.sink.emit(LogLine(text, source=seat,
-                                  level="warning" if stream == "stderr" else "info"))
-
         ctx.sink.emit(LogLine(f"exec on {names(seats)}: {command}"))
-        outcomes = lifecycle.exec_command(ctx, course, seats, command, on_line)
+        outcomes = lifecycle.exec_command(ctx, course, seats, command)  # output as events
         ran = {o.key for o in outcomes}
         for outcome in outcomes:
             if outcome.ok:

@@ -69,15 +69,6 @@ class SeatText(Message):
 
 
 @dataclass
-class SeatOutput(Message):
-    """One line of a command's output on the seat screen (``stream``: stdout, stderr or
-    labtui for the exit status)."""
-
-    stream: str
-    text: str
-
-
-@dataclass
 class ShellReady(Message):
     """The `ssh` command line that opens a shell on the seat's machine."""
 

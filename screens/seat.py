@@ -35,7 +35,7 @@ from labtui.course import Course
 from labtui.events import Event, LogLine, SeatChanged
 from labtui.screens.confirm import ConfirmModal, PromptModal
 from labtui.screens.machines import Job, reboot_job, setup_job
-from labtui.screens.messages import SeatLoaded, SeatOutput, SeatText, ShellReady
+from labtui.screens.messages import SeatLoaded, SeatText, ShellReady
 from labtui.services import inventory, tags
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 TAIL_BYTES = 64 * 1024      # how much of the setup log to show at first
 TAIL_EVERY = 1.0            # seconds between looks at the setup log
 REMOTE_TAIL_LINES = 200
+OUTPUT_PREFIX = {"stderr": "! ", "labtui": "» "}  # a command's lines in the output pane
 
 
 def remote_path(path: str) -> str:
@@ -210,7 +211,9 @@ class SeatScreen(Screen[None]):
         pane.write_lines(message.text.splitlines() or ["(empty)"])
 
     def apply_events(self, events: list[Event]) -> None:
-        """Called by the app with each batch of events: reload when this seat changed."""
+        """Called by the app with each batch of events: show this seat's command output;
+        reload when this seat changed."""
+        self.show_output(events)
         if any(isinstance(e, SeatChanged) and e.seat == self.seat for e in events):
             if self._reload_timer is None:
                 self._reload_timer = self.set_timer(0.5, self._reload_now)
@@ -305,28 +308,28 @@ class SeatScreen(Screen[None]):
         course, seat = self.course, self.seat
 
         def run(ctx: Context) -> None:
-            def on_line(_seat: str, stream: str, text: str) -> None:
-                self.post_message(SeatOutput(stream, text))
-                ctx.sink.emit(LogLine(text, source=seat,
-                                      level="warning" if stream == "stderr" else "info"))
-
-            self.post_message(SeatOutput("labtui", f"$ {title or command}"))
-            outcomes = lifecycle.exec_command(ctx, course, [seat], command, on_line)
+            # Everything goes through ctx.sink, in order: the command, its output (events
+            # exec_command emits) and its end reach this seat's output pane (apply_events),
+            # the log pane and the event log alike.
+            ctx.sink.emit(LogLine(f"$ {title or command}", source=seat, stream="labtui"))
+            outcomes = lifecycle.exec_command(ctx, course, [seat], command)
             if not outcomes:
-                self.post_message(SeatOutput("labtui", "not run: the machine is not running"))
+                ctx.sink.emit(LogLine("not run: the machine is not running", source=seat,
+                                      stream="labtui", level="warning"))
                 return
             outcome = outcomes[0]
             text = f"exit {outcome.value}" if outcome.ok else f"failed: {outcome.error}"
-            self.post_message(SeatOutput("labtui", text))
-            ctx.sink.emit(LogLine(text, source=seat,
+            ctx.sink.emit(LogLine(text, source=seat, stream="labtui",
                                   level="info" if outcome.ok and outcome.value == 0
                                   else "warning"))
         return run
 
-    @on(SeatOutput)
-    def show_output(self, message: SeatOutput) -> None:
-        prefix = {"stderr": "! ", "labtui": "» "}.get(message.stream, "")
-        self.pane("output").write_line(f"{prefix}{message.text}")
+    def show_output(self, events: list[Event]) -> None:
+        """This seat's command lines from a batch of events, in one write."""
+        lines = [f"{OUTPUT_PREFIX.get(e.stream, '')}{e.text}" for e in events
+                 if isinstance(e, LogLine) and e.source == self.seat and e.stream]
+        if lines:
+            self.pane("output").write_lines(lines)
 
     @on(Input.Submitted, "#seat-command")
     def command_submitted(self, event: Input.Submitted) -> None:

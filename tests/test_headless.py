@@ -40,11 +40,19 @@ def test_class_day_from_a_script(sandbox_state, tmp_path: Path) -> None:
     summary = json_lines(again.stdout)[-1]
     assert summary["type"] == "summary" and summary["launched"] == 0
 
-    out = run("exec", course, "--all", "--sandbox", "--", "echo", "hello;", "test", "-e",
-              "hello.txt", env=env)
+    out = run("exec", course, "--all", "--sandbox", "--", "echo", "hello;", "echo", "careful",
+              ">&2;", "test", "-e", "hello.txt", env=env)
     assert out.returncode == 0, out.stderr
     assert sorted(line for line in out.stdout.splitlines() if "|" in line) == [
         "s01 | hello", "s02 | hello", "s03 | hello"]
+    assert sorted(line for line in out.stderr.splitlines() if "|" in line) == [
+        "s01 | careful", "s02 | careful", "s03 | careful"]
+    # the output also went to the course's event log, each line with its seat and stream
+    logged = {(e["source"], e.get("stream"), e["text"]) for e in map(
+        json.loads, sandbox_state.course("setup").event_log.read_text().splitlines())
+        if e["type"] == "log_line"}
+    assert {(s, "stdout", "hello") for s in ("s01", "s02", "s03")} <= logged
+    assert {(s, "stderr", "careful") for s in ("s01", "s02", "s03")} <= logged
     failing = run("exec", course, "s02", "--sandbox", "--json", "--", "exit 4", env=env)
     assert failing.returncode == 1
     assert {"type": "exit", "seat": "s02", "status": 4, "error": ""} in json_lines(

@@ -9,6 +9,7 @@ import pytest
 
 from labtui import lifecycle
 from labtui.course import load
+from labtui.events import FanoutSink, ListSink, LogLine
 from labtui.services import passwords, ssh
 from labtui.services.inventory import machines as find_machines
 
@@ -31,13 +32,23 @@ mode = "0640"
 """)
 
 
+def exec_lines(ctx, course, seats, command: str) -> tuple[list, list[tuple[str, str, str]]]:
+    """lifecycle.exec_command, and the (seat, stream, text) of each output line it emitted
+    through ctx.sink."""
+    kept, sink = ListSink(), ctx.sink
+    ctx.sink = FanoutSink([sink, kept])
+    try:
+        outcomes = lifecycle.exec_command(ctx, course, seats, command)
+    finally:
+        ctx.sink = sink
+    return outcomes, [(e.source, e.stream, e.text) for e in kept.events
+                      if isinstance(e, LogLine) and e.is_output]
+
+
 def on_seat(ctx, course, seat: str, command: str) -> tuple[int, str]:
     """Run a shell command on the seat's machine over SSH: (exit status, stdout)."""
-    lines: list[str] = []
-    [outcome] = lifecycle.exec_command(ctx, course, [seat], command,
-                                       lambda _seat, stream, text: lines.append(text)
-                                       if stream == "stdout" else None)
-    return outcome.value, "\n".join(lines)
+    [outcome], lines = exec_lines(ctx, course, [seat], command)
+    return outcome.value, "\n".join(text for _, stream, text in lines if stream == "stdout")
 
 
 def test_up_sets_up_every_seat_and_rerun_skips_done_steps(ctx, sandbox, tmp_path) -> None:
@@ -98,12 +109,11 @@ def test_failed_setup_is_named_and_others_finish(ctx, sandbox, tmp_path) -> None
 def test_exec_all_streams_prefixed_output_and_exit_status(ctx, tmp_path) -> None:
     course = load(course_file(tmp_path, students=3))
     lifecycle.up(ctx, course, setup_wait=20)
-    lines: list[tuple[str, str, str]] = []
-    outcomes = lifecycle.exec_command(
-        ctx, course, None, 'echo "seat $(whoami)"; [ -e hello.txt ] && exit 3',
-        lambda seat, stream, text: lines.append((seat, stream, text)))
+    outcomes, lines = exec_lines(
+        ctx, course, None, 'echo "seat $(whoami)"; echo oops >&2; [ -e hello.txt ] && exit 3')
     assert {o.key: o.value for o in outcomes} == {"s01": 3, "s02": 3, "s03": 3}
-    assert sorted(lines) == [(s, "stdout", "seat ubuntu") for s in ("s01", "s02", "s03")]
+    assert sorted(lines) == sorted([(s, "stdout", "seat ubuntu") for s in ("s01", "s02", "s03")]
+                                   + [(s, "stderr", "oops") for s in ("s01", "s02", "s03")])
 
 
 def test_reset_password_changes_login(ctx, tmp_path) -> None:

@@ -89,6 +89,14 @@ async def up(pilot: Pilot, app: LabApp) -> str:
     return modal_text
 
 
+def exec_output(state: StateDir, course_id: str = "setup") -> set[tuple[str, str]]:
+    """(seat, text) of every line of remote command output in the course's event log."""
+    events = [json.loads(line) for line in
+              state.course(course_id).event_log.read_text().splitlines()]
+    return {(e["source"], e["text"]) for e in events
+            if e["type"] == "log_line" and e.get("stream") in ("stdout", "stderr")}
+
+
 def lines_after(text: str, marker: str) -> list[str]:
     lines = text.splitlines()
     start = max(i for i, line in enumerate(lines) if marker in line)
@@ -181,6 +189,9 @@ async def test_up_filter_marks_exec_and_seat_screen(course: Course, sandbox_stat
         assert any(line.endswith("[s03] exit 3") for line in after)
         assert not any("[s02]" in line for line in after)
         assert any("non-zero exit on s01, s03" in m for m, _ in notes)
+        # The exec output went through the app's sink: the event log has it, seat by seat.
+        assert {("s01", "ubuntu"), ("s03", "ubuntu")} <= exec_output(sandbox_state)
+        assert not any(seat == "s02" for seat, _ in exec_output(sandbox_state))
         # escape (no filter) clears the marks
         await pilot.press("escape")
         await pilot.pause()
@@ -211,6 +222,7 @@ async def test_up_filter_marks_exec_and_seat_screen(course: Course, sandbox_stat
         await settle(pilot, app)
         output = list(seat_screen.pane("output").lines)
         assert output == ["» $ echo $((6*7))", "42", "» exit 0"]
+        assert ("s02", "42") in exec_output(sandbox_state)
         # f tails a remote file into the output pane.
         await pilot.press("escape", "f")
         await wait_until(pilot, lambda: isinstance(app.screen, PromptModal), "the path prompt")
