@@ -137,7 +137,8 @@ def cidr(value: str) -> str | None:
     try:
         ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
-        return f"{value!r} is not a network in CIDR form ({exc})"
+        return (f"{value!r} is not a network in CIDR form ({exc}). Fix: write it like "
+                "203.0.113.0/24")
     return None
 
 

@@ -23,8 +23,10 @@ from typing import Any
 
 from labtui.errors import CourseError, InputError, LabError
 from labtui.grammar import EXIT_INPUT, build_parser, subcommands
+from labtui.terminal import PlainStream
 
 EXIT_OK, EXIT_PARTIAL = 0, 1
+RAW_TERMINAL = ("open", "ssh")  # the console draws the terminal; ssh hands it to the seat
 
 
 def normalize(argv: Sequence[str]) -> list[str]:
@@ -114,6 +116,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if extra:
         args.subparsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     module, _, name = args.handler.partition(":")
+    plain = args.command not in RAW_TERMINAL
+    saved = sys.stdout, sys.stderr
+    if plain:  # what seats print and course files say reaches the terminal as text only
+        sys.stdout, sys.stderr = PlainStream(sys.stdout), PlainStream(sys.stderr)
     try:
         return getattr(importlib.import_module(module), name)(args)
     except CourseError as exc:
@@ -125,6 +131,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if plain:
+            sys.stdout.flush()
+            sys.stdout, sys.stderr = saved
 
 
 def emit_json(obj: dict[str, Any]) -> None:
@@ -194,7 +204,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_new(args: argparse.Namespace) -> int:
     from labtui import checks
     from labtui.course import load
-    from labtui.starter import render
+    from labtui.starter import refusal, render
 
     path = Path(args.path)
     regions = args.regions or ["us-east-1"]
@@ -204,6 +214,10 @@ def cmd_new(args: argparse.Namespace) -> int:
     for region in regions:
         if region not in checks.AWS_REGIONS:
             problems.append(f"--region {region!r} is not an AWS region")
+    if args.ssh_cidr is not None and checks.cidr(args.ssh_cidr):
+        problems.append(f"--ssh-cidr {checks.cidr(args.ssh_cidr)}")
+    elif refusal(args.ssh_cidr, args.login):
+        problems.append(refusal(args.ssh_cidr, args.login))
     if path.exists() and not args.force:
         problems.append(f"{path} already exists. Fix: choose another path or add --force")
     if problems:
@@ -211,7 +225,8 @@ def cmd_new(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_INPUT
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(path, args.course_id, args.name, regions), encoding="utf-8")
+    path.write_text(render(path, args.course_id, args.name, regions, args.ssh_cidr, args.login),
+                    encoding="utf-8")
     course = load(path)  # the starter must itself be valid
     if args.json:
         emit_json({"type": "created", "file": str(path), "course": course.id})

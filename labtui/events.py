@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from labtui.state import append_private
+
 
 def _now() -> float:
     return time.time()
@@ -181,8 +183,8 @@ class JsonlFileSink:
         self._lock = threading.Lock()
 
     def emit(self, event: Event) -> None:
-        with self._lock, open(self._path, "a", encoding="utf-8") as out:
-            out.write(json.dumps(event.to_json()) + "\n")
+        with self._lock:
+            append_private(self._path, json.dumps(event.to_json()) + "\n")
 
 
 class FanoutSink:

@@ -101,6 +101,11 @@ def build_parser() -> Parser:
     p.add_argument("--name", default="My Course", help="course name")
     p.add_argument("--region", action="append", dest="regions", metavar="REGION",
                    help="a region, in order of preference (repeat for more)")
+    p.add_argument("--ssh-cidr", metavar="CIDR",
+                   help="the address range students connect from (then login is password); "
+                        "without it SSH is open to any address and login is key")
+    p.add_argument("--login", choices=("key", "password"),
+                   help="how students log in (password needs --ssh-cidr)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 

@@ -25,6 +25,7 @@ from labtui.services import (
     machines,
     network,
     quotas,
+    setup_state,
     tags,
     teardown,
 )
@@ -36,8 +37,7 @@ from labtui.services.inventory import Inventory, Machine
 from labtui.services.remote import Remote
 from labtui.services.setup import exec_on, reset_password, setup_seat
 
-SETUP = "labtui:setup"          # pending | running | done | failed
-SETUP_ERROR = "labtui:setup-error"
+SETUP, SETUP_ERROR = setup_state.SETUP, setup_state.SETUP_ERROR
 
 
 @dataclass(frozen=True)
@@ -206,18 +206,8 @@ def _launch(ctx: Context, course: Course, to_create: dict[str, list[str]],
                                                      outcome.moved)
     if outcome.launched:
         machines.wait_running(ctx.aws, outcome.launched)
-        set_setup_state(ctx, outcome.launched, "pending")
+        setup_state.mark(ctx.aws, outcome.launched, "pending")
         ctx.sink.emit(StepDone(f"{len(outcome.launched)} machine(s) running"))
-
-
-def set_setup_state(ctx: Context, found: Iterable[Machine], state: str, error: str = "") -> None:
-    by_region: dict[str, list[str]] = {}
-    for machine in found:
-        by_region.setdefault(machine.region, []).append(machine.instance_id)
-    for region, ids in by_region.items():
-        ec2 = ctx.aws.client("ec2", region)
-        ec2.create_tags(Resources=ids, Tags=[{"Key": SETUP, "Value": state},
-                                             {"Key": SETUP_ERROR, "Value": error[:250]}])
 
 
 def status(ctx: Context, course: Course, found: Inventory | None = None) -> list[SeatStatus]:
@@ -460,7 +450,7 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
                 if course.clusters is not None and chosen else {})
 
     if chosen:
-        set_setup_state(ctx, chosen, "running")
+        setup_state.mark(ctx.aws, chosen, "running")
 
     def one(machine: Machine) -> None:
         try:
@@ -471,10 +461,10 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
                        seat_public_key=public,
                        cluster=(cluster.region, cluster.cluster_id) if cluster else None)
         except Exception as exc:
-            set_setup_state(ctx, [machine], "failed", str(exc))
+            setup_state.mark(ctx.aws, [machine], "failed", setup_state.reason_of(exc))
             ctx.sink.emit(SeatChanged(machine.seat, "setup failed", str(exc)))
             raise
-        set_setup_state(ctx, [machine], "done")
+        setup_state.mark(ctx.aws, [machine], "done")
         ctx.sink.emit(SeatChanged(machine.seat, "ready"))
 
     outcomes = fan_out(chosen, lambda m: m.seat, one, concurrency=concurrency, task="setup",

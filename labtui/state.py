@@ -27,8 +27,12 @@ def default_state_dir() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) as a 0700 folder; tighten it if it exists."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` as a 0700 folder, and each missing parent the same way; tighten it
+    if it exists (callers pass folders inside the state folder, which labtui made)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
     os.chmod(path, 0o700)
     return path
 
@@ -47,6 +51,18 @@ def write_private(path: Path, data: bytes | str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def append_private(path: Path, text: str) -> None:
+    """Append to a file only its owner can read (0600): a log or the event log."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # one written by an older labtui, or under another umask
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 def write_json(path: Path, value: Any) -> Path:
@@ -81,7 +97,17 @@ class StateDir:
         if self.root.exists() and not self.root.is_dir():
             raise InputError(f"state folder {self.root}: is not a folder. {fix}")
         try:
-            private_dir(self.root)
+            if self.root.is_dir():
+                # A folder labtui did not make keeps its mode; one others may write to (or
+                # someone else's) would let them swap the keys and passwords kept in it.
+                info = self.root.stat()
+                if info.st_mode & 0o022 or info.st_uid != os.geteuid():
+                    who = ("belongs to another user" if info.st_uid != os.geteuid()
+                           else f"can be written by others (mode {info.st_mode & 0o777:o})")
+                    raise InputError(f"state folder {self.root}: {who}, so the secrets kept "
+                                     f"in it would not be safe. {fix}")
+            else:
+                private_dir(self.root)
         except OSError as exc:
             raise InputError(f"state folder {self.root}: cannot be created "
                              f"({exc.strerror or exc.__class__.__name__}). {fix}") from None

@@ -28,10 +28,11 @@ def get(state: CourseState, seat: str) -> str | None:
 
 
 def ensure(state: CourseState, seat: str) -> str:
-    return get(state, seat) or reset(state, seat)
+    """The seat's password, made and kept on first use (setup sets it, and a rerun sets the
+    same one again)."""
+    return get(state, seat) or store(state, seat, generate())
 
 
-def reset(state: CourseState, seat: str) -> str:
-    password = generate()
+def store(state: CourseState, seat: str, password: str) -> str:
     state.write_secret(f"passwords/{seat}", password + "\n")
     return password

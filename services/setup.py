@@ -19,18 +19,26 @@ from pathlib import Path
 import paramiko
 
 from labtui.course import Course
+from labtui.errors import LabError
 from labtui.events import EventSink, LogLine, SeatChanged
 from labtui.services import passwords, ssh
 from labtui.services.inventory import Machine
 from labtui.services.remote import Remote
-from labtui.state import CourseState
+from labtui.state import CourseState, append_private
 
 MARKERS = ".labtui/done"
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/01-labtui.conf"  # first match wins in sshd_config
 
 
-class SetupFailed(Exception):
-    pass
+class SetupFailed(LabError):
+    """A setup step exited non-zero. ``reason`` (the step and its exit status, never its
+    command) is what the seat's setup tag says; the seat's log has the command and output."""
+
+    def __init__(self, step: str, status: int, seat: str = "") -> None:
+        self.step, self.status = step, status
+        self.reason = f"{step}: exit {status}"
+        fix = f" Fix: see the seat's log, then `labtui rerun-setup COURSE {seat or 'SEAT'}`"
+        super().__init__(f"{step} failed (exit {status}).{fix}")
 
 
 @dataclass
@@ -43,8 +51,7 @@ class SeatLog:
 
     def line(self, text: str, level: str = "info") -> None:
         stamp = time.strftime("%H:%M:%S")
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(f"{stamp} {text}\n")
+        append_private(self.path, f"{stamp} {text}\n")
         self.sink.emit(LogLine(text, source=self.seat, level=level))
 
 
@@ -58,8 +65,10 @@ def marker(name: str, payload: str) -> str:
 
 
 def run_step(client: paramiko.SSHClient, log: SeatLog, name: str, command: str, *,
-             stdin: str | None = None, once: str | None = None, timeout: float = 900) -> None:
-    """Run one step; with ``once`` (a marker path) skip it when done before."""
+             stdin: str | None = None, once: str | None = None, timeout: float = 900,
+             step: str | None = None) -> None:
+    """Run one step; with ``once`` (a marker path) skip it when done before. ``name`` heads
+    the step in the seat's log; ``step`` (default ``name``) names it in the error."""
     if once:
         # The step on lines of its own, as in a script: a trailing `# comment`, a heredoc or
         # a `case` mean what they would there.
@@ -70,7 +79,7 @@ def run_step(client: paramiko.SSHClient, log: SeatLog, name: str, command: str, 
                      on_line=lambda stream, text: log.line(
                          text, "warning" if stream == "stderr" else "info"))
     if status != 0:
-        raise SetupFailed(f"{name} failed (exit {status})")
+        raise SetupFailed(step or name, status, log.seat)
 
 
 def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseState,
@@ -110,7 +119,7 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
                      f"dpkg -s {names} >/dev/null 2>&1 || (sudo apt-get update -q && "
                      "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
                      f"{names}); else sudo dnf install -y -q {names}; fi",
-                     once=marker("packages", names))
+                     once=marker("packages", names), step="install packages")
         for copy in cfg.files:
             log.line(f"== copy {copy.source.name} to {copy.dest}")
             dest = copy.dest[2:] if copy.dest.startswith("~/") else copy.dest
@@ -120,7 +129,8 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
             ssh.put(client, str(copy.source), dest, mode=int(copy.mode, 8))
         for index, command in enumerate(cfg.setup, start=1):
             run_step(client, log, f"setup {index}/{len(cfg.setup)}: {command}", command,
-                     once=marker(f"setup{index}", command))
+                     once=marker(f"setup{index}", command),
+                     step=f"setup step {index}/{len(cfg.setup)}")
         if course.clusters is not None:
             if cluster:
                 region, cluster_id = cluster
@@ -146,9 +156,12 @@ def reset_password(remote: Remote, machine: Machine, state: CourseState, sink: E
     log = seat_log(state, machine.seat, sink)
     client = remote.connect(machine, wait=30)
     try:
-        password = passwords.reset(state, machine.seat)
+        password = passwords.generate()
         run_step(client, log, "reset the seat password", "sudo chpasswd",
                  stdin=f"{user}:{password}\n")
+        # Kept only once the machine took it: a failed chpasswd leaves the old one valid
+        # (and shown) on both sides.
+        passwords.store(state, machine.seat, password)
     finally:
         client.close()
     return passwords.path_of(state, machine.seat)

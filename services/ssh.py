@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import paramiko
 
+from labtui.errors import LabError
+
 log = logging.getLogger(__name__)
 WIRE_LOGGER = "labtui.services.ssh.wire"
 # paramiko's transport logs a dropped connection as an ERROR; labtui raises SshError instead.
@@ -42,7 +44,7 @@ LOOPBACK_ONLY = False
 LineCallback = Callable[[str, str], None]
 
 
-class SshError(Exception):
+class SshError(LabError):
     """An SSH operation failed; the message says what to do about it."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from labtui.cli import normalize
+from labtui.course import load
 
 from .conftest import ROOT, SAMPLE
 
@@ -96,9 +97,8 @@ def test_new_writes_a_valid_starter(tmp_path: Path) -> None:
                  "--region", "eu-central-1")
     assert result.returncode == 0, result.stderr
     assert run("validate", str(path)).returncode == 0
-    text = path.read_text()
-    assert 'id = "bio-101"' in text and 'regions = [\n    "eu-west-1"' in text or \
-        '"eu-central-1"' in text
+    course = load(path)
+    assert course.id == "bio-101" and course.regions == ("eu-west-1", "eu-central-1")
     again = run("new", str(path))
     assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
 

@@ -12,6 +12,7 @@ from labtui.course import load
 from labtui.events import FanoutSink, ListSink, LogLine
 from labtui.services import passwords, ssh
 from labtui.services.inventory import machines as find_machines
+from labtui.services.setup import SetupFailed
 
 from .courses import write_course
 from .test_lifecycle import eventually
@@ -95,9 +96,12 @@ def test_failed_setup_is_named_and_others_finish(ctx, sandbox, tmp_path) -> None
     assert on_seat(ctx, course, "s02", "touch ~/.fail-here")[0] == 0
     outcomes = lifecycle.setup(ctx, course, wait=20)
     failed = {o.key: o.error for o in outcomes if not o.ok}
-    assert list(failed) == ["s02"] and "setup 1/2" in failed["s02"]
+    assert list(failed) == ["s02"] and "setup step 1/2 failed (exit 1)" in failed["s02"]
+    assert "rerun-setup" in failed["s02"]
     seats = {s.seat: s for s in lifecycle.status(ctx, course)}
-    assert seats["s02"].setup == "failed" and "setup 1/2" in seats["s02"].error
+    # the tag names the step and its status, never the command (tags are widely readable)
+    assert seats["s02"].setup == "failed" and seats["s02"].error == "setup step 1/2: exit 1"
+    assert seats["s01"].error == seats["s03"].error == ""
     assert seats["s01"].setup == seats["s03"].setup == "done"
     # fix the cause, run again: only the failed seat is set up, and it finishes
     assert on_seat(ctx, course, "s02", "rm ~/.fail-here")[0] == 0
@@ -131,6 +135,16 @@ def test_reset_password_changes_login(ctx, tmp_path) -> None:
     client.close()
     with pytest.raises(ssh.SshError):
         ssh.connect(ssh.SshTarget(host, int(port), "ubuntu", key, password=old), attempts=1)
+
+    # a chpasswd that fails keeps the password that still works, on both sides
+    assert on_seat(ctx, course, "s01", "sudo mv /usr/sbin/chpasswd /usr/sbin/chpasswd.real && "
+                   "printf '#!/bin/sh\\nexit 1\\n' | sudo tee /usr/sbin/chpasswd >/dev/null && "
+                   "sudo chmod 755 /usr/sbin/chpasswd")[0] == 0
+    with pytest.raises(SetupFailed, match="reset the seat password failed"):
+        lifecycle.reset_seat_password(ctx, course, "s01")
+    assert passwords.get(state, "s01") == new
+    client = ssh.connect(ssh.SshTarget(host, int(port), "ubuntu", key, password=new))
+    client.close()
 
 
 def test_wrong_pinned_host_key_is_refused(ctx, tmp_path) -> None:

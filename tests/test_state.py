@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from labtui.errors import InputError
 from labtui.state import StateDir, default_state_dir, write_private
 
 
@@ -44,12 +45,24 @@ def test_folders_0700_secrets_0600(tmp_path: Path) -> None:
     assert course.read_secret("missing") is None
 
 
-def test_existing_loose_folder_is_tightened(tmp_path: Path) -> None:
-    loose = tmp_path / "loose"
-    loose.mkdir(mode=0o755)
-    loose.chmod(0o755)
-    StateDir.resolve(loose).ensure()
-    assert mode(loose) == 0o700
+def test_an_existing_folder_keeps_its_mode_and_what_labtui_makes_is_private(
+        tmp_path: Path) -> None:
+    readable = tmp_path / "readable"
+    readable.mkdir()
+    readable.chmod(0o755)
+    course = StateDir.resolve(readable).ensure().course("cs101")
+    assert mode(readable) == 0o755  # not labtui's to change
+    assert mode(readable / "courses") == mode(course.root) == 0o700
+
+
+@pytest.mark.parametrize("loose", [0o777, 0o775, 0o1777])
+def test_a_folder_others_can_write_is_refused(tmp_path: Path, loose: int) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(loose)
+    with pytest.raises(InputError, match="can be written by others"):
+        StateDir.resolve(shared).ensure()
+    assert mode(shared) == loose and not (shared / "courses").exists()
 
 
 def test_write_private_replaces_atomically(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ class Container:
         write_private(self.folder / "cloud.cfg", "#cloud-config\n" + json.dumps(cloud_config))
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LT_BASE": str(self.base),
                "LT_LAYER": str(self.folder), "LT_NAME": hostname}
-        console = open(self.console, "ab")
+        console = open(self.console, "ab", opener=lambda p, f: os.open(p, f, 0o600))
         try:
             # setpriv --pdeathsig: the machine dies with the sandbox's launcher thread, so a
             # killed sandbox never leaves machines behind; --kill-child takes the init along.

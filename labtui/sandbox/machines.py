@@ -39,7 +39,7 @@ from labtui.sandbox import flavors
 from labtui.sandbox.container import Container, runtime_problem
 from labtui.sandbox.image import BaseImage
 from labtui.sandbox.imds import MetadataServer, role_credentials
-from labtui.state import write_private
+from labtui.state import append_private, write_private
 
 log = logging.getLogger(__name__)
 _BOOTS_ATTR = "_labtui_boots"
@@ -317,8 +317,7 @@ class MachineManager:
         folder = self.instance_dir(iid)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         CONSOLES[iid] = folder / "console.log"
-        with open(folder / "console.log", "a", encoding="utf-8") as out:
-            out.write(text + "\n")
+        append_private(folder / "console.log", text + "\n")
 
     def _boot(self, inst: Any, address: tuple[str, int] | None = None) -> None:
         iid = inst.id
@@ -382,9 +381,8 @@ class MachineManager:
         self._boot(inst, address=machine.address)
 
     def _note_boot(self, iid: str) -> None:
-        with contextlib.suppress(OSError), open(self.instance_dir(iid) / "console.log",
-                                                "a") as out:
-            out.write("labtui sandbox: rebooting\n")
+        with contextlib.suppress(OSError):
+            append_private(self.instance_dir(iid) / "console.log", "labtui sandbox: rebooting\n")
 
     def _powered_off(self, machine: Machine, inst: Any) -> None:
         """The OS shut itself down: EC2 stops the instance."""
