@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -44,6 +45,9 @@ def describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a table"
     return type(value).__name__
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 
 
 def _not_finite(value: Any) -> bool:
@@ -124,6 +128,12 @@ class Table:
             check: Check | None = None) -> Any:
         value = self.value(name, (str,), required=required, default=_MISSING, example=example)
         if value is _MISSING or value is None:
+            return default
+        control = _CONTROL.search(value)
+        if control:
+            self.problem(name, f"holds a control character ({control.group()!r} at position "
+                         f"{control.start()}), which would reach terminals and mail as is",
+                         "remove it (write text only)")
             return default
         if required and not value.strip():
             # an empty required string is as missing as no key at all

@@ -31,6 +31,7 @@ from labtui.screens.quotas import QuotasView
 from labtui.screens.regions import RegionsView
 from labtui.screens.roster import RosterView
 from labtui.screens.sweep import SweepView
+from labtui.terminal import plain
 
 VIEWS: tuple[type[View], ...] = (MachinesView, RosterView, ClustersView, RegionsView, QuotasView,
                                  SweepView)
@@ -74,7 +75,8 @@ class LogPane(RichLog):
 
 def line_of(event: Event) -> Text:
     stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
-    return Text.assemble((stamp + " ", "dim"), (event.human(), STYLES[level_of(event)]))
+    # a seat's output is shown as text: its escape sequences never reach the terminal
+    return Text.assemble((stamp + " ", "dim"), (plain(event.human()), STYLES[level_of(event)]))
 
 
 class MainScreen(Screen[None]):

@@ -37,6 +37,7 @@ from labtui.screens.confirm import ConfirmModal, PromptModal
 from labtui.screens.machines import Job, reboot_job, setup_job
 from labtui.screens.messages import SeatLoaded, SeatText, ShellReady
 from labtui.services import inventory, tags
+from labtui.terminal import plain
 
 if TYPE_CHECKING:
     from labtui.app import LabApp
@@ -208,7 +209,7 @@ class SeatScreen(Screen[None]):
     def show_text(self, message: SeatText) -> None:
         pane = self.pane(message.pane)
         pane.clear()
-        pane.write_lines(message.text.splitlines() or ["(empty)"])
+        pane.write_lines(plain(message.text).splitlines() or ["(empty)"])
 
     def apply_events(self, events: list[Event]) -> None:
         """Called by the app with each batch of events: show this seat's command output;
@@ -256,7 +257,7 @@ class SeatScreen(Screen[None]):
         *lines, self._log_rest = data.split(b"\n")
         if first and start and lines:
             lines = lines[1:]  # the tail starts in the middle of a line
-        log.write_lines([line.decode("utf-8", "replace") for line in lines])
+        log.write_lines([plain(line.decode("utf-8", "replace")) for line in lines])
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -326,7 +327,7 @@ class SeatScreen(Screen[None]):
 
     def show_output(self, events: list[Event]) -> None:
         """This seat's command lines from a batch of events, in one write."""
-        lines = [f"{OUTPUT_PREFIX.get(e.stream, '')}{e.text}" for e in events
+        lines = [f"{OUTPUT_PREFIX.get(e.stream, '')}{plain(e.text)}" for e in events
                  if isinstance(e, LogLine) and e.source == self.seat and e.stream]
         if lines:
             self.pane("output").write_lines(lines)

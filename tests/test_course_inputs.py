@@ -65,6 +65,12 @@ def bad_file_problems(name: str) -> list[str]:
       "type. Fix: did you mean 't3.micro'?",
       "trailing_newline.toml:16: machines.user: 'ubuntu\\n' is not a valid Unix user name. "
       "Fix: did you mean 'ubuntu'?"]),
+    ("control_character.toml",
+     ["control_character.toml:3: course.name: holds a control character ('\\x1b' at position "
+      "6), which would reach terminals and mail as is. Fix: remove it (write text only).",
+      "control_character.toml:9: roster.students[0].name: holds a control character ('\\x1b' "
+      "at position 3), which would reach terminals and mail as is. "
+      "Fix: remove it (write text only)."]),
     ("unknown_instance_type.toml",
      ["unknown_instance_type.toml:13: machines.instance_type: 't3.mirco' is not an EC2 "
       "instance type. Fix: did you mean 't3.micro'?",

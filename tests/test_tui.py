@@ -22,6 +22,7 @@ from labtui.app import LabApp
 from labtui.context import Context
 from labtui.course import Course, load
 from labtui.errors import LabError, SandboxError
+from labtui.events import LogLine
 from labtui.screens.help import HelpScreen
 from labtui.screens.main import VIEWS, MainScreen
 from labtui.services import tags
@@ -396,3 +397,17 @@ async def test_private_sandbox_stops_with_the_app(course: Course, state_dir: Pat
         assert table(app, "regions-table").get_cell("us-east-1", "opt_in") != "…"
     assert handle.owned is None
     assert not private_root.exists()
+
+
+async def test_a_seats_escape_sequences_show_as_text(course: Course,
+                                                     sandbox_state: StateDir) -> None:
+    """Output a seat prints (here: a clear-screen, a window title and a clipboard write)
+    reaches the log pane as its text only: no escape byte gets to the terminal."""
+    app = make_app(course, sandbox_state)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        app.ctx.sink.emit(LogLine("one\x1b[2J\x1b]0;owned\x07\x1b]52;c;aGk=\x07two",
+                                  source="s01", stream="stdout"))
+        await settle(pilot, app)
+        text = log_text(app)
+        assert "[s01] onetwo" in text and "\x1b" not in text and "owned" not in text
