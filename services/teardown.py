@@ -8,12 +8,18 @@ groups, the key pair. Then the account-wide part: IAM users (keys, login profile
 groups), instance profiles and roles tagged with the course; buckets only when asked, and a
 bucket holding results or students' work only when asked twice.
 
-No DependencyViolation loops: when a subnet, group or VPC will not go, :func:`blockers` finds
-what still uses it (network interfaces and what owns them, NAT gateways, VPC endpoints,
-peering connections, instances of another course); the course's own are removed or waited
-for, anything else stops the retries with a message that names it. Retries are bounded, with
-backoff and an injectable sleep. Interrupted and run again, ``down`` finishes: every step
-starts from what AWS still holds.
+Every describe and delete goes through the error translation and :func:`retrying`: a
+throttled or briefly unavailable call (RequestLimitExceeded, Throttling, SlowDown, a 5xx, a
+waiter that met one) is tried again with backoff after botocore's own retries gave up. A step
+that still fails is reported (``report.failed``) and the next one runs, so one bad region or
+kind never hides the rest.
+
+No DependencyViolation loops: when a subnet, route table, internet gateway, group, key pair
+or VPC will not go, :func:`blockers` finds what still uses it (network interfaces and what
+owns them, NAT gateways, VPC endpoints, peering connections, instances of another course);
+the course's own are removed or waited for, anything else stops the retries with a message
+that names it. Retries are bounded, with backoff and an injectable sleep. Interrupted and run
+again, ``down`` finishes: every step starts from what AWS still holds.
 
 :func:`leftovers` is the verification pass: it lists what of the course is still there, and
 why, or nothing.
@@ -22,10 +28,12 @@ why, or nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
+
+import botocore.exceptions
 
 from labtui.errors import AwsError
 from labtui.events import EventSink, LogLine, NullSink, Problem, Progress, StepDone
@@ -36,6 +44,53 @@ from labtui.services.keys import key_pair_name
 LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
 CLUSTER_LIVE = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING"]
 RESULTS_TAG = "labtui:holds"   # "results" or "work": a bucket down keeps unless told twice
+SPOT_LIVE = ["open", "active", "disabled"]
+RETRIES = 6                    # tries of one call that AWS throttles (after botocore's own)
+# AWS answers these when it is busy, not when something is wrong: the call is tried again.
+TRANSIENT = frozenset({
+    "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException",
+    "RequestThrottled", "RequestThrottledException", "TooManyRequestsException", "SlowDown",
+    "EC2ThrottledException", "PriorRequestNotComplete", "InternalError", "InternalFailure",
+    "ServiceUnavailable", "Unavailable", "RequestTimeout", "RequestTimeoutException",
+})
+# The thing is gone already (a second run, or another laptop, got there first).
+GONE = frozenset({
+    "InvalidGroup.NotFound", "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound",
+    "NoSuchEntity", "InvalidInternetGatewayID.NotFound", "InvalidVolume.NotFound",
+    "InvalidAllocationID.NotFound", "InvalidRouteTableID.NotFound", "NoSuchBucket",
+    "InvalidKeyPair.NotFound", "InvalidNetworkInterfaceID.NotFound",
+    "InvalidAssociationID.NotFound", "InvalidInstanceID.NotFound",
+    "InvalidSpotInstanceRequestID.NotFound", "NatGatewayNotFound",
+    "InvalidVpcPeeringConnectionID.NotFound",
+})
+IN_USE = frozenset({"DependencyViolation", "InvalidGroup.InUse", "ResourceInUse"})
+T = TypeVar("T")
+
+
+def transient(exc: AwsError) -> bool:
+    """Whether AWS refused the call for being busy (also inside a waiter), not for cause."""
+    if exc.code in TRANSIENT:
+        return True
+    original = exc.original
+    if isinstance(original, botocore.exceptions.WaiterError):
+        last = original.last_response or {}
+        return str((last.get("Error") or {}).get("Code", "")) in TRANSIENT
+    return False
+
+
+def retrying(what: str, call: Callable[[], T], sleep: Callable[[float], None] = time.sleep,
+             attempts: int = RETRIES) -> T:
+    """``call()`` under the error translation, tried again with backoff while AWS throttles
+    it; any other error, or the last throttle, is raised as AwsError."""
+    for attempt in range(attempts):
+        try:
+            with translate_errors(what):
+                return call()
+        except AwsError as exc:
+            if not transient(exc) or attempt == attempts - 1:
+                raise
+            sleep(min(2 ** attempt, 20))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass
@@ -72,6 +127,7 @@ class Teardown:
     attempts: int = 8
     keep: frozenset[str] = frozenset()
     report: DownReport = field(default_factory=DownReport)
+    wait_config: Mapping[str, int] | None = None   # overrides every waiter's Delay/MaxAttempts
 
     # ------------------------------------------------------------------ helpers
 
@@ -79,25 +135,46 @@ class Teardown:
     def _course(self) -> list[dict[str, Any]]:
         return tags.course_filter(self.course_id)
 
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        return retrying(what, call, self.sleep)
+
     def _try(self, what: str, call: Callable[[], Any]) -> bool:
         try:
-            with translate_errors(what):
-                call()
+            self._call(what, call)
             return True
         except AwsError as exc:
-            if exc.code in ("InvalidGroup.NotFound", "InvalidVpcID.NotFound",
-                            "InvalidSubnetID.NotFound", "NoSuchEntity",
-                            "InvalidInternetGatewayID.NotFound", "InvalidVolume.NotFound",
-                            "InvalidAllocationID.NotFound", "InvalidRouteTableID.NotFound",
-                            "NoSuchBucket"):
+            if exc.code in GONE:
                 return True  # gone already (a second run, or another laptop, got there first)
-            self.report.failed.append(f"{what}: {exc.code or exc}")
-            self.sink.emit(Problem(f"{what} failed: {exc}"))
+            self._failed(what, exc)
             return False
 
+    def _failed(self, what: str, exc: AwsError) -> None:
+        where = f" ({exc.operation})" if exc.code and exc.operation not in ("", what) else ""
+        self.report.failed.append(f"{what}: {exc.code or exc}{where}")
+        self.sink.emit(Problem(f"{what} failed: {exc}",
+                               fix="run `labtui down` again; `labtui sweep` lists what is left"))
+
     def _list(self, region: str, method: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
-        with translate_errors(f"ec2.{method} in {region}"):
-            return list(self.aws.paginate("ec2", region, method, key, **kwargs))
+        return self._call(f"ec2.{method} in {region}", lambda: list(
+            self.aws.paginate("ec2", region, method, key, **kwargs)))
+
+    def _wait(self, region: str, service: str, waiter: str, what: str,
+              default: dict[str, int], **kwargs: Any) -> bool:
+        client = self.aws.client(service, region)
+        config = dict(self.wait_config or default)
+        return self._try(f"{region} wait for {what}", lambda: client.get_waiter(waiter).wait(
+            WaiterConfig=config, **kwargs))
+
+    def _each(self, what: str, ids: Sequence[str], call: Callable[[list[str]], Any]) -> set[str]:
+        """``call`` on all ids at once; when AWS refuses that, on each one alone, so one
+        that cannot go does not keep the others: the ids it went through for."""
+        if len(ids) == 1:
+            return set(ids) if self._try(f"{what} {ids[0]}", partial(call, list(ids))) else set()
+        try:
+            self._call(f"{what} ({len(ids)})", lambda: call(list(ids)))
+            return set(ids)
+        except AwsError:
+            return {one for one in ids if self._try(f"{what} {one}", partial(call, [one]))}
 
     def _progress(self, kind: str, region: str, done: int, total: int) -> None:
         self.sink.emit(Progress(f"down {kind} {region}", done, total))
@@ -115,10 +192,19 @@ class Teardown:
             ("security groups", partial(self.security_groups, region)),
             ("key pair", partial(self.key_pair, region)),
         ]
+        stuck = False
         for index, (kind, step) in enumerate(steps):
             before = dict(self.report.removed)
             self.sink.emit(Progress(f"down {region}", index, len(steps)))
-            step()
+            if stuck and kind in ("network", "security groups"):
+                self.report.failed.append(f"{region} {kind}: not tried, the machines of "
+                                          "the course could not be listed or removed")
+                continue
+            try:
+                step()
+            except AwsError as exc:  # a listing failed for good: say so, do the rest
+                self._failed(f"{region} {kind}", exc)
+                stuck = stuck or kind in ("clusters", "machines")
             gone = {k: n - before.get(k, 0) for k, n in self.report.removed.items()
                     if n != before.get(k, 0)}
             if gone:
@@ -133,12 +219,11 @@ class Teardown:
     def clusters(self, region: str) -> None:
         emr = self.aws.client("emr", region)
         ids = []
-        with translate_errors(f"emr.ListClusters in {region}"):
-            listed = list(self.aws.paginate("emr", region, "list_clusters", "Clusters",
-                                            ClusterStates=CLUSTER_LIVE))
+        listed = self._call(f"emr.ListClusters in {region}", lambda: list(self.aws.paginate(
+            "emr", region, "list_clusters", "Clusters", ClusterStates=CLUSTER_LIVE)))
         for summary in listed:
-            with translate_errors(f"emr.DescribeCluster {summary['Id']}"):
-                cluster = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"]
+            cluster = self._call(f"emr.DescribeCluster {summary['Id']}", partial(
+                emr.describe_cluster, ClusterId=summary["Id"]))["Cluster"]
             if tags.as_dict(cluster.get("Tags")).get(tags.COURSE) != self.course_id:
                 continue
             arn = cluster.get("ClusterArn", "")
@@ -150,22 +235,15 @@ class Teardown:
         if self._try(f"{region} terminate {len(ids)} cluster(s)",
                      lambda: emr.terminate_job_flows(JobFlowIds=ids)):
             for cid in ids:
-                self._try(f"{region} wait for cluster {cid}", partial(
-                    emr.get_waiter("cluster_terminated").wait, ClusterId=cid,
-                    WaiterConfig={"Delay": 15, "MaxAttempts": 80}))
+                self._wait(region, "emr", "cluster_terminated", f"cluster {cid}",
+                           {"Delay": 15, "MaxAttempts": 80}, ClusterId=cid)
             self.report.count("clusters", len(ids))
             self.sink.emit(LogLine(f"{region}: terminated {len(ids)} cluster(s)"))
 
     def instances(self, region: str) -> None:
+        """Cancel the course's spot requests, then terminate its instances and wait; an
+        instance that did not reach terminated is reported, not counted."""
         ec2 = self.aws.client("ec2", region)
-        spot = [s["SpotInstanceRequestId"] for s in self._list(
-            region, "describe_spot_instance_requests", "SpotInstanceRequests",
-            Filters=self._course + [{"Name": "state", "Values": ["open", "active",
-                                                                  "disabled"]}])]
-        if spot and self._try(f"{region} cancel {len(spot)} spot request(s)",
-                              lambda: ec2.cancel_spot_instance_requests(
-                                  SpotInstanceRequestIds=spot)):
-            self.report.count("spot requests", len(spot))
         found = [i for r in self._list(region, "describe_instances", "Reservations",
                                        Filters=self._course + [
                                            {"Name": "instance-state-name", "Values": LIVE}])
@@ -174,26 +252,56 @@ class Teardown:
         self.report.kept.extend(f"{region} instance {iid}: its seat's work was not saved"
                                 for iid in kept)
         ids = [i["InstanceId"] for i in found if i["InstanceId"] not in self.keep]
+        # A persistent spot request launches its instance again once it is terminated:
+        # cancel every one first (tagged, or named by one of the course's instances).
+        requests = {s["SpotInstanceRequestId"]: s.get("InstanceId") for s in self._list(
+            region, "describe_spot_instance_requests", "SpotInstanceRequests",
+            Filters=self._course + [{"Name": "state", "Values": SPOT_LIVE}])}
+        for instance in found:
+            if instance.get("SpotInstanceRequestId"):
+                requests.setdefault(instance["SpotInstanceRequestId"], instance["InstanceId"])
+        cancel = [rid for rid, iid in requests.items() if iid not in self.keep]
+        cancelled = self._each(f"{region} cancel spot request", cancel, lambda batch:
+                               ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=batch))
+        if cancelled:
+            self.report.count("spot requests", len(cancelled))
+        held = {requests[rid]: rid for rid in cancel if rid not in cancelled and requests[rid]}
+        for iid in (i for i in ids if i in held):
+            self.report.failed.append(
+                f"{region} instance {iid}: not terminated, its persistent spot request "
+                f"{held[iid]} could not be cancelled (AWS would launch it again)")
+        ids = [iid for iid in ids if iid not in held]
         if not ids:
             return
         self._progress("instances", region, 0, len(ids))
-        if not self._try(f"{region} terminate {len(ids)} instance(s)",
-                         lambda: ec2.terminate_instances(InstanceIds=ids)):
+        asked = self._each(f"{region} terminate instance", ids,
+                           lambda batch: ec2.terminate_instances(InstanceIds=batch))
+        ids = [iid for iid in ids if iid in asked]
+        if not ids:
             return
-        self._try(f"{region} wait for termination", lambda: ec2.get_waiter(
-            "instance_terminated").wait(InstanceIds=ids,
-                                        WaiterConfig={"Delay": 5, "MaxAttempts": 120}))
-        states = {i["InstanceId"]: i["State"]["Name"] for r in self._list(
-            region, "describe_instances", "Reservations", InstanceIds=ids)
-            for i in r["Instances"]}
+        self._wait(region, "ec2", "instance_terminated", f"{len(ids)} instance(s) to terminate",
+                   {"Delay": 5, "MaxAttempts": 120}, InstanceIds=ids)
+        states = self._states(region, ids)
         gone = [iid for iid in ids if states.get(iid, "terminated") == "terminated"]
         for iid in ids:
             if iid not in gone:
-                self.report.failed.append(f"{region} instance {iid}: still "
-                                          f"{states.get(iid)} after the wait")
+                self.report.failed.append(f"{region} instance {iid}: still {states[iid]} after "
+                                          "the wait, not terminated")
         self.report.count("instances", len(gone))
         self._progress("instances", region, len(gone), len(ids))
         self.sink.emit(LogLine(f"{region}: terminated {len(gone)} instance(s)"))
+
+    def _states(self, region: str, ids: Sequence[str]) -> dict[str, str]:
+        """State of each instance that EC2 still lists (by filter: no error for one that is
+        no longer listed, which has been terminated for a while)."""
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 100):
+            chunk = list(ids[start:start + 100])
+            for reservation in self._list(region, "describe_instances", "Reservations",
+                                          Filters=[{"Name": "instance-id", "Values": chunk}]):
+                for i in reservation["Instances"]:
+                    out[i["InstanceId"]] = i["State"]["Name"]
+        return out
 
     def volumes(self, region: str) -> None:
         ec2 = self.aws.client("ec2", region)
@@ -206,8 +314,8 @@ class Teardown:
 
     def addresses(self, region: str) -> None:
         ec2 = self.aws.client("ec2", region)
-        with translate_errors(f"ec2.DescribeAddresses in {region}"):
-            found = ec2.describe_addresses(Filters=self._course)["Addresses"]
+        found = self._call(f"ec2.DescribeAddresses in {region}", partial(
+            ec2.describe_addresses, Filters=self._course))["Addresses"]
         for address in found:
             aid = address.get("AllocationId", "")
             if address.get("AssociationId"):
@@ -228,9 +336,8 @@ class Teardown:
                          partial(ec2.delete_nat_gateway, NatGatewayId=gid)):
                 self.report.count("NAT gateways")
         if ids:
-            self._try(f"{region} wait for NAT gateways", lambda: ec2.get_waiter(
-                "nat_gateway_deleted").wait(NatGatewayIds=ids,
-                                            WaiterConfig={"Delay": 10, "MaxAttempts": 60}))
+            self._wait(region, "ec2", "nat_gateway_deleted", "NAT gateways",
+                       {"Delay": 10, "MaxAttempts": 60}, NatGatewayIds=ids)
 
     def vpc(self, region: str, vpc_id: str) -> None:
         ec2 = self.aws.client("ec2", region)
@@ -284,10 +391,12 @@ class Teardown:
                                   Filters=[{"Name": "attachment.vpc-id",
                                             "Values": [vpc_id]}]):
             gid = gateway["InternetGatewayId"]
+            # "has some mapped public address(es)": the VPC's addresses go first, then it
             if self._until_free(region, f"internet gateway {gid}", partial(
-                    ec2.detach_internet_gateway, InternetGatewayId=gid, VpcId=vpc_id), in_vpc) \
-                    and self._try(f"{region} delete internet gateway {gid}",
-                                  partial(ec2.delete_internet_gateway, InternetGatewayId=gid)):
+                    ec2.detach_internet_gateway, InternetGatewayId=gid, VpcId=vpc_id), in_vpc,
+                    doing="detach") and self._until_free(
+                    region, f"internet gateway {gid}", partial(
+                        ec2.delete_internet_gateway, InternetGatewayId=gid), in_vpc):
                 self.report.count("internet gateways")
         self.security_groups(region, vpc_id)
         if self._until_free(region, f"VPC {vpc_id}", partial(ec2.delete_vpc, VpcId=vpc_id),
@@ -342,34 +451,58 @@ class Teardown:
     def key_pair(self, region: str) -> None:
         ec2 = self.aws.client("ec2", region)
         name = key_pair_name(self.course_id)
-        with translate_errors(f"ec2.DescribeKeyPairs in {region}"):
-            pairs = ec2.describe_key_pairs(Filters=[{"Name": "key-name",
-                                                     "Values": [name]}])["KeyPairs"]
-        if pairs and self._try(f"{region} delete key pair {name}",
-                               lambda: ec2.delete_key_pair(KeyName=name)):
+        pairs = self._call(f"ec2.DescribeKeyPairs in {region}", partial(
+            ec2.describe_key_pairs, Filters=[{"Name": "key-name", "Values": [name]}]))[
+            "KeyPairs"]
+        if pairs and self._until_free(region, f"key pair {name}", partial(
+                ec2.delete_key_pair, KeyName=name), find=partial(self._key_users, region, name)):
             self.report.count("key pairs")
+
+    def _key_users(self, region: str, name: str) -> list[Blocker]:
+        """The live instances launched with the key pair: the course's are waited for."""
+        out = []
+        for reservation in self._list(region, "describe_instances", "Reservations", Filters=[
+                {"Name": "key-name", "Values": [name]},
+                {"Name": "instance-state-name", "Values": LIVE}]):
+            for i in reservation["Instances"]:
+                course = tags.as_dict(i.get("Tags")).get(tags.COURSE)
+                ours = course == self.course_id and i["InstanceId"] not in self.keep
+                who = f"course {course}" if course else "no labtui course"
+                out.append(Blocker(region, "instance", i["InstanceId"],
+                                   f"({who}, {i['State']['Name']}) uses it", ours))
+        return out
 
     # ------------------------------------------------------------------ DependencyViolation
 
     def _until_free(self, region: str, what: str, call: Callable[[], Any],
-                    eni_filters: list[dict[str, Any]]) -> bool:
-        """Delete, and on DependencyViolation find what depends on it: the course's own
+                    eni_filters: list[dict[str, Any]] | None = None, *, doing: str = "delete",
+                    find: Callable[[], list[Blocker]] | None = None) -> bool:
+        """Delete (or detach), and on DependencyViolation find what depends on it (``find``,
+        by default the network interfaces matching ``eni_filters``): the course's own
         dependents are removed or waited for; anything else stops the retries, named."""
+        label = f"{region} {doing} {what}"
+        if find is None:
+            find = partial(blockers, self.aws, region, eni_filters or [], self.course_id,
+                           self.keep, self.sleep)
         for attempt in range(self.attempts):
             try:
-                with translate_errors(f"{region} delete {what}"):
-                    call()
+                self._call(label, call)
                 return True
             except AwsError as exc:
-                if exc.code not in ("DependencyViolation", "InvalidGroup.InUse",
-                                    "ResourceInUse"):
-                    return self._try(f"{region} delete {what}", partial(_raise, exc))
-                found = blockers(self.aws, region, eni_filters, self.course_id, self.keep)
+                if exc.code in GONE:
+                    return True
+                if exc.code not in IN_USE:
+                    self._failed(label, exc)
+                    return False
+                try:
+                    found = find()
+                except AwsError as why:
+                    self._failed(f"{label}: {exc.code}; what uses it could not be listed", why)
+                    return False
                 foreign = [b for b in found if not b.ours]
                 if foreign or attempt == self.attempts - 1:
                     names = "; ".join(str(b) for b in (foreign or found)) or str(exc)
-                    self.report.failed.append(f"{region} delete {what}: "
-                                              f"DependencyViolation: {names}")
+                    self.report.failed.append(f"{label}: DependencyViolation: {names}")
                     self.sink.emit(Problem(
                         f"{region}: {what} is still in use: {names}",
                         fix="remove what uses it (it is not this course's)" if foreign
@@ -388,9 +521,9 @@ class Teardown:
             self._delete_user(iam, user)
         for profile in self._tagged_iam("list_instance_profiles", "InstanceProfiles",
                                         "InstanceProfileName", "profile"):
-            with translate_errors(f"iam.GetInstanceProfile {profile}"):
-                roles = iam.get_instance_profile(InstanceProfileName=profile)[
-                    "InstanceProfile"]["Roles"]
+            roles = self._call(f"iam.GetInstanceProfile {profile}", partial(
+                iam.get_instance_profile, InstanceProfileName=profile))["InstanceProfile"][
+                "Roles"]
             for role in roles:
                 self._try(f"iam remove role {role['RoleName']} from {profile}", partial(
                     iam.remove_role_from_instance_profile, InstanceProfileName=profile,
@@ -415,8 +548,8 @@ class Teardown:
                 getattr(iam, f"delete_{kind}_policy"), PolicyName=inline, **who))
 
     def _pages(self, method: str, key: str, **kwargs: Any) -> list[Any]:
-        with translate_errors(f"iam.{method}"):
-            return list(self.aws.paginate("iam", "us-east-1", method, key, **kwargs))
+        return self._call(f"iam.{method}", lambda: list(
+            self.aws.paginate("iam", "us-east-1", method, key, **kwargs)))
 
     def _tagged_iam(self, method: str, key: str, name: str, read_tags: str) -> list[str]:
         """Names of the IAM items (users, roles, instance profiles) tagged with the course.
@@ -432,8 +565,8 @@ class Teardown:
         for item in self._pages(method, key):
             labels = item.get("Tags")
             if labels is None:
-                with translate_errors(f"iam tags of {item[name]}"):
-                    labels = getters[read_tags](item[name])
+                labels = self._call(f"iam tags of {item[name]}",
+                                    partial(getters[read_tags], item[name]))
             if tags.as_dict(labels).get(tags.COURSE) == self.course_id:
                 out.append(item[name])
         return out
@@ -442,13 +575,9 @@ class Teardown:
         for key in self._pages("list_access_keys", "AccessKeyMetadata", UserName=user):
             self._try(f"iam delete access key of {user}", partial(
                 iam.delete_access_key, UserName=user, AccessKeyId=key["AccessKeyId"]))
-        try:
-            with translate_errors(f"iam.GetLoginProfile {user}"):
-                iam.get_login_profile(UserName=user)
-            self._try(f"iam delete login profile of {user}",
-                      partial(iam.delete_login_profile, UserName=user))
-        except AwsError:
-            pass  # no console password
+        # NoSuchEntity (no console password) counts as gone
+        self._try(f"iam delete login profile of {user}",
+                  partial(iam.delete_login_profile, UserName=user))
         self._strip_policies("user", user)
         for group in self._pages("list_groups_for_user", "Groups", UserName=user):
             self._try(f"iam remove {user} from {group['GroupName']}", partial(
@@ -458,49 +587,55 @@ class Teardown:
 
     def buckets(self, delete: bool, delete_results: bool) -> None:
         s3 = self.aws.client("s3", "us-east-1")
-        for name, labels in course_buckets(self.aws, self.course_id):
+        for name, labels in course_buckets(self.aws, self.course_id, self.sleep):
             holds = labels.get(RESULTS_TAG)
             if not delete or (holds and not delete_results):
                 why = (f"holds {holds}: kept; deleting it takes --delete-buckets "
                        "--delete-results" if holds else "kept; add --delete-buckets to delete it")
                 self.report.kept.append(f"bucket {name}: {why}")
                 continue
-            region = _bucket_region(s3, name)
-            client = self.aws.client("s3", region)
+            try:
+                region = self._call(f"s3.GetBucketLocation {name}", partial(
+                    _bucket_region, s3, name))
+                client = self.aws.client("s3", region)
+                versions = self._call(f"s3.ListObjectVersions {name}",
+                                      partial(_versions, client, name))
+            except AwsError as exc:
+                self._failed(f"empty bucket {name}", exc)
+                continue
             objects = 0
-            for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
-                batch = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                         for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-                if batch:
-                    self._try(f"empty bucket {name}", partial(
-                        client.delete_objects, Bucket=name, Delete={"Objects": batch}))
-                    objects += len(batch)
+            for start in range(0, len(versions), 1000):  # delete_objects takes 1000 at most
+                batch = versions[start:start + 1000]
+                self._try(f"empty bucket {name}", partial(
+                    client.delete_objects, Bucket=name, Delete={"Objects": batch}))
+                objects += len(batch)
             if self._try(f"delete bucket {name}", partial(client.delete_bucket, Bucket=name)):
                 self.report.count("buckets")
                 self.sink.emit(LogLine(f"deleted bucket {name} ({objects} object(s))"))
 
 
-def _raise(exc: Exception) -> None:
-    raise exc
+def _versions(client: Any, name: str) -> list[dict[str, str]]:
+    return [{"Key": v["Key"], "VersionId": v["VersionId"]}
+            for page in client.get_paginator("list_object_versions").paginate(Bucket=name)
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
 
 
 def _bucket_region(s3: Any, name: str) -> str:
-    with translate_errors(f"s3.GetBucketLocation {name}"):
-        where = s3.get_bucket_location(Bucket=name).get("LocationConstraint")
-    return where or "us-east-1"
+    return s3.get_bucket_location(Bucket=name).get("LocationConstraint") or "us-east-1"
 
 
-def course_buckets(aws: Aws, course_id: str) -> list[tuple[str, dict[str, str]]]:
+def course_buckets(aws: Aws, course_id: str, sleep: Callable[[float], None] = time.sleep
+                   ) -> list[tuple[str, dict[str, str]]]:
     s3 = aws.client("s3", "us-east-1")
-    with translate_errors("s3.ListBuckets"):
-        names = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
+    names = [b["Name"] for b in retrying("s3.ListBuckets", s3.list_buckets, sleep).get(
+        "Buckets", [])]
     out = []
     for name in names:
         try:
-            with translate_errors(f"s3.GetBucketTagging {name}"):
-                labels = tags.as_dict(s3.get_bucket_tagging(Bucket=name).get("TagSet"))
+            labels = tags.as_dict(retrying(f"s3.GetBucketTagging {name}", partial(
+                s3.get_bucket_tagging, Bucket=name), sleep).get("TagSet"))
         except AwsError:
-            continue  # no tags: not labtui's
+            continue  # no tags (NoSuchTagSet), or not ours to read: not labtui's
         if labels.get(tags.COURSE) == course_id:
             out.append((name, labels))
     return out
@@ -526,17 +661,18 @@ class Blocker:
 
 
 def blockers(aws: Aws, region: str, eni_filters: list[dict[str, Any]],
-             course_id: str, keep: frozenset[str] = frozenset()) -> list[Blocker]:
+             course_id: str, keep: frozenset[str] = frozenset(),
+             sleep: Callable[[float], None] = time.sleep) -> list[Blocker]:
     """What uses a subnet/group/VPC: its network interfaces and their owners."""
     ec2 = aws.client("ec2", region)
     out = []
-    with translate_errors(f"ec2.DescribeNetworkInterfaces in {region}"):
-        interfaces = ec2.describe_network_interfaces(Filters=eni_filters)["NetworkInterfaces"]
+    interfaces = retrying(f"ec2.DescribeNetworkInterfaces in {region}", partial(
+        ec2.describe_network_interfaces, Filters=eni_filters), sleep)["NetworkInterfaces"]
     for eni in interfaces:
         eni_id = eni["NetworkInterfaceId"]
         owner = (eni.get("Attachment") or {}).get("InstanceId")
         if owner:
-            labels = _instance_tags(ec2, owner)
+            labels = _instance_tags(ec2, owner, sleep)
             course = labels.get(tags.COURSE)
             ours = course == course_id and owner not in keep
             who = (f"course {course}" if course else "no labtui course") + (
@@ -557,11 +693,14 @@ def blockers(aws: Aws, region: str, eni_filters: list[dict[str, Any]],
     return out
 
 
-def _instance_tags(ec2: Any, instance_id: str) -> dict[str, str]:
+def _instance_tags(ec2: Any, instance_id: str,
+                   sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
     try:
-        with translate_errors(f"ec2.DescribeInstances {instance_id}"):
-            reply = ec2.describe_instances(InstanceIds=[instance_id])
-    except AwsError:
+        reply = retrying(f"ec2.DescribeInstances {instance_id}", partial(
+            ec2.describe_instances, InstanceIds=[instance_id]), sleep)
+    except AwsError as exc:
+        if exc.code != "InvalidInstanceID.NotFound":
+            raise  # not knowing whose it is must not make it somebody else's
         return {}
     for reservation in reply["Reservations"]:
         for instance in reservation["Instances"]:
@@ -575,28 +714,19 @@ def _delete_eni(region: str, eni_id: str, teardown: Teardown) -> None:
                   partial(ec2.delete_network_interface, NetworkInterfaceId=eni_id))
 
 
-def course_regions(aws: Aws, course_id: str, regions: Iterable[str],
-                   workers: int = 16) -> list[str]:
+def course_regions(aws: Aws, course_id: str, regions: Iterable[str], workers: int = 16,
+                   sleep: Callable[[float], None] = time.sleep) -> list[str]:
     """The regions (of those given) where anything carries the course's tag: instances,
-    volumes, VPCs, spot requests, key pairs named for it."""
+    spot requests, volumes, addresses, NAT gateways, VPCs, security groups, clusters, the
+    key pair named for it. A region that could not be looked at (after the retries) is
+    listed too: ``down`` tries it and says what failed, rather than skip it unseen."""
     from concurrent.futures import ThreadPoolExecutor
 
-    course = tags.course_filter(course_id)
-
     def has_any(region: str) -> bool:
-        ec2 = aws.client("ec2", region)
         try:
-            with translate_errors(f"looking for {course_id} in {region}"):
-                return bool(
-                    ec2.describe_instances(Filters=course + [{"Name": "instance-state-name",
-                                                              "Values": LIVE}],
-                                           MaxResults=5)["Reservations"]
-                    or ec2.describe_vpcs(Filters=course)["Vpcs"]
-                    or ec2.describe_volumes(Filters=course, MaxResults=5)["Volumes"]
-                    or ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [
-                        key_pair_name(course_id)]}])["KeyPairs"])
+            return bool(region_leftovers(aws, course_id, region, sleep, first=True))
         except AwsError:
-            return False
+            return True
 
     listed = list(dict.fromkeys(regions))
     with ThreadPoolExecutor(max_workers=min(workers, max(1, len(listed)))) as pool:
@@ -607,60 +737,97 @@ def course_regions(aws: Aws, course_id: str, regions: Iterable[str],
 def down(aws: Aws, course_id: str, regions: Sequence[str], sink: EventSink | None = None,
          sleep: Callable[[float], None] = time.sleep, attempts: int = 8, *,
          keep: Iterable[str] = (), delete_buckets: bool = False,
-         delete_results: bool = False) -> DownReport:
-    job = Teardown(aws, course_id, sink or NullSink(), sleep, attempts, frozenset(keep))
+         delete_results: bool = False,
+         wait_config: Mapping[str, int] | None = None) -> DownReport:
+    job = Teardown(aws, course_id, sink or NullSink(), sleep, attempts, frozenset(keep),
+                   wait_config=wait_config)
     for index, region in enumerate(regions):
         job.sink.emit(Progress("down regions", index, len(regions)))
         job.region(region)
     job.sink.emit(Progress("down regions", len(regions), len(regions)))
-    job.iam()
-    job.buckets(delete_buckets, delete_results)
+    for kind, step in (("IAM", job.iam),
+                       ("buckets", partial(job.buckets, delete_buckets, delete_results))):
+        try:
+            step()
+        except AwsError as exc:
+            job._failed(kind, exc)
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(job.report.removed.items()))
     job.sink.emit(StepDone(f"down: removed {summary or 'nothing'}", ok=not job.report.failed,
                            detail="; ".join(job.report.failed)))
     return job.report
 
 
-def leftovers(aws: Aws, course_id: str, regions: Sequence[str]) -> list[Leftover]:
-    """The verification pass: what of the course is still there, and why."""
-    course = tags.course_filter(course_id)
+def leftovers(aws: Aws, course_id: str, regions: Sequence[str],
+              sleep: Callable[[float], None] = time.sleep) -> list[Leftover]:
+    """The verification pass: what of the course is still there, and why; a region that
+    could not be looked at is one leftover saying so (never taken for an empty one)."""
     out: list[Leftover] = []
     for region in regions:
-        ec2 = aws.client("ec2", region)
-        with translate_errors(f"verifying {region}"):
-            for reservation in aws.paginate("ec2", region, "describe_instances",
-                                            "Reservations", Filters=course + [
-                                                {"Name": "instance-state-name",
-                                                 "Values": LIVE}]):
-                for i in reservation["Instances"]:
-                    out.append(Leftover(region, "instance", i["InstanceId"],
-                                        i["State"]["Name"]))
-            for s in ec2.describe_spot_instance_requests(Filters=course + [
-                    {"Name": "state", "Values": ["open", "active", "disabled"]}])[
-                    "SpotInstanceRequests"]:
-                out.append(Leftover(region, "spot request", s["SpotInstanceRequestId"],
-                                    s["State"]))
-            for v in ec2.describe_volumes(Filters=course)["Volumes"]:
-                out.append(Leftover(region, "volume", v["VolumeId"], v["State"]))
-            for a in ec2.describe_addresses(Filters=course)["Addresses"]:
-                out.append(Leftover(region, "address", a.get("AllocationId", ""),
-                                    "allocated"))
-            for g in ec2.describe_nat_gateways(Filter=course)["NatGateways"]:
-                if g["State"] != "deleted":
-                    out.append(Leftover(region, "NAT gateway", g["NatGatewayId"], g["State"]))
-            for vpc in ec2.describe_vpcs(Filters=course)["Vpcs"]:
-                out.append(Leftover(region, "VPC", vpc["VpcId"], "exists"))
-            for g in ec2.describe_security_groups(Filters=course)["SecurityGroups"]:
-                out.append(Leftover(region, "security group", g["GroupId"], "exists"))
-            name = key_pair_name(course_id)
-            for _pair in ec2.describe_key_pairs(Filters=[{"Name": "key-name",
-                                                          "Values": [name]}])["KeyPairs"]:
-                out.append(Leftover(region, "key pair", name, "exists"))
-            emr = aws.client("emr", region)
-            for c in emr.list_clusters(ClusterStates=CLUSTER_LIVE)["Clusters"]:
-                cluster = emr.describe_cluster(ClusterId=c["Id"])["Cluster"]
-                arn = cluster.get("ClusterArn", "")
-                if tags.as_dict(cluster.get("Tags")).get(tags.COURSE) == course_id and (
-                        not arn or f":{region}:" in arn):
-                    out.append(Leftover(region, "cluster", c["Id"], c["Status"]["State"]))
+        try:
+            out.extend(region_leftovers(aws, course_id, region, sleep))
+        except AwsError as exc:
+            out.append(Leftover(region, "region", region, f"could not be verified: {exc}"))
+    return out
+
+
+def region_leftovers(aws: Aws, course_id: str, region: str,
+                     sleep: Callable[[float], None] = time.sleep, *,
+                     first: bool = False) -> list[Leftover]:
+    """What of the course ``region`` holds (``first``: stop at the first kind found);
+    AwsError when a listing fails after the retries."""
+    course = tags.course_filter(course_id)
+    ec2 = aws.client("ec2", region)
+
+    def pages(method: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        return retrying(f"verifying {region}: ec2.{method}", lambda: list(
+            aws.paginate("ec2", region, method, key, **kwargs)), sleep)
+
+    def call(method: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        return retrying(f"verifying {region}: ec2.{method}", partial(
+            getattr(ec2, method), **kwargs), sleep)[key]
+
+    def clusters() -> list[Leftover]:
+        emr = aws.client("emr", region)
+        found = []
+        for c in retrying(f"verifying {region}: emr.ListClusters", lambda: list(aws.paginate(
+                "emr", region, "list_clusters", "Clusters", ClusterStates=CLUSTER_LIVE)),
+                sleep):
+            cluster = retrying(f"verifying {region}: emr.DescribeCluster {c['Id']}", partial(
+                emr.describe_cluster, ClusterId=c["Id"]), sleep)["Cluster"]
+            arn = cluster.get("ClusterArn", "")
+            if tags.as_dict(cluster.get("Tags")).get(tags.COURSE) == course_id and (
+                    not arn or f":{region}:" in arn):
+                found.append(Leftover(region, "cluster", c["Id"], c["Status"]["State"]))
+        return found
+
+    name = key_pair_name(course_id)
+    kinds: list[Callable[[], list[Leftover]]] = [
+        lambda: [Leftover(region, "instance", i["InstanceId"], i["State"]["Name"])
+                 for r in pages("describe_instances", "Reservations", Filters=course + [
+                     {"Name": "instance-state-name", "Values": LIVE}])
+                 for i in r["Instances"]],
+        lambda: [Leftover(region, "spot request", s["SpotInstanceRequestId"], s["State"])
+                 for s in pages("describe_spot_instance_requests", "SpotInstanceRequests",
+                                Filters=course + [{"Name": "state", "Values": SPOT_LIVE}])],
+        lambda: [Leftover(region, "volume", v["VolumeId"], v["State"])
+                 for v in pages("describe_volumes", "Volumes", Filters=course)],
+        lambda: [Leftover(region, "address", a.get("AllocationId", ""), "allocated")
+                 for a in call("describe_addresses", "Addresses", Filters=course)],
+        lambda: [Leftover(region, "NAT gateway", g["NatGatewayId"], g["State"])
+                 for g in pages("describe_nat_gateways", "NatGateways", Filter=course)
+                 if g["State"] != "deleted"],
+        lambda: [Leftover(region, "VPC", vpc["VpcId"], "exists")
+                 for vpc in pages("describe_vpcs", "Vpcs", Filters=course)],
+        lambda: [Leftover(region, "security group", g["GroupId"], "exists")
+                 for g in pages("describe_security_groups", "SecurityGroups", Filters=course)],
+        lambda: [Leftover(region, "key pair", name, "exists")
+                 for _ in call("describe_key_pairs", "KeyPairs",
+                               Filters=[{"Name": "key-name", "Values": [name]}])],
+        clusters,
+    ]
+    out: list[Leftover] = []
+    for kind in kinds:
+        out.extend(kind())
+        if first and out:
+            break
     return out
