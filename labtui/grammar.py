@@ -54,8 +54,9 @@ def positive(text: str) -> int:
 
 
 def concurrency(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--concurrency", type=positive, default=32, metavar="N",
-                        help="machines worked on at once (default 32)")
+    parser.add_argument("--concurrency", type=positive, default=None, metavar="N",
+                        help="machines worked on at once (default: every seat, up to what "
+                             "this computer can hold in open files and threads)")
 
 
 def region_value(text: str) -> tuple[str, float]:

@@ -147,7 +147,7 @@ def check_cap(ctx: Context, course: Course, to_create: int) -> None:
 
 def up(ctx: Context, course: Course,
        confirm: Callable[[Plan], bool] = lambda _plan: True, *, skip_setup: bool = False,
-       setup_wait: float = 300, concurrency: int = 32) -> UpResult:
+       setup_wait: float = 300, concurrency: int | None = None) -> UpResult:
     """Converge AWS to one set-up machine per seat; never passes max_instances."""
     if course.machines is None:
         raise InputError(f"{course.path}: the course has no [machines] section. Fix: add one "
@@ -436,7 +436,7 @@ def remote_for(ctx: Context, course: Course) -> Remote:
 
 
 def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
-          concurrency: int = 32, wait: float = 300,
+          concurrency: int | None = None, wait: float = 300,
           cancelled: Callable[[], bool] = lambda: False) -> list[Outcome]:
     """Set up the given machines (default: every running seat machine whose setup is not
     done) all at once; returns one Outcome per machine, failures named."""
@@ -496,7 +496,8 @@ def running_machines(ctx: Context, course: Course, seats: Iterable[str] | None, 
 
 
 def exec_command(ctx: Context, course: Course, seats: Iterable[str] | None, command: str,
-                 *, concurrency: int = 32, timeout: float | None = None) -> list[Outcome]:
+                 *, concurrency: int | None = None,
+                 timeout: float | None = None) -> list[Outcome]:
     """Run ``command`` on the seats' machines at once; each line of output goes through
     ``ctx.sink`` as a LogLine with the seat as source and its stream (stdout, stderr), so
     both front ends show it and the event log records it; each Outcome's value is that

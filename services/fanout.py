@@ -1,9 +1,12 @@
 """Run one function on many hosts at once, with bounded concurrency and per-host results.
 
 One slow or dead host never holds up the rest: each item gets its own worker slot and its
-own deadline, and the result of every item (value or error) comes back. Connection attempts
-to one address are paced with a per-address semaphore, so a stock sshd (MaxStartups
-10:30:100) never starts dropping handshakes even when many seats share one host.
+own deadline, and the result of every item (value or error) comes back. By default every
+item runs at once (a class of 40 is one wave, not two), bounded only by what this computer
+can hold (:func:`capacity`: open files and threads); ``concurrency`` lowers it. Connection
+attempts are paced per address with a semaphore (:class:`Pacer`), since sshd's MaxStartups
+(10:30:100) limits the handshakes in flight per server, not across servers: a stock sshd
+never starts dropping handshakes even when many seats share one host.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from labtui.events import EventSink, NullSink, Progress
@@ -20,6 +24,57 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 HANDSHAKES_PER_ADDRESS = 8  # below sshd's MaxStartups start (10)
+FILES_PER_ITEM = 4          # an SSH socket, a channel's wake-up pipe (2), a port probe
+FILES_KEPT = 64             # for everything else the process has open
+THREADS_PER_ITEM = 2        # the worker and paramiko's transport thread
+MAX_THREADS = 2048          # a sane ceiling where the OS sets none
+
+_capacity_lock = threading.Lock()
+
+
+def capacity(wanted: int = 0) -> int:
+    """How many items this computer can work on at once: each connection holds open files
+    (FILES_PER_ITEM) and threads (THREADS_PER_ITEM). When ``wanted`` items need more open
+    files than the soft limit allows, the soft limit is raised toward the hard one first (as
+    ``ulimit -n`` would; never past the hard limit)."""
+    files = _open_files_limit(FILES_KEPT + FILES_PER_ITEM * max(0, wanted))
+    threads = _threads_limit()
+    return max(1, min((files - FILES_KEPT) // FILES_PER_ITEM, threads // THREADS_PER_ITEM))
+
+
+def _open_files_limit(wanted: int) -> int:
+    try:
+        import resource
+    except ImportError:  # not a Unix: Windows' C runtime allows 512 files by default
+        return 512
+    with _capacity_lock:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        unlimited = resource.RLIM_INFINITY
+        if soft != unlimited and soft < wanted and (hard == unlimited or soft < hard):
+            target = wanted if hard == unlimited else min(wanted, hard)
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                soft = target
+            except (OSError, ValueError):  # e.g. macOS refuses above OPEN_MAX
+                pass
+        return MAX_THREADS * FILES_PER_ITEM if soft == unlimited else soft
+
+
+def _threads_limit() -> int:
+    limit = MAX_THREADS
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)  # processes and threads
+        if soft != resource.RLIM_INFINITY:
+            limit = min(limit, soft // 2)  # the user's other processes count too
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
+    try:
+        limit = min(limit, int(Path("/proc/sys/kernel/threads-max").read_text()) // 4)
+    except (OSError, ValueError):
+        pass
+    return max(THREADS_PER_ITEM, limit - threading.active_count())
 
 
 @dataclass(frozen=True)
@@ -50,12 +105,13 @@ class Pacer:
 
 
 def fan_out(items: Iterable[T], key: Callable[[T], str], work: Callable[[T], R], *,
-            concurrency: int = 32, task: str = "work", sink: EventSink | None = None,
+            concurrency: int | None = None, task: str = "work", sink: EventSink | None = None,
             cancelled: Callable[[], bool] = lambda: False) -> list[Outcome[R]]:
     """Run ``work`` on every item; return one Outcome per item in the order given.
 
-    ``work`` raising an exception is that item's failure (its message is the error); the
-    others go on. Progress events count done and failed items as they finish.
+    At most ``concurrency`` items run at once (default: all of them, up to
+    :func:`capacity`). ``work`` raising an exception is that item's failure (its message is
+    the error); the others go on. Progress events count done and failed items as they finish.
     """
     sink = sink or NullSink()
     todo = list(items)
@@ -64,7 +120,8 @@ def fan_out(items: Iterable[T], key: Callable[[T], str], work: Callable[[T], R],
     sink.emit(Progress(task, 0, len(todo)))
     if not todo:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(todo))),
+    workers = min(len(todo), capacity(len(todo)), concurrency or len(todo))
+    with ThreadPoolExecutor(max_workers=max(1, workers),
                             thread_name_prefix=f"labtui-{task}") as pool:
         futures = {}
         for item in todo:
