@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -41,6 +42,7 @@ from labtui.lifecycle import SeatStatus
 from labtui.screens.base import View, _clock
 from labtui.screens.confirm import ConfirmModal, PromptModal
 from labtui.screens.messages import SeatsLoaded
+from labtui.screens.rowtable import RowTable
 from labtui.services import tags
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ UNKNOWN = "…"
 NONE = "—"
 MARK = "●"
 ERROR_WIDTH = 60
+REBUILD_AFTER = 8  # rows coming or going at once past which the filter lays the rows anew
 
 
 def empty_text(course: Course) -> str:
@@ -85,7 +88,7 @@ def status_cells(status: SeatStatus) -> dict[str, str]:
 class SeatRow:
     """What the view knows about one seat (visible in the table or filtered out)."""
 
-    __slots__ = ("seat", "cells", "haystack", "event_at", "snapshot_at", "_names")
+    __slots__ = ("seat", "cells", "haystack", "event_at", "snapshot_at", "dirty", "_names")
 
     def __init__(self, seat: str, students: str, names: str) -> None:
         self.seat = seat
@@ -96,6 +99,7 @@ class SeatRow:
         self.haystack = ""
         self.event_at = 0.0      # when the newest event applied to this row was emitted
         self.snapshot_at = 0.0   # when the AWS snapshot applied to this row was started
+        self.dirty: set[str] = set()  # columns changed since the table last showed them
         self._names = names
         self.reindex()
 
@@ -119,8 +123,9 @@ class SeatRow:
         return self.cells["instance"] not in (UNKNOWN, NONE)
 
 
-class SeatTable(DataTable):
-    """The machines table; enter opens the seat under the cursor."""
+class SeatTable(RowTable):
+    """The machines table; enter opens the seat under the cursor. A RowTable: a changed
+    cell redraws its row only, so 500 seats under a flood of events stay smooth."""
 
     BINDINGS = [
         Binding("enter", "select_cursor", "Open", id="machines.open",
@@ -195,8 +200,8 @@ class MachinesView(View):
         yield rows
 
     @property
-    def rows(self) -> DataTable:
-        return self.query_one("#machines-table", DataTable)
+    def rows(self) -> SeatTable:
+        return self.query_one("#machines-table", SeatTable)
 
     @property
     def lab(self) -> LabApp:
@@ -220,17 +225,20 @@ class MachinesView(View):
 
     @on(SeatsLoaded)
     def show_seats(self, message: SeatsLoaded) -> None:
+        changed = []
         for status in message.seats:
             row = self.seats.get(status.seat)
             if row is None or row.event_at > message.started:
                 continue  # an event newer than this snapshot knows better
             row.snapshot_at = message.started
-            self._set(row, status_cells(status))
+            if self._set(row, status_cells(status)):
+                changed.append(row)
         running = [s for s in message.seats if s.state == "running"]
         self.spend = (sum(s.hourly_usd or 0.0 for s in running),
                       sum(s.cost_usd or 0.0 for s in message.seats))
         self.loaded = True
         self.loaded_at = time.time()
+        self._show(changed)
         self._sync_rows()
         have = any(row.has_machine for row in self.seats.values())
         self.query_one("#machines-empty", Static).display = not have
@@ -238,15 +246,21 @@ class MachinesView(View):
         self.show_status()
 
     def apply_events(self, events: Iterable[Event]) -> None:
-        """Events from the work (any seat, any task), in order, already on the UI thread."""
+        """Events from the work (any seat, any task), in order, already on the UI thread.
+
+        Each event changes the seat's row in the model, in order; the table then shows each
+        changed seat once with its latest cells, so a batch holding 40 events of one seat
+        costs one row update, not 40."""
         touched = False
+        changed: dict[str, SeatRow] = {}
         for event in events:
             if isinstance(event, SeatChanged):
                 row = self.seats.get(event.seat)
                 if row is not None and event.at >= row.snapshot_at:
                     # (an event older than the last AWS snapshot is already in it)
                     row.event_at = event.at
-                    self._set(row, self._cells_for(row, event))
+                    if self._set(row, self._cells_for(row, event)):
+                        changed[row.seat] = row
                     touched = True
             elif isinstance(event, Progress):
                 self.progress[event.task] = event
@@ -254,7 +268,8 @@ class MachinesView(View):
             elif isinstance(event, StepDone):
                 touched = True
         if touched:
-            if self.filter_words:
+            self._show(changed.values())
+            if self.filter_words and changed:
                 self._sync_rows()
             self.show_status()
 
@@ -275,49 +290,71 @@ class MachinesView(View):
             return {**booted, "setup": "done", "error": ""}
         return {"state": state}
 
-    def _set(self, row: SeatRow, values: dict[str, str]) -> None:
-        changed = {k: v for k, v in values.items() if row.cells.get(k) != v}
-        if not changed:
-            return
-        row.cells.update(changed)
-        row.reindex()
-        if not self.is_mounted:
-            return
-        rows = self.rows
-        if row.seat in rows.rows:
-            for column, value in changed.items():
-                # Widening a column re-lays the table out: only when the value needs it.
-                spec = rows.columns[column]  # type: ignore[index]
-                wider = spec.auto_width and len(value) > spec.content_width
-                rows.update_cell(row.seat, column, escape(value), update_width=wider)
+    @staticmethod
+    def _set(row: SeatRow, values: dict[str, str]) -> bool:
+        """Change the seat's row in the model (not yet in the table: ``_show`` does);
+        True when a cell changed."""
+        cells = row.cells
+        changed = False
+        for column, value in values.items():
+            if cells[column] != value:
+                cells[column] = value
+                row.dirty.add(column)
+                changed = True
+        return changed
+
+    def _show(self, changed: Iterable[SeatRow]) -> None:
+        """Bring the changed cells of these seats into the table (the rows it shows; a row
+        the filter hides gets its cells when it comes back) and into the filter's index."""
+        rows = self.rows if self.is_mounted else None
+        updates: list[tuple[str, dict[str, str]]] = []
+        wider: list[tuple[str, str]] = []
+        for row in changed:
+            if not row.dirty:
+                continue
+            row.reindex()
+            if rows is not None and row.seat in rows.rows:
+                cells = {column: escape(row.cells[column]) for column in row.dirty}
+                updates.append((row.seat, cells))
+                for column, value in cells.items():
+                    # Widening a column re-lays the table out: only when the value needs it.
+                    spec = rows.columns[column]  # type: ignore[index]
+                    if spec.auto_width and cell_len(value) > spec.content_width:
+                        wider.append((row.seat, column))
+            row.dirty.clear()
+        if updates and rows is not None:
+            rows.update_rows(updates, wider)
 
     def _sync_rows(self) -> None:
-        """Make the table show exactly the seats the filter lets through, in course order,
-        by removing and adding rows by key (the rows that stay are not touched)."""
+        """Make the table show exactly the seats the filter lets through, in course order.
+        A few seats coming or going are removed and added by key (the rows that stay are
+        not touched); more than a few, and the rows are laid anew in order, which costs
+        less than many remove_row calls (each renumbers every row) and a sort."""
         if not self.loaded or not self.is_mounted:
             return
         rows = self.rows
-        wanted = [seat for seat, row in self.seats.items() if row.matches(self.filter_words)]
+        words = self.filter_words
+        wanted = [seat for seat, row in self.seats.items() if row.matches(words)]
         wanted_set = set(wanted)
-        present = [str(key.value) for key in rows.rows]
-        gone = [seat for seat in present if seat not in wanted_set]
-        missing = [seat for seat in wanted if seat not in rows.rows]
+        present = rows.rows
+        gone = [str(key.value) for key in present if str(key.value) not in wanted_set]
+        missing = [seat for seat in wanted if seat not in present]
         if not gone and not missing:
             return
         cursor = self.cursor_seat()
-        if len(gone) > len(wanted):
-            # Narrowing a big table: rebuilding the few rows that stay beats hundreds of
-            # remove_row calls (each renumbers every row).
+        if len(gone) + len(missing) > REBUILD_AFTER:
             rows.clear()
             for seat in wanted:
                 rows.add_row(*self.seats[seat].table_cells(), key=seat)
-        else:
-            for seat in gone:
-                rows.remove_row(seat)
-            for seat in missing:
-                rows.add_row(*self.seats[seat].table_cells(), key=seat)
-            if missing:
-                rows.sort("seat", key=self.order.__getitem__)
+            if cursor in wanted_set:
+                rows.move_cursor(row=rows.get_row_index(cursor))
+            return
+        for seat in gone:
+            rows.remove_row(seat)
+        for seat in missing:
+            rows.add_row(*self.seats[seat].table_cells(), key=seat)
+        if missing:
+            rows.sort("seat", key=self.order.__getitem__)
         if cursor in wanted_set:
             rows.move_cursor(row=rows.get_row_index(cursor), scroll=False)
 
@@ -384,7 +421,9 @@ class MachinesView(View):
             self.marked.add(seat)
         else:
             self.marked.discard(seat)
-        self._set(self.seats[seat], {"mark": MARK if on_ else ""})
+        row = self.seats[seat]
+        if self._set(row, {"mark": MARK if on_ else ""}):
+            self._show([row])
 
     def action_toggle_mark(self) -> None:
         seat = self.cursor_seat()

@@ -508,3 +508,95 @@ async def test_events_update_cells_and_refresh_runs_by_itself(
         await pilot.press("escape")
         await pilot.pause()
         assert app.is_running and shown_seats(app) == list(SEATS)
+
+
+async def test_a_batch_of_events_shows_each_seat_once_with_its_latest_state(
+        tmp_path: Path, sandbox_state: StateDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many events of the same seats in one batch: the table takes one update per seat
+    (not one per event) and shows what the last event said, including a seat the filter
+    hides, which shows its latest cells when it comes back."""
+    course = load(course_file(tmp_path, students=20))
+    app = make_app(course, sandbox_state, refresh_every=None)
+    async with app.run_test(size=(200, 40)) as pilot:  # wide: every column on screen
+        await settle(pilot, app)
+        rows = machines_table(app)
+        assert len(shown_seats(app)) == 20
+        await pilot.press("slash", *"s1")
+        await pilot.pause()
+        assert shown_seats(app) == [f"s{i}" for i in range(10, 20)]
+
+        updates: list[list[str]] = []
+        real = rows.update_rows
+
+        def update_rows(changes, wider=()):  # noqa: ANN001, ANN202
+            changes = list(changes)
+            updates.append([str(seat) for seat, _ in changes])
+            return real(changes, wider)
+
+        monkeypatch.setattr(rows, "update_rows", update_rows)
+        sink = app.ctx.sink
+        for seat in ("s12", "s05"):
+            sink.emit(SeatChanged(seat, "launching", "eu-west-1 eu-west-1b"))
+            sink.emit(SeatChanged(seat, "pending", f"i-0123456789abcdef{seat[1:]}"))
+            for step in range(20):
+                sink.emit(SeatChanged(seat, "setup", f"step {step}"))
+            sink.emit(SeatChanged(seat, "setup failed", "step 3/4 failed (exit 2)\n[/red]"))
+        await wait_until(pilot, lambda: not app.events_pending, "the batch")
+        assert updates == [["s12"]]  # one batch, one update of the one seat shown
+        assert (cell(app, "s12", "state"), cell(app, "s12", "region"),
+                cell(app, "s12", "instance"), cell(app, "s12", "setup")) == (
+            "running", "eu-west-1", "i-0123456789abcdef12", "failed")
+        assert "step 3/4 failed (exit 2) [/red]" in screen_text(app)
+
+        # The filter follows the events: "failed" shows the two seats that failed.
+        await pilot.press("escape", "slash", *"failed")
+        await pilot.pause()
+        assert shown_seats(app) == ["s05", "s12"]
+        assert cell(app, "s05", "instance") == "i-0123456789abcdef05"
+        assert app.machines.seats["s05"].cells["error"] == "step 3/4 failed (exit 2) [/red]"
+        assert screen_text(app).count("step 3/4 failed (exit 2) [/red]") == 2
+        sink.emit(SeatChanged("s05", "ready", ""))
+        await wait_until(pilot, lambda: shown_seats(app) == ["s12"], "s05 to leave the filter")
+        assert 'filter "failed": 1 of 20 shown' in status_line(app)
+
+
+async def test_filter_lays_rows_anew_in_order_and_marks_survive_it_and_a_refresh(
+        tmp_path: Path, sandbox_state: StateDir) -> None:
+    course = load(course_file(tmp_path, students=20))
+    app = make_app(course, sandbox_state, refresh_every=None)
+    seats = [f"s{i:02}" for i in range(1, 21)]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        rows = machines_table(app)
+        # Mark s03 and s15; the cursor stays on s15.
+        await pilot.press("down", "down", "space")
+        for _ in range(12):
+            await pilot.press("down")
+        await pilot.press("space")
+        await pilot.pause()
+        assert app.machines.marked == {"s03", "s15"}
+        assert app.machines.cursor_seat() == "s15"
+
+        # Narrowing 20 -> 2 rows, and widening back, each past the few rows that are
+        # removed or added by key: the rows are laid anew, in course order.
+        await pilot.press("slash", *"s15")
+        await pilot.pause()
+        assert shown_seats(app) == ["s15"]
+        assert cell(app, "s15", "mark") == "●"
+        assert "2 marked (1 hidden by the filter)" in status_line(app)
+        await pilot.press("backspace", "backspace")
+        await pilot.pause()
+        assert shown_seats(app) == seats
+        assert app.machines.cursor_seat() == "s15"  # the cursor kept its seat
+        assert [cell(app, s, "mark") for s in ("s03", "s15", "s04")] == ["●", "●", ""]
+        await pilot.press("backspace", "enter")  # an empty filter: back to the table
+        await pilot.pause()
+        assert app.machines.filter_words == () and rows.has_focus
+
+        # A refresh from AWS rewrites the cells it knows; the marks are the user's.
+        keys = list(rows.rows)
+        await press(pilot, app, "r")
+        assert list(rows.rows) == keys
+        assert [cell(app, s, "mark") for s in ("s03", "s15", "s04")] == ["●", "●", ""]
+        assert "2 marked" in status_line(app)
+        assert {cell(app, s, "state") for s in seats} == {"absent"}
