@@ -115,6 +115,29 @@ class Problem(Event):
         return f"problem: {where}{self.message}" + (f" Fix: {self.fix}" if self.fix else "")
 
 
+@dataclass(frozen=True)
+class QuotaRequested(Event):
+    """A quota increase was asked of AWS (it reviews it: minutes to days)."""
+
+    region: str
+    code: str
+    name: str
+    current: float
+    desired: float
+    status: str
+    request_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "quota_request", "region": self.region, "code": self.code,
+                "name": self.name, "from": self.current, "to": self.desired,
+                "status": self.status, "id": self.request_id, "at": self.at}
+
+    def human(self) -> str:
+        return (f"requested {self.name} ({self.code}) in {self.region}: {self.current:g} -> "
+                f"{self.desired:g} vCPUs (status {self.status}, id {self.request_id}; "
+                "`labtui quotas` shows its progress)")
+
+
 class EventSink(Protocol):
     def emit(self, event: Event) -> None: ...
 

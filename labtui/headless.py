@@ -153,30 +153,12 @@ def cmd_quotas(args: argparse.Namespace, course: Course, ctx: Context) -> int:
 
 @with_course
 def cmd_quota_request(args: argparse.Namespace, course: Course, ctx: Context) -> int:
-    from labtui import checks
-    from labtui.services import quotas
-
-    if args.region not in checks.AWS_REGIONS:
-        raise InputError(f"{args.region!r} is not an AWS region. Fix: use one of the course's "
-                         f"regions: {', '.join(course.regions)}")
-    itype = args.instance_type or (course.machines.instance_type if course.machines else
-                                   "m5.xlarge")
-    code = quotas.quota_code(itype, "spot" if args.spot else "on-demand")
-    current, _source = quotas.read_value(ctx.aws, args.region, code)
-    if args.vcpus <= current:
-        raise InputError(f"--vcpus {args.vcpus} is not above the current quota "
-                         f"({current:g} {quotas.NAMES[code]} in {args.region}). Fix: give "
-                         "the new total you need")
+    increase = lifecycle.quota_increase(ctx, course, args.region, args.vcpus,
+                                        instance_type=args.instance_type, spot=args.spot)
     ctx.refuse_if_read_only("quota-request")
-    if not confirm(args, f"Ask AWS to raise {quotas.NAMES[code]} ({code}) in {args.region} "
-                         f"from {current:g} to {args.vcpus:g} vCPUs?"):
+    if not confirm(args, increase.question):
         return EXIT_OK
-    request = quotas.request_increase(ctx.aws, args.region, code, args.vcpus)
-    emit(args, {"type": "quota_request", "region": args.region, "code": code,
-                "from": current, "to": args.vcpus, "status": request.get("Status"),
-                "id": request.get("Id")},
-         f"requested {quotas.NAMES[code]} in {args.region}: {current:g} -> {args.vcpus:g} "
-         f"vCPUs (status {request.get('Status')}; `labtui quotas` shows its progress).")
+    lifecycle.request_quota(ctx, increase)  # the sink prints what was asked
     return EXIT_OK
 
 

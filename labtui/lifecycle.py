@@ -16,7 +16,7 @@ from labtui import errors
 from labtui.context import Context
 from labtui.course import Course
 from labtui.errors import CourseError, InputError, LabError
-from labtui.events import LogLine, Problem, SeatChanged, StepDone
+from labtui.events import LogLine, Problem, QuotaRequested, SeatChanged, StepDone
 from labtui.plan import Facts, Plan, instance_types, make_plan, quota_codes
 from labtui.services import (
     billing,
@@ -112,9 +112,81 @@ def facts(ctx: Context, course: Course, *, with_quotas: bool = True) -> tuple[Fa
     return Facts(sizes, headroom if with_quotas else None, ec2_price, emr_price), found_quotas
 
 
-def plan(ctx: Context, course: Course, found: Inventory | None = None) -> Plan:
+@dataclass(frozen=True)
+class PlanDetails:
+    """The plan ``up`` would apply and what it was made from (both front ends show it)."""
+
+    plan: Plan
+    facts: Facts
+    quotas: dict[str, dict[str, quotas.Quota]]   # region -> quota code -> Quota
+    found: Inventory
+
+
+def plan_details(ctx: Context, course: Course, found: Inventory | None = None) -> PlanDetails:
+    """Read-only: the course's machines from their tags, vCPU sizes, quotas and prices, and
+    the plan made of them."""
     found = found if found is not None else discover(ctx, course)
-    return make_plan(course, found, facts(ctx, course)[0])
+    the_facts, found_quotas = facts(ctx, course)
+    return PlanDetails(make_plan(course, found, the_facts), the_facts, found_quotas, found)
+
+
+def plan(ctx: Context, course: Course, found: Inventory | None = None) -> Plan:
+    return plan_details(ctx, course, found).plan
+
+
+@dataclass(frozen=True)
+class QuotaIncrease:
+    """A quota increase to ask AWS for, checked against the quota as it stands."""
+
+    region: str
+    code: str
+    current: float
+    desired: float
+
+    @property
+    def name(self) -> str:
+        return quotas.NAMES.get(self.code, self.code)
+
+    @property
+    def question(self) -> str:
+        return (f"Ask AWS to raise {self.name} ({self.code}) in {self.region} from "
+                f"{self.current:g} to {self.desired:g} vCPUs?")
+
+
+def quota_increase(ctx: Context, course: Course, region: str, desired: float, *,
+                   code: str | None = None, instance_type: str | None = None,
+                   spot: bool = False) -> QuotaIncrease:
+    """The increase of the quota ``code`` (or the one that limits ``instance_type``, by
+    default the course's machines') in ``region`` to ``desired`` vCPUs; bad input when that
+    is no increase."""
+    from labtui import checks
+
+    if region not in checks.AWS_REGIONS:
+        raise InputError(f"{region!r} is not an AWS region. Fix: use one of the course's "
+                         f"regions: {', '.join(course.regions)}")
+    if code is None:
+        itype = instance_type or (course.machines.instance_type if course.machines
+                                  else "m5.xlarge")
+        code = quotas.quota_code(itype, "spot" if spot else "on-demand")
+    current, _source = quotas.read_value(ctx.aws, region, code)
+    if not desired > current:
+        raise InputError(f"{desired:g} vCPUs is not above the current quota ({current:g} "
+                         f"{quotas.NAMES.get(code, code)} in {region}). Fix: give the new "
+                         "total you need")
+    return QuotaIncrease(region, code, current, float(desired))
+
+
+def request_quota(ctx: Context, increase: QuotaIncrease) -> tuple[QuotaRequested,
+                                                                   quotas.Quota]:
+    """Ask AWS for the increase (nothing is launched); reports it through the sink and
+    returns it with the quota read again (now showing the request pending)."""
+    ctx.refuse_if_read_only("a quota increase request")
+    reply = quotas.request_increase(ctx.aws, increase.region, increase.code, increase.desired)
+    done = QuotaRequested(increase.region, increase.code, increase.name, increase.current,
+                          increase.desired, str(reply.get("Status", "?")),
+                          str(reply.get("Id", "?")))
+    ctx.sink.emit(done)
+    return done, quotas.read_quotas(ctx.aws, increase.region, [increase.code])[increase.code]
 
 
 def shortfall_message(the_plan: Plan) -> str:

@@ -8,7 +8,7 @@ place; the course facts (``max_instances`` against the instances the class runs)
 
 ``i`` on a selected row asks for an increase: a one-line prompt for the new total (a whole
 number above the current quota), then the ``ConfirmModal``, then
-``services.quotas.request_increase`` in a thread worker the app owns (so its one
+``lifecycle.request_quota`` as one of the app's jobs (one at a time; its one
 ``Worker.StateChanged`` handler reports a failure); the row is read again so the pending
 request shows. A read-only console refuses, with a notification.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
@@ -32,11 +32,10 @@ from labtui import lifecycle
 from labtui.course import Course
 from labtui.errors import LabError
 from labtui.events import LogLine
-from labtui.plan import Plan, make_plan, quota_codes
+from labtui.plan import Plan, quota_codes
 from labtui.screens.base import View, table
 from labtui.screens.confirm import ConfirmModal
-from labtui.services import billing, inventory
-from labtui.services import quotas as quotas_service
+from labtui.services import billing
 from labtui.services.billing import BillingState
 from labtui.services.quotas import NAMES, Quota
 
@@ -49,7 +48,6 @@ COLUMNS = (("Region", "region"), ("Quota", "name"), ("Code", "code"), ("Quota vC
            ("Source", "source"), ("Pending requests", "pending"))
 NEED_COLUMNS = (("What", "what"), ("Instances", "count"), ("Instance type", "type"),
                 ("vCPUs each", "vcpus"), ("vCPUs", "total"))
-REQUEST_GROUP = "quota-request"
 
 
 @dataclass(frozen=True)
@@ -137,10 +135,11 @@ class QuotasLoaded(Message):
 
 @dataclass
 class QuotaRequested(Message):
-    """An increase was requested; ``quota`` is the row read again afterwards."""
+    """A request went to AWS; ``quota`` is the row read again (now with it pending)."""
 
     quota: Quota
-    request: dict[str, Any] = field(default_factory=dict)
+    status: str
+    desired: float
 
 
 class QuotasView(View):
@@ -230,9 +229,8 @@ class QuotasView(View):
     def fetch(self, ctx: Context) -> None:
         started = time.monotonic()
         course = self.course
-        machines = inventory.machines(ctx.aws, course.id, course.regions)
-        facts, found = lifecycle.facts(ctx, course)
-        the_plan = make_plan(course, machines, facts)
+        details = lifecycle.plan_details(ctx, course)
+        facts, found, the_plan = details.facts, details.quotas, details.plan
         first = course.regions[0]
         sizes = {itype: n for (region, itype), n in facts.vcpus.items() if region == first}
         if sizes:
@@ -392,36 +390,27 @@ class QuotasView(View):
         self.app.push_screen(modal, answered)
 
     def request(self, quota: Quota, desired: int) -> None:
-        lab = self.lab
-        if lab.refused("requesting a quota increase"):
-            return
-        ctx = lab.connected()
-        if ctx is None:
-            return
-        what = f"quota increase request for {quota.name} in {quota.region}"
+        """The request is a job of the app's: one at a time, refused read-only, its failure
+        reported by the app (lifecycle.quota_increase checks it again against AWS)."""
+        course = self.course
 
-        def job() -> None:
-            ctx.refuse_if_read_only("a quota increase request")
-            reply = quotas_service.request_increase(ctx.aws, quota.region, quota.code, desired)
-            ctx.sink.emit(LogLine(
-                f"quotas: requested {quota.name} ({quota.code}) in {quota.region}: "
-                f"{quota.value:g} -> {desired} vCPUs (status {reply.get('Status', '?')}, "
-                f"id {reply.get('Id', '?')})"))
-            fresh = quotas_service.read_quotas(ctx.aws, quota.region, [quota.code])
-            self.deliver(QuotaRequested(fresh[quota.code], dict(reply)))
+        def work(ctx: Context) -> str:
+            increase = lifecycle.quota_increase(ctx, course, quota.region, desired,
+                                                code=quota.code)
+            done, fresh = lifecycle.request_quota(ctx, increase)
+            self.deliver(QuotaRequested(fresh, done.status, done.desired))
+            return ""  # the request's event is in the log; the view notifies
 
-        lab.log_event(LogLine(f"{what}: started"))
-        lab.run_worker(job, name=what, group=REQUEST_GROUP, thread=True, exit_on_error=False,
-                       description=what)
+        self.lab.start_job(work, what=f"quota increase request for {quota.name} in "
+                           f"{quota.region}", refresh=False)
 
     @on(QuotaRequested)
     def requested(self, message: QuotaRequested) -> None:
         quota = message.quota
         self.show_quota(quota)
-        status = message.request.get("Status", "?")
         self.app.notify(f"{quota.name} in {quota.region}: asked for "
-                        f"{_number(message.request.get('DesiredValue'))} vCPUs, status "
-                        f"{status}. Press r later to see its progress.",
+                        f"{_number(message.desired)} vCPUs, status "
+                        f"{message.status}. Press r later to see its progress.",
                         title="Quota increase requested", timeout=8, markup=False)
         self.done(self.counts())
 

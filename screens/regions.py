@@ -27,9 +27,8 @@ from textual.widgets import DataTable, Static
 from labtui import lifecycle
 from labtui.course import Course
 from labtui.events import LogLine, Problem
-from labtui.plan import HOURS_PER_DAY, Plan, RegionPlan, instance_types, make_plan
+from labtui.plan import HOURS_PER_DAY, Plan, RegionPlan, instance_types
 from labtui.screens.base import View, table
-from labtui.services import inventory
 from labtui.services import regions as regions_service
 from labtui.services.quotas import NAMES
 
@@ -175,10 +174,7 @@ class RegionsView(View):
                               f"({time.monotonic() - started:.1f} s)"))
         self.deliver(RegionsFound(tuple(found)))
 
-        # The plan, read-only: discover() would adopt untagged machines (a write).
-        machines = inventory.machines(ctx.aws, course.id, names)
-        facts, _quotas = lifecycle.facts(ctx, course)
-        the_plan = make_plan(course, machines, facts)
+        the_plan = lifecycle.plan_details(ctx, course).plan  # read-only, from tags
         prices = ctx.prices
         emr_types = {g.instance_type for g in course.clusters.groups} if course.clusters \
             else set()

@@ -9,6 +9,7 @@ Per seat: 6 on-demand vCPUs and 8 spot vCPUs.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -241,6 +242,23 @@ async def test_quotas_view_and_an_increase_request(sandbox, sandbox_state: State
         await press(pilot, app, "escape")
         assert not app.main.query_one("#quotas-ask").display
         assert table(app, "quotas-table").has_focus
+
+        # The request is one of the app's jobs: while another runs, it waits its turn.
+        release, notes, real_notify = threading.Event(), [], app.notify
+        app.notify = lambda message, **kw: (notes.append(message),  # type: ignore[method-assign]
+                                            real_notify(message, **kw))[1]
+        app.start_job(lambda ctx: release.wait(30) and None, what="a long job",
+                      refresh=False)
+        await pilot.pause()
+        await pilot.press("i", "3", "2", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("y")
+        await pilot.pause()
+        assert pending(sandbox_state, "eu-west-1", ON_DEMAND) == []
+        assert any("a long job is still running" in note for note in notes), notes
+        release.set()
+        await settle(pilot, app)
 
 
 async def test_read_only_console_refuses_a_quota_request(
