@@ -21,6 +21,19 @@ Whichever run created a machine, the pinned host key is read back from the insta
 user-data, never taken from what this run generated. The first seat of each region is
 launched alone, so a zone without capacity is found once and the other seats go straight to
 the next zone or region.
+
+A zone without capacity (InsufficientInstanceCapacity ...) sends a seat to the region's next
+zone; a quota refusal (VcpuLimitExceeded, InstanceLimitExceeded) is the whole region's, so it
+sends the seat to the course's next region, and a seat moving there takes its vCPUs from
+that region's headroom (its quota, less what runs there and what its own seats still
+launch): the seats that fit launch, the rest are named with the quota they need. Since every
+seat is its own call, one refused seat never takes the others down with it.
+
+The image comes from the AMI (DescribeImages): its architecture must be the instance
+type's (an arm64 image for t4g, m7g ...; names such as ``ubuntu-24.04`` resolve to the
+architecture's own image), and ``disk_gb`` sizes its root volume under the AMI's own
+RootDeviceName (``/dev/sda1`` on Ubuntu, ``/dev/xvda`` on Debian and Amazon Linux), so the
+root grows instead of an empty extra volume being attached.
 """
 
 from __future__ import annotations
@@ -38,32 +51,42 @@ from typing import Any
 from labtui.course import Course
 from labtui.errors import AwsError, InputError
 from labtui.events import EventSink, LogLine, NullSink, Problem, Progress, SeatChanged
-from labtui.services import cloudinit, tags
+from labtui.services import cloudinit, quotas, tags
 from labtui.services.aws import Aws, translate_errors
 from labtui.services.hostkeys import HostKey
+from labtui.services.instance_types import vcpus
 from labtui.services.inventory import LIVE_STATES, Machine
 from labtui.services.network import RegionNetwork
 from labtui.state import CourseState, read_json, write_json
 
-# Errors that mean "not here, try the next zone or region", not "the class failed".
-CAPACITY_ERRORS = frozenset({
+# Errors that mean "not in this zone, try the next one", not "the class failed".
+ZONE_ERRORS = frozenset({
     "InsufficientInstanceCapacity", "InsufficientHostCapacity", "SpotMaxPriceTooLow",
-    "MaxSpotInstanceCountExceeded", "InsufficientCapacity", "Unsupported",
-    "InstanceLimitExceeded", "VcpuLimitExceeded",
+    "InsufficientCapacity", "Unsupported",
 })
+# A quota is the region's: every zone of it refuses alike, so the seat tries the next region.
+QUOTA_ERRORS = frozenset({
+    "VcpuLimitExceeded", "InstanceLimitExceeded", "MaxSpotInstanceCountExceeded",
+})
+CAPACITY_ERRORS = ZONE_ERRORS | QUOTA_ERRORS
 GONE_STATES = ("shutting-down", "terminated")
 LAUNCH_CONCURRENCY = 16   # run_instances calls in flight at once
 MAX_TOKENS = 8            # fresh ClientTokens tried for one seat before giving up
 
-AMI_PARAMETERS = {  # public SSM parameters that name the current image in every region
-    "ubuntu-24.04": "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/"
-                    "ebs-gp3/ami-id",
-    "ubuntu-22.04": "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/"
-                    "ebs-gp2/ami-id",
-    "debian-12": "/aws/service/debian/release/12/latest/amd64",
-    "amazon-linux-2023": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-"
-                         "x86_64",
+# Public SSM parameters naming the current image in every region; {arch} is the
+# architecture as each publisher spells it.
+_DEBIAN_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
+AMI_PARAMETERS: dict[str, tuple[str, dict[str, str]]] = {
+    "ubuntu-24.04": ("/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/"
+                     "ebs-gp3/ami-id", _DEBIAN_ARCH),
+    "ubuntu-22.04": ("/aws/service/canonical/ubuntu/server/22.04/stable/current/{arch}/hvm/"
+                     "ebs-gp2/ami-id", _DEBIAN_ARCH),
+    "debian-12": ("/aws/service/debian/release/12/latest/{arch}", _DEBIAN_ARCH),
+    "amazon-linux-2023": ("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-"
+                          "{arch}", {"x86_64": "x86_64", "arm64": "arm64"}),
 }
+_architectures: dict[tuple[str, str], str] = {}
+_architectures_lock = threading.Lock()
 
 
 def all_course_instances(aws: Aws, course_id: str, region: str,
@@ -153,18 +176,81 @@ class KnownHosts:
         return key
 
 
-def resolve_ami(aws: Aws, region: str, ami: str) -> str:
+def architecture(aws: Aws, region: str, instance_type: str) -> str:
+    """The architecture an instance type runs (x86_64 or arm64), asked once per region."""
+    key = (region, instance_type)
+    with _architectures_lock:
+        known = _architectures.get(key)
+    if known:
+        return known
+    with translate_errors(f"ec2.DescribeInstanceTypes {instance_type} in {region}"):
+        found = aws.client("ec2", region).describe_instance_types(
+            InstanceTypes=[instance_type])["InstanceTypes"]
+    if not found:
+        raise AwsError(f"{region} does not offer instance type {instance_type}. Fix: pick a "
+                       "type the region offers (aws ec2 describe-instance-types).")
+    supported = found[0].get("ProcessorInfo", {}).get("SupportedArchitectures") or ["x86_64"]
+    arch = "x86_64" if "x86_64" in supported else supported[0]
+    with _architectures_lock:
+        _architectures[key] = arch
+    return arch
+
+
+@dataclass(frozen=True)
+class Image:
+    """The AMI a region's seats launch: what DescribeImages says of it."""
+
+    image_id: str
+    architecture: str
+    root_device: str                 # RootDeviceName: where disk_gb goes
+    root_gb: int | None = None       # the size of the AMI's own root snapshot
+
+
+def resolve_image(aws: Aws, region: str, ami: str, instance_type: str) -> Image:
+    """The course's image in ``region`` for ``instance_type``: an AMI name resolves to the
+    image of the type's architecture; an AMI id must be of that architecture."""
+    arch = architecture(aws, region, instance_type)
+    image_id = _image_id(aws, region, ami, arch)
+    try:
+        with translate_errors(f"ec2.DescribeImages {image_id} in {region}"):
+            images = aws.client("ec2", region).describe_images(ImageIds=[image_id])["Images"]
+    except AwsError as exc:
+        if not exc.code.startswith("InvalidAMIID"):
+            raise
+        images = []
+    if not images:
+        raise InputError(f"machines.ami = {ami!r}: image {image_id} does not exist in {region}"
+                         " (or is not shared with this account). Fix: AMI ids differ per "
+                         "region: use that region's id, or a name such as "
+                         "\"ubuntu-24.04\"")
+    image = images[0]
+    if image.get("Architecture", arch) != arch:
+        raise InputError(f"machines.ami = {ami!r} is an {image['Architecture']} image, and "
+                         f"instance type {instance_type} runs {arch}. Fix: use an {arch} image "
+                         f"(or an AMI name, which resolves to the right one), or an instance "
+                         f"type for {image['Architecture']}")
+    root = image.get("RootDeviceName") or "/dev/sda1"
+    size = next((m.get("Ebs", {}).get("VolumeSize") for m in image.get(
+        "BlockDeviceMappings", []) if m.get("DeviceName") == root), None)
+    return Image(image_id, arch, root, int(size) if size else None)
+
+
+def _image_id(aws: Aws, region: str, ami: str, arch: str) -> str:
     if ami.startswith("ami-"):
         return ami
     if aws.settings.sandbox:  # the images the sandbox's machines can play
         from labtui.sandbox import flavors
 
         try:
-            return flavors.image_for(ami)
+            return flavors.image_for(ami, arch)
         except ValueError as exc:
             raise InputError(f"machines.ami = {ami!r}: {exc}. Fix: use one of "
                              f"{flavors.playable()} in the sandbox") from None
-    name = AMI_PARAMETERS[ami]
+    template, names = AMI_PARAMETERS[ami]
+    if arch not in names:
+        raise InputError(f"machines.ami = {ami!r} has no {arch} image. Fix: pick an x86_64 or "
+                         "arm64 instance type")
+    name = template.format(arch=names[arch])
     with translate_errors(f"ssm.GetParameter {name} in {region}"):
         return aws.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"]
 
@@ -211,7 +297,11 @@ def launch(aws: Aws, course: Course, state: CourseState, seats_by_region: dict[s
 
 
 class _NoCapacity(Exception):
-    """No zone of any region left to try has capacity for the seat."""
+    """No zone of any region left to try has capacity (or quota) for the seat."""
+
+    def __init__(self, message: str, quota: bool = False) -> None:
+        super().__init__(message)
+        self.quota = quota
 
 
 class _Stopped(Exception):
@@ -222,7 +312,7 @@ class _Stopped(Exception):
 class _Region:
     network: RegionNetwork
     key_name: str
-    ami: str
+    image: Image
     incarnations: dict[str, str]
 
 
@@ -244,6 +334,9 @@ class _Launch:
         self.error: BaseException | None = None
         self.lock = threading.Lock()
         self.full: dict[tuple[str, str], str] = {}   # (region, zone) -> capacity error code
+        self.quota_full: dict[str, str] = {}          # region -> quota error code
+        self.headroom: dict[str, float] = {}          # region -> vCPUs left for seats moving in
+        self.seat_vcpus: dict[str, float] = {}        # region -> vCPUs of one seat's machine
         self.moves_told: set[tuple[str, str]] = set()
         self.regions: dict[str, _Region] = {}
         self.region_locks: dict[str, threading.Lock] = {}
@@ -263,8 +356,10 @@ class _Launch:
         except _NoCapacity as exc:
             with self.lock:
                 self.outcome.failed[seat] = str(exc)
-            self.sink.emit(Problem(str(exc), seat=seat, fix="add a region to the course, or "
-                                   "try another instance type"))
+            self.sink.emit(Problem(str(exc), seat=seat, fix=(
+                f"ask for more vCPUs (`labtui quota-request {self.course.path} {origin} "
+                "--vcpus N`), or add a region to the course") if exc.quota else (
+                "add a region to the course, or try another instance type")))
         except BaseException as exc:  # noqa: BLE001 - kept, and raised by launch()
             with self.lock:
                 self.error = self.error or exc
@@ -282,28 +377,109 @@ class _Launch:
         self.sink.emit(progress)
 
     def _place(self, origin: str, seat: str) -> tuple[Machine, str]:
-        """Launch the seat's machine in the first zone with capacity, from ``origin`` on."""
+        """Launch the seat's machine in the first zone with capacity, from ``origin`` on:
+        a zone without capacity sends it to the next zone, a quota refusal to the next
+        region, where it must fit that region's headroom."""
         regions = list(self.course.regions)
         order = regions[regions.index(origin):] if origin in regions else [origin]
-        last_error = ""
+        why: list[str] = []
+        quota = False
         for target in order:
-            if target != origin:
-                self._tell_move(origin, target, last_error)
-            ready = self._region(target)
-            for zone, subnet in ready.network.subnets:
-                if self.stop.is_set():
-                    raise _Stopped()
-                code = self.full.get((target, zone))
-                if code is None:
-                    try:
-                        return self._launch_one(seat, target, zone, subnet, ready), target
-                    except AwsError as exc:
-                        if exc.code not in CAPACITY_ERRORS:
-                            raise
-                        code = exc.code
-                        self._tell_full(origin, target, zone, code)
-                last_error = f"{code} in {zone}"
-        raise _NoCapacity(f"no capacity in any zone of {', '.join(order)} ({last_error})")
+            if self.stop.is_set():
+                raise _Stopped()
+            if target in self.quota_full:
+                why.append(f"{self.quota_full[target]} in {target}")
+                quota = True
+                continue
+            moved = target != origin
+            if moved:
+                short = self._reserve(target)
+                if short:
+                    why.append(short)
+                    quota = True
+                    continue
+                self._tell_move(origin, target, why[-1] if why else "")
+            placed = None
+            try:
+                placed = self._in_zones(origin, target, seat, why)
+            except InputError as exc:
+                if not moved:
+                    raise
+                why.append(str(exc))  # e.g. an AMI id of the first region only: not here
+                continue
+            finally:
+                if moved and placed is None:
+                    self._release(target)
+            if placed is not None:
+                return placed, target
+            quota = quota or target in self.quota_full
+        where = ("no capacity or vCPU quota left for it in " if quota
+                 else "no capacity in any zone of ")
+        raise _NoCapacity(f"{where}{', '.join(order)} ({'; '.join(why)})", quota)
+
+    def _in_zones(self, origin: str, region: str, seat: str, why: list[str]) -> Machine | None:
+        """The seat's machine in the region's first zone with capacity; None (the reason
+        added to ``why``) when every zone is full or the region's quota refuses it."""
+        ready = self._region(region)
+        for zone, subnet in ready.network.subnets:
+            if self.stop.is_set():
+                raise _Stopped()
+            code = self.full.get((region, zone))
+            if code is None:
+                try:
+                    return self._launch_one(seat, region, zone, subnet, ready)
+                except AwsError as exc:
+                    if exc.code in QUOTA_ERRORS:  # the region's quota: no other zone helps
+                        self._tell_quota(origin, region, exc.code)
+                        why.append(f"{exc.code} in {region}")
+                        return None
+                    if exc.code not in ZONE_ERRORS:
+                        raise
+                    code = exc.code
+                    self._tell_full(origin, region, zone, code)
+            why.append(f"{code} in {zone}")
+        return None
+
+    def _reserve(self, region: str) -> str | None:
+        """Take one seat's vCPUs from the headroom of ``region`` for a seat moving there;
+        the reason it does not fit, or None. The headroom is read once per region: its
+        quota, less what runs there, less what its own seats have still to launch."""
+        with self.lock:
+            lock = self.region_locks.setdefault(f"quota:{region}", threading.Lock())
+        with lock:
+            if region not in self.headroom:
+                self.headroom[region], self.seat_vcpus[region] = self._free_vcpus(region)
+        with self.lock:
+            need, free = self.seat_vcpus[region], self.headroom[region]
+            if free >= need:
+                self.headroom[region] = free - need
+                return None
+        machines_cfg = self.course.machines
+        assert machines_cfg is not None
+        code = quotas.quota_code(machines_cfg.instance_type, machines_cfg.market)
+        return (f"{region} has {max(free, 0):g} vCPUs of {quotas.NAMES.get(code, code)} "
+                f"({code}) free for seats moving in, a seat needs {need:g}")
+
+    def _release(self, region: str) -> None:
+        with self.lock:
+            if region in self.headroom:
+                self.headroom[region] += self.seat_vcpus[region]
+
+    def _free_vcpus(self, region: str) -> tuple[float, float]:
+        machines_cfg = self.course.machines
+        assert machines_cfg is not None
+        itype = machines_cfg.instance_type
+        size = float(vcpus(self.aws, region, [itype])[itype])
+        code = quotas.quota_code(itype, machines_cfg.market)
+        try:
+            free = quotas.headroom(self.aws, region, code)
+        except AwsError as exc:  # unknown: let AWS say whether the seat fits
+            self.sink.emit(LogLine(f"{region}: the {code} quota could not be read ({exc}); "
+                                   "seats move there unchecked", level="warning"))
+            return float("inf"), size
+        with self.lock:
+            own = self.left.get(region, 0)   # the region's own seats not launched yet
+        return free - own * size, size
 
     def _launch_one(self, seat: str, region: str, zone: str, subnet: str,
                     ready: _Region) -> Machine:
@@ -311,14 +487,14 @@ class _Launch:
         assert machines_cfg is not None
         labels = seat_tags(self.course.id, seat)
         spec: dict[str, Any] = dict(
-            ImageId=ready.ami,
+            ImageId=ready.image.image_id,
             InstanceType=machines_cfg.instance_type,
             MinCount=1, MaxCount=1,
             KeyName=ready.key_name,
             UserData=machine_user_data(self.course, HostKey.generate()),
             NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [
                 ready.network.security_group_id], "AssociatePublicIpAddress": True}],
-            BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {
+            BlockDeviceMappings=[{"DeviceName": ready.image.root_device, "Ebs": {
                 "VolumeSize": machines_cfg.disk_gb, "VolumeType": "gp3",
                 "DeleteOnTermination": True}}],
             MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
@@ -413,8 +589,15 @@ class _Launch:
             ready = self.regions.get(region)
             if ready is None:
                 assert self.course.machines is not None
-                ready = _Region(self.network_for(region), self.key_name_for(region),
-                                resolve_ami(self.aws, region, self.course.machines.ami),
+                machines_cfg = self.course.machines
+                image = resolve_image(self.aws, region, machines_cfg.ami,
+                                      machines_cfg.instance_type)
+                if image.root_gb and machines_cfg.disk_gb < image.root_gb:
+                    raise InputError(
+                        f"machines.disk_gb = {machines_cfg.disk_gb} is smaller than the root "
+                        f"of image {image.image_id} in {region} ({image.root_gb} GiB). Fix: "
+                        f"set disk_gb = {image.root_gb} or more")
+                ready = _Region(self.network_for(region), self.key_name_for(region), image,
                                 incarnations(self.aws, self.course.id, region))
                 self.regions[region] = ready
             return ready
@@ -427,6 +610,15 @@ class _Launch:
             left = self.left[origin]
         self.sink.emit(LogLine(f"{code} in {zone}: {left} seat(s) try the next zone",
                                level="warning"))
+
+    def _tell_quota(self, origin: str, region: str, code: str) -> None:
+        with self.lock:
+            if region in self.quota_full:
+                return
+            self.quota_full[region] = code
+            left = self.left[origin]
+        self.sink.emit(LogLine(f"{code} in {region}: its quota is used up; {left} seat(s) "
+                               "try the course's next region", level="warning"))
 
     def _tell_move(self, origin: str, target: str, last_error: str) -> None:
         with self.lock:

@@ -117,6 +117,12 @@ def usage(aws: Aws, region: str) -> dict[str, float]:
     return dict(out)
 
 
+def headroom(aws: Aws, region: str, code: str) -> float:
+    """vCPUs of quota ``code`` free in ``region`` now: the quota less what runs there."""
+    value, _source = read_value(aws, region, code)
+    return max(0.0, value - usage(aws, region).get(code, 0.0))
+
+
 def pending_requests(aws: Aws, region: str, code: str) -> tuple[dict[str, Any], ...]:
     client = aws.client("service-quotas", region)
     try:

@@ -14,11 +14,13 @@ from botocore.exceptions import ClientError
 
 from labtui import lifecycle
 from labtui.course import load
+from labtui.errors import InputError
 from labtui.sandbox import flavors
 from labtui.services import cloudinit, machines, tags
 from labtui.services.ssh import load_private_key
 
 from .courses import write_course
+from .test_setup import on_seat
 
 IMAGE = flavors.FLAVORS["ubuntu-24.04"].image_id  # a sandbox image
 
@@ -224,3 +226,156 @@ def test_an_error_other_than_capacity_stops_the_launch(ctx, tmp_path: Path) -> N
     assert caught.value.code == "UnauthorizedOperation"
     assert len(attempts) == 1  # the first seat found it out alone; the others never called
     assert live_instances(ctx) == []
+
+
+# -- the image: its root device and its architecture ----------------------------------------
+
+def run_requests(ctx, region: str = "us-east-1") -> list[dict]:
+    """The parameters of every RunInstances call labtui makes in ``region``."""
+    seen: list[dict] = []
+    ctx.aws.client("ec2", region).meta.events.register(
+        "provide-client-params.ec2.RunInstances",
+        lambda params, **_kwargs: seen.append(dict(params)))
+    return seen
+
+
+def root_of(ctx, machine) -> tuple[str, list[tuple[str, int]]]:
+    """(RootDeviceName, [(device, GiB)]) of a machine, as EC2 describes it."""
+    ec2 = ctx.aws.client("ec2", machine.region)
+    instance = ec2.describe_instances(InstanceIds=[machine.instance_id])["Reservations"][0][
+        "Instances"][0]
+    sizes = {v["VolumeId"]: v["Size"] for v in ec2.describe_volumes(Filters=[
+        {"Name": "attachment.instance-id", "Values": [machine.instance_id]}])["Volumes"]}
+    return instance["RootDeviceName"], sorted(
+        (m["DeviceName"], sizes[m["Ebs"]["VolumeId"]]) for m in instance["BlockDeviceMappings"])
+
+
+@pytest.mark.parametrize(("ami", "root"), [("debian-12", "/dev/xvda"),
+                                           ("ubuntu-24.04", "/dev/sda1")])
+def test_disk_gb_resizes_the_root_volume_named_by_the_image(ctx, tmp_path, ami, root) -> None:
+    course = load(course_file(tmp_path, students=1,
+                              machines_keys=f'ami = "{ami}"\ndisk_gb = 24\nlogin = "key"'))
+    requests = run_requests(ctx)
+    [machine] = lifecycle.up(ctx, course, skip_setup=True).launched
+    image = ctx.aws.client("ec2", "us-east-1").describe_images(
+        ImageIds=[requests[0]["ImageId"]])["Images"][0]
+    assert image["RootDeviceName"] == root
+    assert [m["DeviceName"] for m in requests[0]["BlockDeviceMappings"]] == [root]
+    # one volume, the root, of the course's size: no empty second disk next to an 8 GiB root
+    assert root_of(ctx, machine) == (root, [(root, 24)])
+
+
+def test_an_arm64_instance_type_gets_the_arm64_image_and_boots(ctx, tmp_path) -> None:
+    course = _course_with_type(tmp_path, "t4g.small")
+    requests = run_requests(ctx)
+    [machine] = lifecycle.up(ctx, course, skip_setup=True).launched
+    ec2 = ctx.aws.client("ec2", "us-east-1")
+    [image] = ec2.describe_images(ImageIds=[requests[0]["ImageId"]])["Images"]
+    assert image["ImageId"] == flavors.ARM64["ubuntu-24.04"].image_id
+    assert image["Architecture"] == "arm64"
+    assert machine.raw["Architecture"] == "arm64" and machine.instance_type == "t4g.small"
+    assert on_seat(ctx, course, "s01", "echo up")[0] == 0  # the sandbox plays it all the same
+
+
+def _course_with_type(tmp_path: Path, instance_type: str, extra: str = ""):
+    path = course_file(tmp_path, students=1, machines_keys='login = "key"\n' + extra)
+    path.write_text(path.read_text().replace('instance_type = "t3.small"',
+                                             f'instance_type = "{instance_type}"'))
+    return load(path)
+
+
+def test_an_image_of_another_architecture_is_refused_before_any_launch(ctx, tmp_path) -> None:
+    arm_image = flavors.ARM64["debian-12"].image_id
+    course = _course_with_type(tmp_path, "t3.small", f'ami = "{arm_image}"\nuser = "admin"')
+    requests = run_requests(ctx)
+    with pytest.raises(InputError, match="is an arm64 image.*t3.small runs x86_64") as caught:
+        lifecycle.up(ctx, course, skip_setup=True)
+    assert "Fix:" in str(caught.value)
+    assert requests == [] and live_instances(ctx) == []
+
+
+# -- quota refusals: the next region, within its headroom; the seats that fit still launch --
+
+class Quota:
+    """Refuse RunInstances in a region with ``code`` once ``allow`` calls were accepted, as
+    AWS does when the region's vCPU quota is used up; counts calls per seat (ClientToken)."""
+
+    def __init__(self, ctx, region: str, allow: int, code: str = "VcpuLimitExceeded") -> None:
+        self.allow, self.code = allow, code
+        self.accepted = 0
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+        ctx.aws.client("ec2", region).meta.events.register(
+            "before-parameter-build.ec2.RunInstances", self)
+
+    def __call__(self, params, **_kwargs) -> None:
+        with self._lock:
+            token = params["ClientToken"]
+            self.calls[token] = self.calls.get(token, 0) + 1
+            if self.accepted < self.allow:
+                self.accepted += 1
+                return
+        raise ClientError({"Error": {"Code": self.code, "Message": "You have requested more "
+                                     "vCPU capacity than your current vCPU limit allows"}},
+                          "RunInstances")
+
+
+def two_region_course(tmp_path: Path, students: int):
+    return load(write_course(tmp_path, "launch", students=students,
+                             regions=("us-east-1", "eu-west-1"), machines='login = "key"'))
+
+
+def test_a_quota_refusal_moves_seats_to_the_next_region_not_the_next_zone(
+        ctx, tmp_path) -> None:
+    course = two_region_course(tmp_path, students=3)
+    east = Quota(ctx, "us-east-1", allow=1)
+    result = lifecycle.up(ctx, course, skip_setup=True)
+    assert result.failed == {} and len(result.launched) == 3
+    where = {m.seat: m.region for m in result.launched}
+    assert where == {"s01": "us-east-1", "s02": "eu-west-1", "s03": "eu-west-1"}
+    assert result.moved == {"s02": ("us-east-1", "eu-west-1"),
+                            "s03": ("us-east-1", "eu-west-1")}
+    # no seat asked us-east-1 twice: the quota is the region's, no other zone was tried (a
+    # seat that starts after the refusal goes straight to eu-west-1)
+    assert len(east.calls) >= 2 and max(east.calls.values()) == 1
+    logs = [e.text for e in ctx.sink.events if type(e).__name__ == "LogLine"]
+    assert any("VcpuLimitExceeded in us-east-1" in t and "next region" in t for t in logs)
+
+
+def test_seats_that_move_must_fit_the_next_regions_headroom(ctx, sandbox, tmp_path) -> None:
+    course = two_region_course(tmp_path, students=3)
+    sandbox.quotas.set("eu-west-1", 2.0)  # one t3.small (2 vCPUs) fits there, not two
+    Quota(ctx, "us-east-1", allow=1, code="InstanceLimitExceeded")
+    west = run_requests(ctx, "eu-west-1")
+    result = lifecycle.up(ctx, course, skip_setup=True)
+    assert sorted(m.region for m in result.launched) == ["eu-west-1", "us-east-1"]
+    assert len(west) == 1  # the seat that did not fit was never sent there
+    [(seat, why)] = result.failed.items()
+    assert seat in ("s02", "s03") and "InstanceLimitExceeded in us-east-1" in why
+    assert "eu-west-1 has 0 vCPUs of On-Demand Standard vCPUs (L-1216C47A) free" in why
+    [problem] = [e for e in ctx.sink.events if type(e).__name__ == "Problem"
+                 and getattr(e, "seat", None) == seat]
+    assert "labtui quota-request" in problem.fix
+
+
+def test_a_refused_seat_does_not_stop_the_seats_that_fit(ctx, tmp_path) -> None:
+    course = load(course_file(tmp_path, students=4, machines_keys='login = "key"'))
+    east = Quota(ctx, "us-east-1", allow=2)
+    result = lifecycle.up(ctx, course, skip_setup=True)
+    assert len(result.launched) == 2 and len(result.failed) == 2
+    assert {m.seat for m in result.launched} | set(result.failed) == {"s01", "s02", "s03",
+                                                                      "s04"}
+    assert all("VcpuLimitExceeded in us-east-1" in why for why in result.failed.values())
+    assert max(east.calls.values()) == 1  # no seat went round the zones
+    assert len(live_instances(ctx)) == 2
+
+
+def test_a_seat_moving_where_the_courses_ami_id_does_not_exist_is_named(ctx, tmp_path) -> None:
+    image = flavors.FLAVORS["debian-12"].image_id
+    ctx.aws.client("ec2", "eu-west-1").deregister_image(ImageId=image)  # AMI ids are regional
+    path = write_course(tmp_path, "launch", students=2, regions=("us-east-1", "eu-west-1"),
+                        machines=f'login = "key"\nami = "{image}"\nuser = "admin"')
+    Quota(ctx, "us-east-1", allow=1)
+    result = lifecycle.up(ctx, load(path), skip_setup=True)  # no error: s01 runs
+    assert [m.seat for m in result.launched] == ["s01"]
+    assert "image ami-0a11ab5a4d0e0d012 does not exist in eu-west-1" in result.failed["s02"]

@@ -80,6 +80,7 @@ def install_moto_hooks() -> None:
 
         Instance.start, Instance.reboot = start, reboot
         General.get_console_output = get_console_output
+        flavors.register_with_moto()  # DescribeImages knows the sandbox's images
         Instance._labtui_hooks = True
 
 
