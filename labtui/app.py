@@ -44,7 +44,7 @@ import labtui.screens
 from labtui.context import Context, open_context
 from labtui.course import Course
 from labtui.errors import LabError
-from labtui.events import CallbackSink, Event, FanoutSink, JsonlFileSink, LogLine
+from labtui.events import CallbackSink, Event, LogLine
 from labtui.screens.base import View
 from labtui.screens.commands import LabCommands
 from labtui.screens.confirm import ConfirmModal
@@ -135,8 +135,6 @@ class LabApp(App[int]):
         callback = CallbackSink(self._post_event)
         ctx = open_context(self.course, sandbox=self.sandbox, profile=self.profile,
                            state_dir=self.state_dir, sink=callback, read_only=self.read_only)
-        ctx.sink = FanoutSink([callback,
-                               JsonlFileSink(ctx.state.course(self.course.id).event_log)])
         with self._ctx_lock:
             if self._closed:  # the app ended while we were connecting
                 ctx.close()

@@ -1,7 +1,8 @@
 """Everything a command or the app needs to act: state folder, AWS, the SSH address seam.
 
 Both front ends build one of these from their options, so there is one code path from a
-flag like ``--sandbox`` to the clients that do the work.
+flag like ``--sandbox`` to the clients that do the work, and one place that sends every event
+to the front end's sink and to the course's event log.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from functools import cached_property
 
 from labtui.course import Course
 from labtui.errors import InputError
-from labtui.events import EventSink, LogLine, NullSink
+from labtui.events import EventSink, FanoutSink, JsonlFileSink, LogLine, NullSink
 from labtui.sandbox.runtime import SandboxHandle, attach
 from labtui.services.aws import Aws, AwsSettings
 from labtui.services.endpoints import PublicAddress, Resolver, SandboxAddress
@@ -54,8 +55,13 @@ def open_context(course: Course | None, *, sandbox: bool = False, profile: str |
                  state_dir: str | None = None, sink: EventSink | None = None,
                  read_only: bool = False) -> Context:
     state = StateDir.resolve(state_dir).ensure()
+    front: EventSink = sink or NullSink()
+    # Every event goes to the front end and, for a course, to its event log: wired here
+    # once for both front ends.
+    if course is not None:
+        sink = FanoutSink([front, JsonlFileSink(state.course(course.id).event_log)])
     if sandbox:
-        out = sink or NullSink()
+        out = front
         handle = attach(state, progress=lambda line: out.emit(LogLine(line, source="sandbox")))
         aws = Aws(AwsSettings(endpoint_url=handle.endpoint_url))
         resolver: Resolver = SandboxAddress(handle.hosts_file)

@@ -18,7 +18,7 @@ from labtui import lifecycle
 from labtui.context import Context, open_context
 from labtui.course import Course, load
 from labtui.errors import InputError
-from labtui.events import Event, FanoutSink, JsonlFileSink, StreamSink
+from labtui.events import Event, StreamSink
 from labtui.plan import Plan
 
 EXIT_OK, EXIT_PARTIAL = 0, 1
@@ -48,11 +48,9 @@ class PipeSafeSink:
 def context_for(args: argparse.Namespace, course: Course) -> Context:
     sink = PipeSafeSink(StreamSink(as_json=args.json,
                                    seat_width=max((len(s.id) for s in course.seats), default=4)))
-    ctx = open_context(course, sandbox=args.sandbox, profile=args.profile,
-                       state_dir=args.state_dir, sink=sink,
-                       read_only=getattr(args, "read_only", False))
-    ctx.sink = FanoutSink([sink, JsonlFileSink(ctx.state.course(course.id).event_log)])
-    return ctx
+    return open_context(course, sandbox=args.sandbox, profile=args.profile,
+                        state_dir=args.state_dir, sink=sink,
+                        read_only=getattr(args, "read_only", False))
 
 
 def confirm(args: argparse.Namespace, question: str) -> bool:
