@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from labtui.course import Course, Seat
-from labtui.services.inventory import Inventory, Machine
-from labtui.services.quotas import NAMES, quota_code
+from labtui.model import NAMES, Inventory, Machine, quota_code
 
 HOURS_PER_DAY = 24
 

@@ -2,36 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
+from labtui.model import LIVE_STATES, Inventory, Machine  # noqa: F401 - the types it fills
 from labtui.services import tags
 from labtui.services.aws import Aws
-
-LIVE_STATES = ("pending", "running", "stopping", "stopped")
-
-
-@dataclass(frozen=True)
-class Machine:
-    instance_id: str
-    seat: str
-    region: str
-    state: str
-    instance_type: str
-    public_ip: str | None
-    launched: str
-    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Inventory:
-    machines: tuple[Machine, ...] = ()
-
-    def by_seat(self) -> dict[str, list[Machine]]:
-        out: dict[str, list[Machine]] = {}
-        for machine in self.machines:
-            out.setdefault(machine.seat, []).append(machine)
-        return out
 
 
 def machines(aws: Aws, course_id: str, regions: tuple[str, ...]) -> Inventory:

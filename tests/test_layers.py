@@ -81,3 +81,11 @@ def test_the_app_module_does_not_import_aws_or_ssh_libraries() -> None:
 def test_screens_are_found() -> None:
     names = {p.name for p in SCREENS}
     assert {"regions.py", "quotas.py", "roster.py", "machines.py", "clusters.py"} <= names
+
+
+def test_the_plan_is_made_without_aws_libraries() -> None:
+    """plan.py works on plain data (labtui.model): no boto3, botocore or paramiko loaded."""
+    loaded = imported_in_fresh_python(["labtui.plan", "labtui.model"])
+    assert "labtui.plan" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in FORBIDDEN_IN_SCREENS}, sorted(
+        m for m in loaded if m.split(".")[0] in FORBIDDEN_IN_SCREENS)
