@@ -17,6 +17,8 @@ from labtui.services.fanout import Pacer
 from labtui.services.inventory import Machine
 from labtui.services.machines import KnownHosts, describe, to_machine
 
+PROBE_TIMEOUT = 2.0  # seconds a TCP connect to a machine's SSH port may take
+
 
 @dataclass
 class Remote:
@@ -55,25 +57,41 @@ class Remote:
             self.sleep(0.5)
 
     def target(self, machine: Machine, wait: float = 0.0) -> ssh.SshTarget:
-        host, port = self.address(machine, wait)
+        return self._target(machine, self.address(machine, wait))
+
+    def _target(self, machine: Machine, where: tuple[str, int]) -> ssh.SshTarget:
         host_key = self.known.get(self.aws, machine)
         if host_key is None:
             raise ssh.SshError(f"{machine.seat}: no pinned host key for {machine.instance_id} "
                                "(it was not launched by labtui). Refusing to connect.")
-        return ssh.SshTarget(host, port, self.user, host_key,
-                             pkey=self.pkey)
+        return ssh.SshTarget(where[0], where[1], self.user, host_key, pkey=self.pkey)
 
     def connect(self, machine: Machine, wait: float = 0.0,
                 timeout: float = 15.0) -> paramiko.SSHClient:
-        target = self.target(machine, wait)
+        """Log in to the machine. With its address known, the first try is the login itself
+        (a port probe first would cost every machine's sshd one more connection: 0.2-0.4 s
+        of a 40-seat exec here); only when no SSH server answers does it wait up to ``wait``
+        seconds for one, probing the port."""
+        where = self.resolver.address(machine.raw)
+        if where is not None:
+            try:
+                return self._login(self._target(machine, where), timeout,
+                                   connect_timeout=PROBE_TIMEOUT if wait > 0 else None)
+            except ssh.SshUnreachable:
+                if wait <= 0:
+                    raise
+        return self._login(self.target(machine, wait), timeout)
+
+    def _login(self, target: ssh.SshTarget, timeout: float,
+               connect_timeout: float | None = None) -> paramiko.SSHClient:
         with self.pacer.slot((target.host, target.port)):
-            return ssh.connect(target, timeout=timeout,
+            return ssh.connect(target, timeout=timeout, connect_timeout=connect_timeout,
                                loopback_only=self.resolver.loopback_only or None)
 
 
 def _port_open(where: tuple[str, int]) -> bool:
     try:
-        with socket.create_connection(where, timeout=2):
+        with socket.create_connection(where, timeout=PROBE_TIMEOUT):
             return True
     except OSError:
         return False

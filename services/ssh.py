@@ -48,6 +48,11 @@ class SshError(LabError):
     """An SSH operation failed; the message says what to do about it."""
 
 
+class SshUnreachable(SshError):
+    """No SSH server answered at the address (refused, or no answer in time): the machine
+    may still be booting, or be stopped."""
+
+
 def set_loopback_only(value: bool) -> None:
     """Refuse (SshError) every connection to a non-loopback host from now on (sandbox)."""
     global LOOPBACK_ONLY
@@ -129,8 +134,11 @@ def _transient(e: BaseException) -> bool:
 
 def connect(target: SshTarget, *, timeout: float = 10.0, attempts: int = 4,
             backoff: float = 0.3, sleep: Callable[[float], None] = time.sleep,
-            loopback_only: bool | None = None) -> paramiko.SSHClient:
-    """Log in to ``target`` trusting only its pinned host key. Raises SshError."""
+            loopback_only: bool | None = None,
+            connect_timeout: float | None = None) -> paramiko.SSHClient:
+    """Log in to ``target`` trusting only its pinned host key. Raises SshError
+    (SshUnreachable when nothing listens there). With ``connect_timeout``, a TCP connect
+    that gets no answer in that time is SshUnreachable at once, not retried."""
     only_lo = LOOPBACK_ONLY if loopback_only is None else loopback_only
     if only_lo and not is_loopback(target.host):
         raise SshError(f"refusing to connect to {target.address}: the sandbox only talks to "
@@ -148,7 +156,15 @@ def connect(target: SshTarget, *, timeout: float = 10.0, attempts: int = 4,
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         client.set_log_channel(WIRE_LOGGER)
         try:
-            sock = socket.create_connection((target.host, target.port), timeout=timeout)
+            try:
+                sock = socket.create_connection((target.host, target.port),
+                                                timeout=connect_timeout or timeout)
+            except OSError as e:
+                if connect_timeout is None or isinstance(e, ConnectionRefusedError):
+                    raise
+                raise SshUnreachable(f"no SSH server answers at {target.address} within "
+                                     f"{connect_timeout:g} s: is the machine running?"
+                                     ) from None
             # Small SSH packets both ways: without NODELAY, Nagle + delayed ACK add ~40 ms
             # to every exec round trip.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -182,8 +198,8 @@ def connect(target: SshTarget, *, timeout: float = 10.0, attempts: int = 4,
             last = e
         except (ConnectionRefusedError, paramiko.ssh_exception.NoValidConnectionsError):
             client.close()
-            raise SshError(f"connection to {target.address} refused: is the machine running "
-                           "and is its SSH server up?") from None
+            raise SshUnreachable(f"connection to {target.address} refused: is the machine "
+                                 "running and is its SSH server up?") from None
         except OSError as e:
             client.close()
             if not _transient(e):
@@ -337,5 +353,5 @@ def get(client: paramiko.SSHClient, remote_path: str,
         sftp.close()
 
 
-__all__ = ["SshError", "SshTarget", "connect", "run", "put", "get", "set_loopback_only",
-           "is_loopback", "parse_public_key", "load_private_key"]
+__all__ = ["SshError", "SshUnreachable", "SshTarget", "connect", "run", "put", "get",
+           "set_loopback_only", "is_loopback", "parse_public_key", "load_private_key"]
