@@ -343,9 +343,7 @@ class MachinesView(View):
             return
         cursor = self.cursor_seat()
         if len(gone) + len(missing) > REBUILD_AFTER:
-            rows.clear()
-            for seat in wanted:
-                rows.add_row(*self.seats[seat].table_cells(), key=seat)
+            rows.replace_rows((seat, self.seats[seat].table_cells()) for seat in wanted)
             if cursor in wanted_set:
                 rows.move_cursor(row=rows.get_row_index(cursor))
             return

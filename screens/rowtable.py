@@ -19,15 +19,17 @@ header, ``get_cell``, the messages — and changes three things:
 
 Cells are ``str`` holding escaped markup, as DataTable takes them (``rich.markup.escape``):
 a cell with a ``[`` is read back through ``Text.from_markup`` so it shows the text it
-escaped. Control characters (a remote error may hold an escape sequence) are shown as
-``?``, never sent to the terminal. Rows with labels, rows taller than one line, fixed rows
+escaped. Escape sequences and control characters (a remote error may hold them) are
+dropped (``labtui.terminal.plain``), never sent to the terminal; a tab or a newline shows as a
+space. Rows with labels, rows taller than one line, fixed rows
 and fixed columns, and cursor types other than ``row`` are drawn by DataTable itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
+from itertools import zip_longest
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -37,21 +39,31 @@ from textual.cache import LRUCache
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, RowKey
+from textual.widgets.data_table import (
+    CellDoesNotExist,
+    CellKey,
+    ColumnKey,
+    DuplicateKey,
+    Row,
+    RowKey,
+)
 
-# C0 controls, DEL and C1 controls: never written to the terminal from a cell.
-_CONTROLS = {code: "?" for code in (*range(0x20), *range(0x7F, 0xA0))}
+from labtui import terminal
+
+_SPACES = str.maketrans("\t\n", "  ")
 
 
 @lru_cache(maxsize=4096)
 def plain(value: object) -> str:
-    """The text a cell shows: escaped markup read back, control characters as ``?``."""
+    """The text a cell shows: escaped markup read back, without terminal control sequences
+    (one line: a tab or a newline is a space)."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else str(value)
+    # The sequences first: rich reads markup around them and drops some of their bytes.
+    text = terminal.plain(value if isinstance(value, str) else str(value))
     if "[" in text:
         text = Text.from_markup(text).plain
-    return text.translate(_CONTROLS)
+    return text.translate(_SPACES)
 
 
 class RowTable(DataTable):
@@ -114,6 +126,32 @@ class RowTable(DataTable):
         y = header + locations.get(changed[0])
         self._refresh_region(Region(0, y, max(self.size.width, self.virtual_size.width), 1))
 
+    def replace_rows(self, rows: Iterable[tuple[str, Sequence[object]]]) -> None:
+        """Show exactly these rows (key, cells), in this order: ``clear()`` then one pass,
+        where ``add_row`` for each of 500 rows cost more than drawing them. The cursor goes
+        to the first row, as after ``clear()``."""
+        had_rows = self.row_count > 0
+        self.clear()
+        columns = [column.key for column in self.ordered_columns]
+        locations = self._row_locations
+        data, metadata, new_rows = self._data, self.rows, self._new_rows
+        for index, (key, cells) in enumerate(rows):
+            row_key = RowKey(key)
+            if row_key in locations:
+                raise DuplicateKey(f"The row key {row_key!r} already exists.")
+            if len(cells) > len(columns):
+                raise ValueError("More values provided than there are columns.")
+            locations[row_key] = index
+            data[row_key] = dict(zip_longest(columns, cells))
+            metadata[row_key] = Row(row_key, 1, None, False)
+            new_rows.add(row_key)
+        self._require_update_dimensions = True
+        self._update_count += 1
+        self.cursor_coordinate = self.cursor_coordinate
+        if self.row_count and not had_rows and self.show_cursor and self.cursor_type != "none":
+            self._highlight_cursor()  # as add_row: a cursor where there was none
+        self.check_idle()
+
     def _update_dimensions(self, new_rows: object) -> None:
         """Measure new rows as their plain text: rendering each cell of 500 new rows to
         measure it cost more than the rest of a filter change."""
@@ -130,8 +168,20 @@ class RowTable(DataTable):
                     column.content_width = width
         width = sum(column.get_render_width(self) for column in self.columns.values())
         header = self.header_height if self.show_header else 0
-        self.virtual_size = Size(width + self._row_label_column_width,
-                                 self._total_row_height + header)
+        size = Size(width + self._row_label_column_width, self._total_row_height + header)
+        height, own_width = self.styles.height, self.styles.width
+        if (size.width == self.virtual_size.width and self.is_mounted
+                and height is not None and not height.is_auto
+                and own_width is not None and not own_width.is_auto):
+            # More or fewer rows, and the table's own size does not depend on them (its
+            # height and width are not auto): the scrollbars change, the screen's layout
+            # does not (a layout repaints the whole screen). A scrollbar that appears or
+            # goes still lays the screen out (show_*_scrollbar do).
+            self.set_reactive(RowTable.virtual_size, size)
+            self._scroll_update(size)
+            self.refresh()
+        else:
+            self.virtual_size = size
 
     # -- drawing ------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult
 from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, DuplicateKey
 
 from labtui.screens.rowtable import RowTable, plain
 
@@ -131,15 +131,58 @@ async def test_a_click_selects_the_row_under_the_mouse() -> None:
         assert fast.coordinate_to_cell_key(fast.cursor_coordinate).row_key.value == "s04"
 
 
-def controls(text: str) -> list[str]:
-    return [c for c in text if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0]
-
-
-def test_control_characters_never_reach_the_terminal() -> None:
-    shown = plain("boom \x1b[2J\x1b]0;owned\x07 done")
-    assert shown.startswith("boom ?[2J?]0;owned") and shown.endswith(" done")
-    assert controls(shown) == []
-    assert plain("tab\there\x1bc") == "tab?here?c"
-    assert plain(escape("[bold]x[/bold]")) == "[bold]x[/bold]"
-    assert plain("\x9b31m") == "?31m"
+def test_escape_sequences_never_reach_the_terminal() -> None:
+    assert plain("boom \x1b[2J\x1b]0;owned\x07 done") == "boom  done"
+    assert plain(escape("[bold]x[/bold]") + "\x9b31m!") == "[bold]x[/bold]!"
+    assert plain("tab\there\nnext\x00") == "tab here next"
     assert plain(None) == ""
+
+
+async def test_replace_rows_shows_exactly_those_rows_as_add_row_would() -> None:
+    app = Pair()
+    async with app.run_test(size=SIZE) as pilot:
+        fast = app.query_one("#fast", RowTable)
+        stock = app.query_one("#stock", DataTable)
+        await pilot.pause()
+        app.set_focus(None)
+        fresh = [("", f"t{i:02}", f"Student {i}", "absent", "") for i in range(12)]
+        fast.replace_rows((row[1], [escape(cell) for cell in row]) for row in fresh)
+        stock.clear()
+        for row in fresh:
+            stock.add_row(*(escape(cell) for cell in row), key=row[1])
+        await same(pilot, fast, stock)
+        assert [key.value for key in fast.rows] == [row[1] for row in fresh]
+        assert fast.row_count == 12 and fast.cursor_row == 0
+        assert fast.get_cell("t03", "students") == "Student 3"
+        with pytest.raises(DuplicateKey):
+            fast.replace_rows([("a", ["", "a"]), ("a", ["", "a"])])
+
+
+async def test_more_or_fewer_rows_move_the_scrollbar_and_the_scroll() -> None:
+    """The row count changes the scrollbars and the scroll range without a layout of the
+    screen: the table keeps its size, the scrollbar comes and goes with the rows."""
+    app = Pair()
+    async with app.run_test(size=SIZE) as pilot:
+        fast = app.query_one("#fast", RowTable)
+        await pilot.pause()
+        size = fast.size
+        assert not fast.show_vertical_scrollbar  # 5 rows and a header in 9 lines
+        many = [(f"m{i:02}", ["", f"m{i:02}", "x", "running", ""]) for i in range(40)]
+        fast.replace_rows(many)
+        await pilot.pause()
+        assert fast.virtual_size.height == 41 and fast.size == size
+        assert fast.show_vertical_scrollbar and fast.max_scroll_y == 41 - 9
+        fast.move_cursor(row=39)
+        await pilot.pause()
+        assert fast.scroll_y == fast.max_scroll_y == 32
+        fast.replace_rows(many[:20])  # the scrollbar stays, its range shrinks
+        await pilot.pause()
+        assert fast.show_vertical_scrollbar and fast.max_scroll_y == 21 - 9
+        assert fast.vertical_scrollbar.window_virtual_size == 21
+        assert fast.scroll_y == 0  # as after clear(): the view puts the cursor back
+        fast.replace_rows(many[:3])
+        await pilot.pause()
+        assert fast.virtual_size.height == 4 and fast.size == size
+        assert not fast.show_vertical_scrollbar and fast.scroll_y == 0
+        shown = ["".join(text for text, _ in line) for line in lines(fast)]
+        assert [line.split()[0] for line in shown[1:4]] == ["m00", "m01", "m02"]
