@@ -14,16 +14,17 @@ Enter opens the seat's troubleshooting screen. Everything that launches, stops o
 asks first in the one ``ConfirmModal``; a read-only console refuses every action that changes
 something (and exec and shell) with a notification.
 
-The work runs in thread workers owned by the app (``LabApp.start_job``): plain ``def``
-functions here that call ``labtui.lifecycle`` and never touch a widget.
+The work runs in thread workers owned by the app (``LabApp.start_job``): the jobs in
+``labtui.screens.jobs``, plain functions that call ``labtui.lifecycle`` and never touch a
+widget.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.console import Group, RenderableType
@@ -41,6 +42,18 @@ from labtui.events import Event, LogLine, Progress, SeatChanged, StepDone
 from labtui.lifecycle import SeatStatus
 from labtui.screens.base import View, _clock
 from labtui.screens.confirm import ConfirmModal, PromptModal
+from labtui.screens.jobs import (
+    count,
+    down_job,
+    exec_job,
+    names,
+    one_line,
+    reboot_job,
+    setup_job,
+    start_job,
+    stop_job,
+    up_job,
+)
 from labtui.screens.messages import SeatsLoaded
 from labtui.screens.rowtable import RowTable
 from labtui.services import tags
@@ -56,7 +69,6 @@ COLUMNS = (("", "mark"), ("Seat", "seat"), ("Students", "students"), ("State", "
 UNKNOWN = "…"
 NONE = "—"
 MARK = "●"
-ERROR_WIDTH = 60
 REBUILD_AFTER = 8  # rows coming or going at once past which the filter lays the rows anew
 
 
@@ -66,11 +78,6 @@ def empty_text(course: Course) -> str:
                 "Add one to the course file to give each student a machine.")
     return (f"No machines yet — press u (or `labtui up`) to launch one machine per seat: "
             f"{len(course.seats)} seats, {course.machines.instance_type}.")
-
-
-def one_line(text: str, width: int = ERROR_WIDTH) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def status_cells(status: SeatStatus) -> dict[str, str]:
@@ -578,8 +585,13 @@ class MachinesView(View):
         if self.course.machines is None:
             self.app.notify(empty_text(self.course), severity="warning", markup=False)
             return
-        self.lab.start_job(up_job(self.course, self.lab.ask_from_thread),
-                           what="up (launch and set up)")
+        ask = self.lab.ask_from_thread
+
+        def confirm(plan: Plan) -> bool:  # from the job's thread
+            question, body = up_question(plan)
+            return ask(ConfirmModal(question, body, yes="Launch", danger=True))
+
+        self.lab.start_job(up_job(self.course, confirm), what="up (launch and set up)")
 
     def action_down(self) -> None:
         if self.lab.refused("down (removing the course's resources)"):
@@ -606,15 +618,6 @@ class MachinesView(View):
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-def names(seats: Sequence[str], limit: int = 6) -> str:
-    shown = ", ".join(seats[:limit])
-    return shown + (f" and {len(seats) - limit} more" if len(seats) > limit else "")
-
-
-def count(seats: Sequence[str], noun: str) -> str:
-    return f"{len(seats)} {noun}{'' if len(seats) == 1 else 's'}"
-
 
 def up_question(plan: Plan) -> tuple[str, RenderableType]:
     """The confirmation for up: counts per region, instance types, vCPUs from the plan."""
@@ -645,134 +648,3 @@ def up_question(plan: Plan) -> tuple[str, RenderableType]:
     ] + ([f"Over the course's budget of ${course.budget_usd:.2f}/day."]
          if plan.over_budget and course.budget_usd is not None else [])))
     return question, Group(table, notes)
-
-
-# -- the work (plain functions run in thread workers; they never touch a widget) --------------
-
-Job = Callable[["Context"], str | None]
-
-
-def up_job(course: Course, ask: Callable[[ConfirmModal], bool]) -> Job:
-    def run(ctx: Context) -> str:
-        def confirm(plan: Plan) -> bool:
-            question, body = up_question(plan)
-            return ask(ConfirmModal(question, body, yes="Launch", danger=True))
-
-        result = lifecycle.up(ctx, course, confirm=confirm)
-        return describe_up(result)
-    return run
-
-
-def describe_up(result: lifecycle.UpResult) -> str:
-    if result.cancelled:
-        return "Up cancelled: nothing was launched."
-    seats = len(result.plan.course.seats)
-    if result.plan.to_create == 0:
-        text = f"Nothing to launch: every seat has its machine ({seats} seats)."
-    else:
-        text = f"Launched {len(result.launched)} of {result.plan.to_create} machine(s)."
-    if result.failed:
-        text += " Could not launch: " + "; ".join(
-            f"{seat} ({one_line(why, 80)})" for seat, why in sorted(result.failed.items())) + "."
-    for seat, (origin, target) in sorted(result.moved.items()):
-        text += f" {seat} moved from {origin} to {target} (no capacity)."
-    if result.set_up or result.setup_failed:
-        text += f" Set up {len(result.set_up)}"
-        if result.setup_failed:
-            text += f", setup failed on {names(sorted(result.setup_failed))}"
-        text += "."
-    return text
-
-
-def exec_job(course: Course, seats: list[str], command: str) -> Job:
-    def run(ctx: Context) -> str:
-        ctx.sink.emit(LogLine(f"exec on {names(seats)}: {command}"))
-        outcomes = lifecycle.exec_command(ctx, course, seats, command)  # output as events
-        ran = {o.key for o in outcomes}
-        for outcome in outcomes:
-            if outcome.ok:
-                ctx.sink.emit(LogLine(f"exit {outcome.value}", source=outcome.key,
-                                      level="info" if outcome.value == 0 else "warning"))
-            else:
-                ctx.sink.emit(LogLine(f"failed: {outcome.error}", source=outcome.key,
-                                      level="error"))
-        skipped = [s for s in seats if s not in ran]
-        for seat in skipped:
-            ctx.sink.emit(LogLine("not running — skipped", source=seat, level="warning"))
-        zero = sum(1 for o in outcomes if o.ok and o.value == 0)
-        text = f"exec: exit 0 on {zero} of {len(seats)} seat(s)"
-        nonzero = [o.key for o in outcomes if o.ok and o.value != 0]
-        failed = [o.key for o in outcomes if not o.ok]
-        if nonzero:
-            text += f"; non-zero exit on {names(nonzero)}"
-        if failed:
-            text += f"; failed on {names(failed)}"
-        if skipped:
-            text += f"; not running: {names(skipped)}"
-        ctx.sink.emit(StepDone(text, ok=not (nonzero or failed or skipped)))
-        return text
-    return run
-
-
-def setup_job(course: Course, seats: list[str],
-              cancelled: Callable[[], bool] = lambda: False) -> Job:
-    def run(ctx: Context) -> str:
-        chosen = lifecycle.running_machines(ctx, course, seats)
-        skipped = sorted(set(seats) - {m.seat for m in chosen}, key=seats.index)
-        if skipped:
-            ctx.sink.emit(LogLine(f"setup: not running, skipped: {names(skipped)}",
-                                  level="warning"))
-        if not chosen:
-            return f"Setup: no running machine among {names(seats)}."
-        outcomes = lifecycle.setup(ctx, course, chosen, cancelled=_cancelled_or(cancelled))
-        failed = [o.key for o in outcomes if not o.ok]
-        text = f"Setup done on {len(outcomes) - len(failed)} of {len(outcomes)} machine(s)"
-        return text + (f"; failed on {names(failed)}." if failed else ".")
-    return run
-
-
-def reboot_job(course: Course, seats: list[str]) -> Job:
-    def run(ctx: Context) -> str:
-        done = lifecycle.reboot(ctx, course, seats)
-        return f"Rebooted {len(done)} machine(s): {names([m.seat for m in done]) or 'none'}."
-    return run
-
-
-def stop_job(course: Course, seats: list[str]) -> Job:
-    def run(ctx: Context) -> str:
-        done = lifecycle.stop(ctx, course, seats)
-        return f"Stopped {len(done)} machine(s)."
-    return run
-
-
-def start_job(course: Course, seats: list[str]) -> Job:
-    def run(ctx: Context) -> str:
-        done = lifecycle.start(ctx, course, seats)
-        return f"Started {len(done)} machine(s)."
-    return run
-
-
-def down_job(course: Course) -> Job:
-    def run(ctx: Context) -> str:
-        report = lifecycle.down(ctx, course)
-        removed = ", ".join(f"{n} {kind}" for kind, n in sorted(report.removed.items()))
-        text = f"Down: removed {removed or 'nothing'}."
-        if report.failed:
-            text += f" Could not remove {len(report.failed)}: " + "; ".join(report.failed[:5])
-        if report.kept:
-            text += f" Kept {len(report.kept)}: " + "; ".join(report.kept[:5])
-        text += (f" Still there: {len(report.left)} (" + "; ".join(
-            str(left) for left in report.left[:5]) + ")." if report.left
-            else f" Verified: nothing of {course.id} is left.")
-        return text
-    return run
-
-
-def _cancelled_or(cancelled: Callable[[], bool]) -> Callable[[], bool]:
-    from textual.worker import NoActiveWorker, get_current_worker
-
-    try:
-        worker: Any = get_current_worker()
-    except NoActiveWorker:
-        return cancelled
-    return lambda: cancelled() or worker.is_cancelled

@@ -34,7 +34,7 @@ from labtui import lifecycle
 from labtui.course import Course
 from labtui.events import Event, LogLine, SeatChanged
 from labtui.screens.confirm import ConfirmModal, PromptModal
-from labtui.screens.machines import Job, reboot_job, setup_job
+from labtui.screens.jobs import Job, reboot_job, setup_job
 from labtui.screens.messages import SeatLoaded, SeatText, ShellReady
 from labtui.services import inventory, tags
 from labtui.terminal import plain
