@@ -87,7 +87,8 @@ class LabApp(App[int]):
 
     def __init__(self, course: Course, *, sandbox: bool = False, profile: str | None = None,
                  state_dir: str | None = None, read_only: bool = False,
-                 refresh_every: float | None = REFRESH_EVERY) -> None:
+                 refresh_every: float | None = REFRESH_EVERY,
+                 endpoint_url: str | None = None) -> None:
         super().__init__()
         self.refresh_every = refresh_every
         self._events: list[Event] = []
@@ -100,6 +101,7 @@ class LabApp(App[int]):
         self.profile = profile
         self.state_dir = state_dir
         self.read_only = read_only
+        self.endpoint_url = endpoint_url
         self.ctx: Context | None = None
         self.connect_error: str | None = None
         self._ctx_lock = threading.Lock()
@@ -134,7 +136,8 @@ class LabApp(App[int]):
     def connect(self) -> None:
         callback = CallbackSink(self._post_event)
         ctx = open_context(self.course, sandbox=self.sandbox, profile=self.profile,
-                           state_dir=self.state_dir, sink=callback, read_only=self.read_only)
+                           state_dir=self.state_dir, sink=callback, read_only=self.read_only,
+                           endpoint_url=self.endpoint_url)
         with self._ctx_lock:
             if self._closed:  # the app ended while we were connecting
                 ctx.close()

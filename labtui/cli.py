@@ -26,6 +26,7 @@ from labtui.grammar import EXIT_INPUT, build_parser, subcommands
 from labtui.terminal import PlainStream
 
 EXIT_OK, EXIT_PARTIAL = 0, 1
+VALUED = ("--profile", "--state-dir", "--regions", "--region", "--endpoint-url")  # take a value
 RAW_TERMINAL = ("open", "ssh")  # the console draws the terminal; ssh hands it to the seat
 
 
@@ -40,7 +41,7 @@ def normalize(argv: Sequence[str]) -> list[str]:
             break
         if token.startswith("-"):
             continue
-        if index > 0 and args[index - 1] in ("--profile", "--state-dir", "--regions"):
+        if index > 0 and args[index - 1] in VALUED:
             continue
         if token in subcommands():
             return [token] + args[:index] + args[index + 1:]
@@ -56,7 +57,7 @@ def unknown_subcommand(argv: Sequence[str]) -> str | None:
     if "--" in args:
         args = args[:args.index("--")]
     words = [a for i, a in enumerate(args) if not a.startswith("-")
-             and (i == 0 or args[i - 1] not in ("--profile", "--state-dir", "--regions"))]
+             and (i == 0 or args[i - 1] not in VALUED)]
     if not words or words[0] in subcommands():
         return None
     word = words[0]
@@ -170,11 +171,14 @@ def load_course(args: argparse.Namespace):
 # -- subcommands -----------------------------------------------------------------------------
 
 def cmd_open(args: argparse.Namespace) -> int:
-    course = load_course(args)
+    from labtui.lifecycle import only_region
+
+    course = only_region(load_course(args), args.only_region)
     from labtui.app import run_app
 
     return run_app(course, sandbox=args.sandbox, profile=args.profile,
-                   state_dir=args.state_dir, read_only=args.read_only)
+                   state_dir=args.state_dir, read_only=args.read_only,
+                   endpoint_url=args.endpoint_url)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -34,7 +34,9 @@ class Context:
         if self.sandbox is not None:
             note = f" · {self.sandbox.machines}" if self.sandbox.machines else ""
             return f"sandbox {self.sandbox.endpoint_url}{note}"
-        return f"AWS profile {self.aws.settings.profile or 'default'}"
+        profile = f"AWS profile {self.aws.settings.profile or 'default'}"
+        endpoint = self.aws.settings.endpoint
+        return f"{endpoint} ({profile})" if endpoint else profile
 
     @cached_property
     def prices(self) -> Prices:
@@ -53,7 +55,10 @@ class Context:
 
 def open_context(course: Course | None, *, sandbox: bool = False, profile: str | None = None,
                  state_dir: str | None = None, sink: EventSink | None = None,
-                 read_only: bool = False) -> Context:
+                 read_only: bool = False, endpoint_url: str | None = None) -> Context:
+    if sandbox and endpoint_url:
+        raise InputError("--sandbox and --endpoint-url both say where AWS is. Fix: give one "
+                         "of them")
     state = StateDir.resolve(state_dir).ensure()
     front: EventSink = sink or NullSink()
     # Every event goes to the front end and, for a course, to its event log: wired here
@@ -63,11 +68,12 @@ def open_context(course: Course | None, *, sandbox: bool = False, profile: str |
     if sandbox:
         out = front
         handle = attach(state, progress=lambda line: out.emit(LogLine(line, source="sandbox")))
-        aws = Aws(AwsSettings(endpoint_url=handle.endpoint_url))
+        aws = Aws(AwsSettings(endpoint_url=handle.endpoint_url, sandbox=True))
         resolver: Resolver = SandboxAddress(handle.hosts_file)
     else:
         handle = None
-        aws = Aws(AwsSettings(profile=profile or (course.profile if course else None)))
+        aws = Aws(AwsSettings(profile=profile or (course.profile if course else None),
+                              endpoint_url=endpoint_url))
         resolver = PublicAddress()
     return Context(state=state, aws=aws, resolver=resolver, sandbox=handle,
                    sink=sink or NullSink(), read_only=read_only)

@@ -27,7 +27,8 @@ class Parser(argparse.ArgumentParser):
                               f"Fix: see `{self.prog} --help`.\n")
 
 
-def common(parser: argparse.ArgumentParser, *, course: bool = True) -> None:
+def common(parser: argparse.ArgumentParser, *, course: bool = True, aws: bool = True,
+           region: bool = True) -> None:
     if course:
         parser.add_argument("course", metavar="COURSE", help="the course file (TOML)")
     parser.add_argument("--sandbox", action="store_true",
@@ -41,6 +42,23 @@ def common(parser: argparse.ArgumentParser, *, course: bool = True) -> None:
     parser.add_argument("--state-dir", metavar="DIR",
                         help="local state folder (default: $LABTUI_STATE_DIR or the user "
                              "data dir)")
+    if aws:
+        parser.add_argument("--endpoint-url", type=endpoint_url, metavar="URL",
+                            help="send every AWS call to this endpoint instead (another "
+                                 "emulator such as LocalStack; $AWS_ENDPOINT_URL works too)")
+    if course and aws and region:
+        parser.add_argument("--region", dest="only_region", metavar="REGION",
+                            help="act in this one of the course's regions only")
+
+
+def endpoint_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL such as "
+                                         "http://localhost:4566")
+    return text
 
 
 def positive(text: str) -> int:
@@ -92,7 +110,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("validate", help="check a course file and the files it names",
                        description="Check a course file (and its roster, files, notebooks "
                                    "and job list); name every problem with its line and fix.")
-    common(p)
+    common(p, aws=False)
 
     p = sub.add_parser("new", help="write a starter course file",
                        description="Write a starter course file that validates.")
@@ -160,7 +178,7 @@ def machine_commands(sub: Any) -> None:
                        description="Request a Service Quotas increase of the vCPU quota the "
                                    "course's machines use (or --spot, or that of "
                                    "--instance-type) to a new total.")
-    common(p)
+    common(p, region=False)
     p.add_argument("region", metavar="REGION")
     p.add_argument("--vcpus", type=positive, required=True, metavar="N",
                    help="the new quota (total vCPUs)")

@@ -50,7 +50,8 @@ def context_for(args: argparse.Namespace, course: Course) -> Context:
                                    seat_width=max((len(s.id) for s in course.seats), default=4)))
     return open_context(course, sandbox=args.sandbox, profile=args.profile,
                         state_dir=args.state_dir, sink=sink,
-                        read_only=getattr(args, "read_only", False))
+                        read_only=getattr(args, "read_only", False),
+                        endpoint_url=getattr(args, "endpoint_url", None))
 
 
 def confirm(args: argparse.Namespace, question: str) -> bool:
@@ -87,7 +88,8 @@ def emit(args: argparse.Namespace, obj: dict[str, Any], human: str) -> None:
 
 def with_course(func: Callable[..., int]):
     def run(args: argparse.Namespace, *extra: Any) -> int:
-        course = load(args.course)
+        course = lifecycle.only_region(load(args.course), getattr(args, "only_region", None),
+                                       any_region=args.command == "down")
         ctx = context_for(args, course)
         try:
             return func(args, course, ctx, *extra)
@@ -302,7 +304,8 @@ def cmd_down(args: argparse.Namespace, course: Course, ctx: Context) -> int:
         return EXIT_OK
     options = lifecycle.DownOptions(save=not args.no_save, save_to=save_to, force=args.force,
                                     delete_buckets=args.delete_buckets,
-                                    delete_results=args.delete_results)
+                                    delete_results=args.delete_results,
+                                    all_regions=args.only_region is None)
     report = lifecycle.down(ctx, course, options)
     emit(args, {"type": "summary", "removed": report.removed, "failed": report.failed,
                 "kept": report.kept, "left": [str(left) for left in report.left]},

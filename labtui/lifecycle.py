@@ -18,6 +18,7 @@ from labtui.course import Course
 from labtui.errors import CourseError, InputError, LabError
 from labtui.events import LogLine, Problem, QuotaRequested, SeatChanged, StepDone
 from labtui.plan import Facts, Plan, instance_types, make_plan, quota_codes
+from labtui.schema import did_you_mean
 from labtui.services import (
     billing,
     inventory,
@@ -72,6 +73,28 @@ class UpResult:
     cancelled: bool = False
     set_up: list[str] = field(default_factory=list)
     setup_failed: dict[str, str] = field(default_factory=dict)
+
+
+def only_region(course: Course, region: str | None, *, any_region: bool = False) -> Course:
+    """The course as one command sees it with ``--region``: that region only. It must be one
+    of the course's (``any_region``: any AWS region, for ``down`` to clear one the course
+    file no longer names)."""
+    from dataclasses import replace
+
+    from labtui import checks
+
+    if region is None:
+        return course
+    listed = ", ".join(course.regions)
+    if region not in checks.AWS_REGIONS:
+        hint = did_you_mean(region, checks.AWS_REGIONS)
+        raise InputError(f"--region {region!r} is not an AWS region. Fix: "
+                         f"{hint or f'use one of the course regions: {listed}'}")
+    if region not in course.regions and not any_region:
+        raise InputError(f"--region {region} is not one of the course's regions ({listed}). "
+                         f"Fix: use one of them, or add {region} to [course] regions in "
+                         f"{course.path}")
+    return replace(course, regions=(region,))
 
 
 def discover(ctx: Context, course: Course) -> Inventory:

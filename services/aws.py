@@ -26,14 +26,19 @@ DEFAULT_REGION = "us-east-1"
 
 @dataclass(frozen=True)
 class AwsSettings:
-    """Where AWS calls go. ``endpoint_url`` set means the sandbox: fake credentials, loopback."""
+    """Where AWS calls go. ``sandbox``: labtui's own emulator at ``endpoint_url`` (fake
+    credentials, loopback). Otherwise ``endpoint_url`` (``--endpoint-url``, or boto3's own
+    ``AWS_ENDPOINT_URL`` when it is None) sends every call to another AWS-compatible endpoint
+    such as LocalStack, with the profile's credentials."""
 
     profile: str | None = None
     endpoint_url: str | None = None
+    sandbox: bool = False
 
     @property
-    def sandbox(self) -> bool:
-        return self.endpoint_url is not None
+    def endpoint(self) -> str | None:
+        """Where calls go when not to AWS itself."""
+        return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 class CallCounter:
@@ -70,13 +75,20 @@ class Aws:
         self.settings = settings or AwsSettings()
         self.calls = CallCounter()
         self._config = Config(
-            retries={"mode": "adaptive", "max_attempts": 2 if self.settings.sandbox else 8},
-            connect_timeout=5 if self.settings.sandbox else 10,
-            read_timeout=30 if self.settings.sandbox else 60,
+            # An emulator (the sandbox, or one at --endpoint-url) is local: what it cannot
+            # answer it will not answer on the eighth try either.
+            retries={"mode": "adaptive", "max_attempts": 2 if self.local else 8},
+            connect_timeout=5 if self.local else 10,
+            read_timeout=30 if self.local else 60,
         )
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._session = self._make_session()
+
+    @property
+    def local(self) -> bool:
+        """Calls go to an emulator, not to AWS."""
+        return self.settings.sandbox or self.settings.endpoint is not None
 
     def _make_session(self) -> boto3.session.Session:
         if self.settings.sandbox:

@@ -13,7 +13,7 @@ from labtui.services.instance_types import vcpus
 @pytest.fixture
 def aws(sandbox) -> Aws:
     sandbox.reset()
-    return Aws(AwsSettings(endpoint_url=sandbox.endpoint_url))
+    return Aws(AwsSettings(endpoint_url=sandbox.endpoint_url, sandbox=True))
 
 
 def test_clients_are_cached_per_service_and_region(aws: Aws) -> None:

@@ -44,7 +44,7 @@ email = "s1@example.edu"
 @pytest.fixture
 def aws(sandbox) -> Aws:
     sandbox.reset()
-    return Aws(AwsSettings(endpoint_url=sandbox.endpoint_url))
+    return Aws(AwsSettings(endpoint_url=sandbox.endpoint_url, sandbox=True))
 
 
 def alarms_of(aws: Aws, course_id: str = "bill") -> dict[str, dict]:

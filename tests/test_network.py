@@ -18,7 +18,7 @@ from .conftest import SAMPLE
 @pytest.fixture
 def aws(sandbox) -> Aws:
     sandbox.reset()
-    return Aws(AwsSettings(endpoint_url=sandbox.endpoint_url))
+    return Aws(AwsSettings(endpoint_url=sandbox.endpoint_url, sandbox=True))
 
 
 def test_network_is_created_once_and_found_again(aws: Aws) -> None:

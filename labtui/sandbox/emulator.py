@@ -5,9 +5,13 @@ sandbox serves them itself, on the same endpoint and in the same wire format as 
 same client code (services/quotas.py, services/pricing.py) runs against both:
 
 - Service Quotas for EC2 vCPU quotas: settable per region (``labtui sandbox --vcpu-quota
-  eu-west-1=16``), increase requests recorded (PENDING, or APPROVED at once with
+  eu-west-1=16``), read one by one or listed (ListServiceQuotas, paged as AWS pages it),
+  increase requests recorded (PENDING, or APPROVED at once with
   ``--approve-quota-requests``), change history listed.
-- The Price List API (GetProducts) for EC2 and EMR, answering from labtui's dated price table.
+- The Price List API (GetProducts, paged) for EC2 and EMR, answering from labtui's dated
+  price table.
+
+Checked with the AWS CLI itself (tests/test_aws_conventions.py).
 
 Everything else goes to moto untouched.
 """
@@ -175,10 +179,15 @@ class SandboxAws:
         if operation == "GetProducts":
             products = self.prices.products(request.get("ServiceCode", ""),
                                             request.get("Filters", []))
-            return {"FormatVersion": "aws_v1", "PriceList": products}
+            return {"FormatVersion": "aws_v1", **_page(products, request, "PriceList", 100)}
         if request.get("ServiceCode", "ec2") != "ec2":
             return None  # moto serves the vpc quotas
         code = str(request.get("QuotaCode", ""))
+        if operation in ("ListServiceQuotas", "ListAWSDefaultServiceQuotas"):
+            default = operation == "ListAWSDefaultServiceQuotas"
+            every = [_quota(region, c, AWS_DEFAULT if default else self.quotas.get(region, c))
+                     for c in sorted(QUOTA_NAMES)]
+            return _page(every, request, "Quotas", 100)
         if operation == "ListRequestedServiceQuotaChangeHistory":
             return {"RequestedQuotas": self.quotas.requests(region)}
         if code not in QUOTA_NAMES:
@@ -193,6 +202,19 @@ class SandboxAws:
         if operation == "ListRequestedServiceQuotaChangeHistoryByQuota":
             return {"RequestedQuotas": self.quotas.requests(region, code)}
         return None
+
+
+def _page(items: list[Any], request: dict[str, Any], key: str, most: int) -> dict[str, Any]:
+    """One page of ``items`` as AWS pages them: MaxResults and an opaque NextToken."""
+    try:
+        start = int(request.get("NextToken") or 0)
+        size = max(1, min(int(request.get("MaxResults") or most), most))
+    except (TypeError, ValueError):
+        raise _Error("InvalidPaginationTokenException", "the NextToken is not valid") from None
+    out: dict[str, Any] = {key: items[start:start + size]}
+    if start + size < len(items):
+        out["NextToken"] = str(start + size)
+    return out
 
 
 def _update_budget(request: dict[str, Any]) -> dict[str, Any]:
