@@ -432,6 +432,10 @@ def billing_text(course: Course, state: BillingState | None, problem: str) -> Te
         if have:
             out.append(f"Alarms (estimated charges): {', '.join(have)} "
                        f"(course file: {want}).\n")
+        if state.firing:
+            passed = ", ".join(f"${name[len(prefix):-3]}" for name in state.firing)
+            out.append(f"ALARM: the estimated charges have passed {passed}. Check what runs "
+                       "(labtui sweep) and stop what is not needed.\n", style="bold red")
         else:
             out.append(f"Alarms: none on AWS yet (course file: {want}; `up` creates them).\n")
         if state.topic_arn is None:

@@ -53,6 +53,7 @@ class BillingState:
     budget: str | None = None             # budget name
     budget_limit_usd: float | None = None
     subscription: str = NONE              # confirmed | pending | none (the notify address)
+    firing: tuple[str, ...] = ()          # the alarms in ALARM now: the bill passed them
 
     @property
     def empty(self) -> bool:
@@ -349,13 +350,19 @@ def billing_state(aws: Aws, course: Course) -> BillingState:
     subscription = NONE
     if arn and notify:
         subscription = _subscription_state(_subscriptions(aws, arn), notify)
-    alarms = tuple(sorted((a["AlarmName"] for a in _course_alarms(aws, course.id)),
-                          key=lambda n: float(n[len(alarm_prefix(course.id)):-3])))
+    found_alarms = _course_alarms(aws, course.id)
+
+    def by_amount(name: str) -> float:
+        return float(name[len(alarm_prefix(course.id)):-3])
+
+    alarms = tuple(sorted((a["AlarmName"] for a in found_alarms), key=by_amount))
+    firing = tuple(sorted((a["AlarmName"] for a in found_alarms
+                           if a.get("StateValue") == "ALARM"), key=by_amount))
     budget = _describe_budget(aws, account, budget_name(course.id))
     return BillingState(
         topic_arn=arn, alarms=alarms, budget=budget["BudgetName"] if budget else None,
         budget_limit_usd=float(budget["BudgetLimit"]["Amount"]) if budget else None,
-        subscription=subscription)
+        subscription=subscription, firing=firing)
 
 
 # ---- remove -------------------------------------------------------------------------------

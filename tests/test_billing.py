@@ -10,6 +10,7 @@ from botocore.stub import Stubber
 
 from labtui.course import Course, load
 from labtui.events import ListSink, LogLine, StepDone
+from labtui.screens.quotas import billing_text
 from labtui.services import billing, tags
 from labtui.services.aws import Aws, AwsSettings
 
@@ -120,15 +121,22 @@ def test_ensure_creates_alarms_topic_subscription_and_budget(aws: Aws, tmp_path:
     assert billing.billing_state(aws, course) == state
 
 
-def test_alarm_in_alarm_state_targets_the_topic(aws: Aws, tmp_path: Path) -> None:
-    """moto's set_alarm_state flips the state but runs no action (no SNS publish)."""
-    state = billing.ensure_billing(aws, make_course(tmp_path))
-    cloudwatch = aws.client("cloudwatch")
-    cloudwatch.set_alarm_state(AlarmName="labtui-bill-billing-25usd", StateValue="ALARM",
-                               StateReason="estimated charges reached $25")
-    alarm = alarms_of(aws)["labtui-bill-billing-25usd"]
-    assert alarm["StateValue"] == "ALARM" and alarm["ActionsEnabled"]
-    assert alarm["AlarmActions"] == [state.topic_arn]
+def test_an_alarm_that_fires_is_shown_to_the_instructor(aws: Aws, tmp_path: Path) -> None:
+    """CloudWatch puts an alarm in ALARM when the bill passes it (set here as CloudWatch
+    would); labtui's billing state names it and the quotas view says it in red."""
+    course = make_course(tmp_path)
+    state = billing.ensure_billing(aws, course)
+    assert state.firing == () and billing.billing_state(aws, course).firing == ()
+    aws.client("cloudwatch").set_alarm_state(
+        AlarmName="labtui-bill-billing-25usd", StateValue="ALARM",
+        StateReason="estimated charges reached $25")
+    now = billing.billing_state(aws, course)
+    assert now.firing == ("labtui-bill-billing-25usd",)
+    assert now.alarms == ("labtui-bill-billing-25usd", "labtui-bill-billing-50usd")
+    text = billing_text(course, now, "")
+    assert "ALARM: the estimated charges have passed $25." in text.plain
+    assert any("red" in str(span.style) and "ALARM" in text.plain[span.start:span.end]
+               for span in text.spans)
 
 
 def test_rerun_changes_nothing_then_follows_the_course_file(aws: Aws, tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ from labtui.events import ListSink
 from labtui.sandbox import flavors
 from labtui.services import cloudinit, machines, tags
 
-from .conftest import SAMPLE
 from .courses import write_course
 
 IMAGE = flavors.FLAVORS["ubuntu-24.04"].image_id  # a sandbox image
@@ -194,10 +193,6 @@ def test_read_only_refuses_mutations(sandbox_state, tmp_path: Path) -> None:
             lifecycle.up(ctx, course, skip_setup=True)
     finally:
         ctx.close()
-
-
-def test_sample_course_loads_for_lifecycle() -> None:
-    assert load(SAMPLE).machines is not None
 
 
 def test_spot_price_too_low_moves_seats_and_spot_options_are_sent(ctx, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ refuses a class that fits nowhere, and prices a known plan as computed by hand."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -152,7 +153,14 @@ def test_status_shows_cost_so_far_per_seat(ctx, tmp_path) -> None:
     lifecycle.up(ctx, course, skip_setup=True)
     seats = lifecycle.status(ctx, course)
     assert [s.hourly_usd for s in seats] == [pytest.approx(0.0208)] * 2
-    assert all(s.cost_usd is not None and s.cost_usd >= 0 for s in seats)
+    # cost so far = the hourly price x the hours since the machine (re)started
+    for seat in seats:
+        launched = lifecycle.seat_machine(ctx, course, seat.seat).raw["LaunchTime"]
+        hours = (datetime.now(UTC) - launched).total_seconds() / 3600
+        assert seat.cost_usd == pytest.approx(0.0208 * hours, abs=0.0208 * 10 / 3600)
+    stopped = lifecycle.seat_machine(ctx, course, "s01")
+    lifecycle.machines.stop(ctx.aws, [stopped])
+    assert {s.seat: s.cost_usd for s in lifecycle.status(ctx, course)}["s01"] == 0.0
     assert "cost_usd" in seats[0].to_json()
 
 

@@ -8,6 +8,7 @@ screen comes back with capture-pane. The tmux server is always killed afterwards
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -108,7 +109,9 @@ def test_console_in_a_real_terminal(sandbox_state: StateDir) -> None:
         # ? lists the keys of the machines view.
         tmux.keys("?")
         screen = tmux.wait_for("Keys", timeout=10)
-        assert "Launch the missing machines" in screen or "Up" in screen
+        row = next((line for line in screen.splitlines()
+                    if "Launch the missing machines" in line), "")
+        assert re.search(r"\bu\s+Up\s", row), screen  # key, what it does, details
         tmux.keys("Escape")
         tmux.wait_for("No machines yet", timeout=10)
 
