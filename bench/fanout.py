@@ -7,9 +7,9 @@ connections, host-key checks, step round trips, tags), prints the wall time of `
 launch and of setup against the one-seat time, and the AWS API calls that `up`, one `status`
 refresh and `down` make.
 Aim: 100 seats in under 1.5x the time of one; status calls constant in N (per region).
-Everything runs on 127.0.0.1 (moto + the embedded SSH hosts) in a temporary folder.
+Everything runs on loopback (moto and the sandbox's machines) in a temporary folder.
 
-    python bench/fanout.py [--seats 1 10 50 100] [--setup-seconds 5] [--concurrency 100]
+    python bench/fanout.py [--seats 1 10 50 100] [--setup-seconds 5] [--concurrency N]
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seats", type=int, nargs="+", default=[1, 10, 50, 100])
     parser.add_argument("--setup-seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="seats set up at once (default: every seat, as labtui does)")
     args = parser.parse_args()
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     logging.disable(logging.WARNING)
@@ -98,7 +99,7 @@ def main() -> None:
             server.wait(timeout=30)
     base = rows[0][2]
     print(f"\nsetup of N sandbox seats, each setup ~{args.setup_seconds:g} s of sleep, "
-          f"concurrency {args.concurrency}, {os.cpu_count()} cores")
+          f"concurrency {args.concurrency or 'every seat'}, {os.cpu_count()} cores")
     print(f"{'N':>5} {'launch s':>9} {'setup s':>8} {'x one seat':>11} {'failed':>7} "
           f"{'up calls':>9} {'status calls':>13} {'down calls':>11}")
     for n, launch_s, setup_s, failed, up_calls, status_calls, down_calls in rows:
