@@ -95,8 +95,11 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
     try:
         sink.emit(SeatChanged(machine.seat, "setup", "running"))
         run_step(client, log, "wait for boot to finish",
-                 "if command -v cloud-init >/dev/null 2>&1; then "
-                 "sudo cloud-init status --wait >/dev/null || true; fi; echo ready")
+                 # cloud-init writes result.json (under /run, cleared at each boot) when
+                 # it is done: only a machine still booting waits for it
+                 "if [ ! -e /run/cloud-init/result.json ] && command -v cloud-init "
+                 ">/dev/null 2>&1; then sudo cloud-init status --wait >/dev/null || true; "
+                 "fi; echo ready")
         if cfg.login == "password":
             password = passwords.ensure(state, machine.seat)
             run_step(client, log, "set the seat password", "sudo chpasswd",

@@ -21,6 +21,7 @@ from labtui.state import StateDir
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = ROOT / "sample_course.toml"
+_RUN = pytest.StashKey[str]()
 
 
 @pytest.fixture(autouse=True)
@@ -149,3 +150,35 @@ def sshd(tmp_path: Path):
                 running.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 running.kill()
+
+
+# -- the suite ends what it starts (tests/leftovers.py) ------------------------------------
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from . import leftovers
+
+    session.config.stash[_RUN] = leftovers.mark_session()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from . import leftovers
+
+    token = session.config.stash.get(_RUN, None)
+    if token is None:
+        return
+    deadline = time.monotonic() + 5  # what a teardown just ended may still be exiting
+    found = leftovers.left_behind(token)
+    while found and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = leftovers.left_behind(token)
+    if not found:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"  pid {pid}: {cmd}" for pid, cmd in found]
+    message = ("processes the test run started are still running after its last test "
+               "(ended now):\n" + "\n".join(lines))
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(message, red=True)
+    leftovers.end([pid for pid, _ in found])
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
