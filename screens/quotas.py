@@ -35,12 +35,12 @@ from labtui.events import LogLine
 from labtui.plan import Plan, quota_codes
 from labtui.screens.base import View, table
 from labtui.screens.confirm import ConfirmModal
+from labtui.screens.host import Lab
 from labtui.services import billing
 from labtui.services.billing import BillingState
 from labtui.services.quotas import NAMES, Quota
 
 if TYPE_CHECKING:
-    from labtui.app import LabApp
     from labtui.context import Context
 
 COLUMNS = (("Region", "region"), ("Quota", "name"), ("Code", "code"), ("Quota vCPUs", "value"),
@@ -221,8 +221,8 @@ class QuotasView(View):
             yield panel
 
     @property
-    def lab(self) -> LabApp:
-        return cast("LabApp", self.app)
+    def lab(self) -> Lab:
+        return cast("Lab", self.app)
 
     # -- runs in a thread worker ----------------------------------------------------------------
 

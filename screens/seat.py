@@ -19,7 +19,7 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import events, on
@@ -34,13 +34,13 @@ from labtui import lifecycle
 from labtui.course import Course
 from labtui.events import Event, LogLine, SeatChanged
 from labtui.screens.confirm import ConfirmModal, PromptModal
+from labtui.screens.host import Lab
 from labtui.screens.jobs import Job, reboot_job, setup_job
 from labtui.screens.messages import SeatLoaded, SeatText, ShellReady
 from labtui.services import inventory, tags
 from labtui.terminal import plain
 
 if TYPE_CHECKING:
-    from labtui.app import LabApp
     from labtui.context import Context
     from labtui.lifecycle import SeatStatus
     from labtui.services.inventory import Machine
@@ -105,8 +105,8 @@ class SeatScreen(Screen[None]):
         self._reload_timer: Timer | None = None
 
     @property
-    def lab(self) -> LabApp:
-        return self.app  # type: ignore[return-value]
+    def lab(self) -> Lab:
+        return cast("Lab", self.app)
 
     # -- layout ---------------------------------------------------------------------------------
 

@@ -30,10 +30,10 @@ from textual.widgets import DataTable, Static
 from labtui import lifecycle
 from labtui.screens.base import View, table
 from labtui.screens.confirm import ConfirmModal
+from labtui.screens.host import Lab
 from labtui.services.sweep import Finding, Removal, age_text, total
 
 if TYPE_CHECKING:
-    from labtui.app import LabApp
     from labtui.context import Context
 
 COLUMNS = (("", "mark"), ("Region", "region"), ("Kind", "kind"), ("Id", "id"),
@@ -115,8 +115,8 @@ class SweepView(View):
         self.set_status(f"Sweeps the whole account ({where}) when shown; r sweeps again.")
 
     @property
-    def lab(self) -> LabApp:
-        return cast("LabApp", self.app)
+    def lab(self) -> Lab:
+        return cast("Lab", self.app)
 
     @property
     def rows(self) -> DataTable:
