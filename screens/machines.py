@@ -33,6 +33,8 @@ from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.binding import Binding
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
@@ -40,7 +42,7 @@ from labtui import lifecycle
 from labtui.course import Course
 from labtui.events import Event, LogLine, Progress, SeatChanged, StepDone
 from labtui.lifecycle import SeatStatus
-from labtui.screens.base import View, _clock
+from labtui.screens.base import View, clock
 from labtui.screens.confirm import ConfirmModal, PromptModal
 from labtui.screens.jobs import (
     count,
@@ -95,7 +97,8 @@ def status_cells(status: SeatStatus) -> dict[str, str]:
 class SeatRow:
     """What the view knows about one seat (visible in the table or filtered out)."""
 
-    __slots__ = ("seat", "cells", "haystack", "event_at", "snapshot_at", "dirty", "_names")
+    __slots__ = ("seat", "cells", "haystack", "shown", "event_at", "snapshot_at", "dirty",
+                 "_names")
 
     def __init__(self, seat: str, students: str, names: str) -> None:
         self.seat = seat
@@ -104,6 +107,7 @@ class SeatRow:
             "region": UNKNOWN, "instance": UNKNOWN, "address": UNKNOWN, "setup": UNKNOWN,
             "cost": UNKNOWN, "error": ""}
         self.haystack = ""
+        self.shown: list[str] = []  # the cells as the table takes them (table_cells)
         self.event_at = 0.0      # when the newest event applied to this row was emitted
         self.snapshot_at = 0.0   # when the AWS snapshot applied to this row was started
         self.dirty: set[str] = set()  # columns changed since the table last showed them
@@ -116,11 +120,13 @@ class SeatRow:
                                   cells["state"], cells["region"], cells["instance"],
                                   cells["address"], "setup:" + cells["setup"], cells["setup"],
                                   cells["error"])).lower()
+        self.shown = [escape(value) for value in cells.values()]
 
     def table_cells(self) -> list[str]:
         """The cells as the table takes them: DataTable reads a str as markup, and an
-        error from a remote command may hold anything in square brackets."""
-        return [escape(value) for value in self.cells.values()]
+        error from a remote command may hold anything in square brackets. Kept from the
+        last ``reindex`` (the filter lays hundreds of rows anew per key)."""
+        return self.shown
 
     def matches(self, words: Sequence[str]) -> bool:
         return all(word in self.haystack for word in words)
@@ -128,6 +134,15 @@ class SeatRow:
     @property
     def has_machine(self) -> bool:
         return self.cells["instance"] not in (UNKNOWN, NONE)
+
+
+class FilterInput(Input):
+    """The filter line. Input's virtual size follows its text, and Widget lays the whole
+    screen out when a virtual size changes: every key typed would repaint every widget. The
+    filter's own size never depends on its text (width 100%, fixed height), so here a new
+    virtual size repaints the line and moves its horizontal scroll, nothing else."""
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False, repaint=True)
 
 
 class SeatTable(RowTable):
@@ -195,7 +210,7 @@ class MachinesView(View):
         empty = Static(empty_text(self.course), id="machines-empty", classes="empty")
         empty.display = False  # not until AWS has answered: "none yet" must be a fact
         yield empty
-        search = Input(placeholder="filter: words matching seat, student, state, region, "
+        search = FilterInput(placeholder="filter: words matching seat, student, state, region, "
                                    "setup, error — enter keeps it, escape clears",
                        id="machines-filter")
         search.display = False
@@ -393,7 +408,7 @@ class MachinesView(View):
         if hourly or spent:
             parts.append(f"${hourly:.2f}/hour now, ${spent:.2f} so far")
         if self.loaded_at:
-            parts.append(f"updated {_clock(self.loaded_at)}")
+            parts.append(f"updated {clock(self.loaded_at)}")
         return " · ".join(parts)
 
     def show_status(self) -> None:

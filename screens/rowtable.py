@@ -72,7 +72,7 @@ class RowTable(DataTable):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._row_versions: dict[RowKey, int] = {}
-        self._row_strips: LRUCache[tuple[object, ...], Strip] = LRUCache(1024)
+        self._row_strips: LRUCache[tuple[object, ...], Strip] = LRUCache(256)  # screenfuls
         self._row_styles: dict[tuple[object, ...], tuple[Style, Style]] = {}
         self._frame: tuple[Style, tuple[int, ...], tuple[ColumnKey, ...]] | None = None
 

@@ -600,3 +600,45 @@ async def test_filter_lays_rows_anew_in_order_and_marks_survive_it_and_a_refresh
         assert [cell(app, s, "mark") for s in ("s03", "s15", "s04")] == ["●", "●", ""]
         assert "2 marked" in status_line(app)
         assert {cell(app, s, "state") for s in seats} == {"absent"}
+
+
+async def test_typing_in_the_filter_repaints_it_without_a_layout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key typed into the filter line changes its text and its scroll, not the screen's
+    layout (a layout repaints every widget: 500 seats under load felt it on every key)."""
+    from textual.app import ComposeResult
+    from textual.geometry import Region
+    from textual.screen import Screen
+
+    from labtui.screens.machines import FilterInput
+
+    class One(App[None]):
+        CSS = "FilterInput { width: 24; }"
+
+        def compose(self) -> ComposeResult:
+            yield FilterInput(id="f")
+
+    app = One()
+    async with app.run_test(size=(60, 10)) as pilot:
+        line = app.query_one("#f", FilterInput)
+        line.focus()
+        await pilot.pause()
+        layouts: list[int] = []
+        real = Screen._refresh_layout
+
+        def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            layouts.append(1)
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Screen, "_refresh_layout", counted)
+        text = "seat s1 failed in eu-west-1 with exit 100"
+        await pilot.press(*text)
+        await pilot.pause()
+        assert line.value == text
+        assert layouts == []
+        # Longer than the line: it scrolls to keep the cursor in view, as Input does.
+        assert line.virtual_size.width > line.content_size.width
+        assert line.scroll_x > 0
+        width, height = line.outer_size
+        shown = [strip.text for strip in line.render_lines(Region(0, 0, width, height))]
+        assert text[-10:] in shown[1] and text[:4] not in shown[1]
