@@ -25,6 +25,7 @@ from the workers the app runs for them.
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -126,6 +127,10 @@ class LabApp(App[int]):
         return self.main
 
     def on_mount(self) -> None:
+        # What startup made (Textual, rich, boto3...; then the context: clients, the
+        # sandbox's emulator) lives as long as the app. Frozen, a full collection no longer
+        # walks it: under a flood of events it held the event loop ~80 ms every few seconds.
+        gc.freeze()
         for view in self.main.views:
             view.waiting(self.where_wanted)
         self.log_event(LogLine(f"connecting to {self.where_wanted}…"))
@@ -157,6 +162,7 @@ class LabApp(App[int]):
 
     @on(ContextReady)
     def context_ready(self, message: ContextReady) -> None:
+        gc.freeze()  # and what connecting made (see on_mount)
         self.sub_title = self._with_mode(message.ctx.where)
         self.log_event(LogLine(f"connected: {message.ctx.where}"))
         for view in self.main.views:
@@ -175,6 +181,7 @@ class LabApp(App[int]):
 
     def on_unmount(self) -> None:
         self.close_context()
+        gc.unfreeze()  # collectable again (a process may run several apps: the tests do)
 
     # -- loading views ------------------------------------------------------------------------
 
