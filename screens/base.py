@@ -87,11 +87,11 @@ class View(Vertical):
 
     def show_loading(self) -> None:  # not `loading`: Widget.loading is a reactive
         self.set_status("Loading…" if self.loaded_at is None else
-                        f"Refreshing… (last updated {_clock(self.loaded_at)})")
+                        f"Refreshing… (last updated {clock(self.loaded_at)})")
 
     def done(self, text: str = "") -> None:
         self.loaded_at = time.time()
-        self.set_status(f"Updated {_clock(self.loaded_at)}." + (f" {text}" if text else ""))
+        self.set_status(f"Updated {clock(self.loaded_at)}." + (f" {text}" if text else ""))
 
     def failed(self, message: str) -> None:
         self.set_status(f"Could not load: {message}", error=True)
@@ -120,7 +120,8 @@ class View(Vertical):
         self.post_message(message)
 
 
-def _clock(at: float) -> str:
+def clock(at: float) -> str:
+    """A time as every screen shows it (the log pane, "Updated …")."""
     return time.strftime("%H:%M:%S", time.localtime(at))
 
 

@@ -12,7 +12,6 @@ views is instant and keeps each view's table (and cursor) as it was.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -24,7 +23,7 @@ from textual.widgets import Footer, Header, RichLog, TabbedContent, TabPane
 
 from labtui.course import Course
 from labtui.events import Event, LogLine, Problem, StepDone
-from labtui.screens.base import View
+from labtui.screens.base import View, clock
 from labtui.screens.clusters import ClustersView
 from labtui.screens.machines import MachinesView
 from labtui.screens.quotas import QuotasView
@@ -67,14 +66,14 @@ class LogPane(RichLog):
         lines = [line_of(event) for event in events[-limit:]]
         if len(events) > limit:
             lines.insert(0, Text.assemble(
-                (time.strftime("%H:%M:%S ", time.localtime(events[0].at)), "dim"),
+                (clock(events[0].at) + " ", "dim"),
                 (f"… {len(events) - limit} more lines not shown here (all are in the course's "
                  "event log; each seat's setup output is in its setup log)", "yellow")))
         self.write(Text("\n").join(lines), expand=True, shrink=True)
 
 
 def line_of(event: Event) -> Text:
-    stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+    stamp = clock(event.at)
     # a seat's output is shown as text: its escape sequences never reach the terminal
     return Text.assemble((stamp + " ", "dim"), (plain(event.human()), STYLES[level_of(event)]))
 
@@ -90,6 +89,9 @@ class MainScreen(Screen[None]):
           for view in VIEWS),
         Binding("r", "app.refresh_view", "Refresh", id="refresh",
                 tooltip="Load the current view again from AWS"),
+        Binding("L", "toggle_log", "Log", id="log.toggle", show=False,
+                tooltip="Hide the log pane (the view takes its room) or show it again; "
+                        "the course's event log keeps every line either way"),
     ]
 
     def __init__(self, course: Course) -> None:
@@ -118,6 +120,9 @@ class MainScreen(Screen[None]):
     @property
     def log_pane(self) -> LogPane:
         return self._log_pane
+
+    def action_toggle_log(self) -> None:
+        self._log_pane.display = not self._log_pane.display
 
     @property
     def views(self) -> list[View]:

@@ -236,8 +236,9 @@ class SeatScreen(Screen[None]):
             size = self._log_path.stat().st_size
         except FileNotFoundError:
             if not self._log_said_missing:
-                log.write_line(f"No setup log yet ({self._log_path}): setup has not run on "
-                               "this seat from this computer.")
+                log.write_line("No setup log yet: setup has not run on this seat from this "
+                               "computer (each seat's log is kept in the course's state "
+                               "folder).")
                 self._log_said_missing = True
             return
         if size < self._log_offset:  # the file was replaced

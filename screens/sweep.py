@@ -28,6 +28,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from labtui import lifecycle
+from labtui.events import LogLine
 from labtui.screens.base import View, table
 from labtui.screens.confirm import ConfirmModal
 from labtui.screens.host import Lab
@@ -173,8 +174,9 @@ class SweepView(View):
             self.drop(key)
         unread = (f" {len(message.unread)} region(s) could not be read: "
                   f"{', '.join(sorted(message.unread))}." if message.unread else "")
-        self.done(f"{message.regions} regions swept in {message.seconds:.1f} s; "
-                  f"{self.counts()}{unread}")
+        self.lab.log_event(LogLine(f"sweep: {message.regions} regions swept in "
+                                   f"{message.seconds:.1f} s"))
+        self.done(f"{message.regions} regions swept; {self.counts()}{unread}")
         self.show_total()
 
     def counts(self) -> str:

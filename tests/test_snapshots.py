@@ -1,0 +1,55 @@
+"""Snapshots of every view and the seat screen (pytest-textual-snapshot): the real app on the
+session sandbox, a class of three with no machines yet, at 120x36 with the log pane hidden
+(L, as a user with a small terminal would). What changes from run to run is held still:
+the clock every screen uses (screens.base.clock) and the sandbox's port in the header.
+Record again after a deliberate change: pytest tests/test_snapshots.py --snapshot-update."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from labtui.app import LabApp
+from labtui.course import load
+from labtui.screens import base, machines, main
+from labtui.state import StateDir
+
+from .test_tui import settle
+
+COURSE = Path(__file__).resolve().parent / "data" / "snapshot_course.toml"
+SIZE = (120, 36)
+
+
+@pytest.fixture
+def app(sandbox_state: StateDir, monkeypatch: pytest.MonkeyPatch) -> LabApp:
+    for module in (base, main, machines):
+        monkeypatch.setattr(module, "clock", lambda at: "09:00:00")
+    return LabApp(load(COURSE), sandbox=True, state_dir=str(sandbox_state.root),
+                  refresh_every=None)
+
+
+def ready(*keys: str):
+    async def run_before(pilot: Pilot) -> None:
+        app = pilot.app
+        await settle(pilot, app)
+        await pilot.press("L", *keys)
+        await settle(pilot, app)
+        app.sub_title = "sandbox (its port differs per run)"
+        await pilot.pause()
+    return run_before
+
+
+@pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6"],
+                         ids=["machines", "roster", "clusters", "regions", "quotas", "sweep"])
+def test_each_view(app: LabApp, snap_compare, key: str) -> None:
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready(key))
+
+
+def test_the_seat_screen(app: LabApp, snap_compare) -> None:
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready("1", "enter"))
+
+
+def test_the_help_screen(app: LabApp, snap_compare) -> None:
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready("question_mark"))
