@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = sorted(p.stem for p in (ROOT / "services").glob("*.py") if p.stem != "__init__")
+SERVICES = sorted(p.stem for p in (ROOT / "labtui" / "services").glob("*.py")
+                  if p.stem != "__init__")
 SCREENS = sorted((ROOT / "screens").glob("*.py"))
 FORBIDDEN_IN_SCREENS = ("boto3", "botocore", "paramiko", "moto")
 
