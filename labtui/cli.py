@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from labtui.errors import CourseError, InputError, LabError
 from labtui.grammar import EXIT_INPUT, build_parser, subcommands
+from labtui.output import emit_json, stdout_closed
 from labtui.terminal import PlainStream
 
 EXIT_OK, EXIT_PARTIAL = 0, 1
@@ -70,17 +68,6 @@ def unknown_subcommand(argv: Sequence[str]) -> str | None:
     fix = (f"{hint} (`labtui --help` lists them)" if hint else
            f"use one of {', '.join(names)}, or give a course file to open the console")
     return f"labtui: error: unknown subcommand {word!r}. Fix: {fix}"
-
-
-def stdout_closed() -> None:
-    """Whoever read stdout is gone (``| head -1``): send the rest to /dev/null, so neither a
-    later write nor the flush at exit raises again (Python docs, "Note on SIGPIPE")."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,10 +123,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if plain:
             sys.stdout.flush()
             sys.stdout, sys.stderr = saved
-
-
-def emit_json(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, default=str) + "\n")
 
 
 def report_problems(exc: CourseError, as_json: bool) -> None:

@@ -19,6 +19,7 @@ from labtui.context import Context, open_context
 from labtui.course import Course, load
 from labtui.errors import InputError
 from labtui.events import Event, StreamSink
+from labtui.output import emit_json, stdout_closed
 from labtui.plan import Plan
 
 EXIT_OK, EXIT_PARTIAL = 0, 1
@@ -30,8 +31,6 @@ def write_out(write: Callable[[], None]) -> None:
     try:
         write()
     except BrokenPipeError:
-        from labtui.cli import stdout_closed
-
         stdout_closed()
 
 
@@ -79,8 +78,6 @@ def plan_question(plan: Plan) -> str:
 
 def emit(args: argparse.Namespace, obj: dict[str, Any], human: str) -> None:
     if args.json:
-        from labtui.cli import emit_json
-
         write_out(lambda: emit_json(obj))
     else:
         write_out(lambda: print(human, flush=True))

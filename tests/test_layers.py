@@ -90,3 +90,13 @@ def test_the_plan_is_made_without_aws_libraries() -> None:
     assert "labtui.plan" in loaded
     assert not {m for m in loaded if m.split(".")[0] in FORBIDDEN_IN_SCREENS}, sorted(
         m for m in loaded if m.split(".")[0] in FORBIDDEN_IN_SCREENS)
+
+
+def test_import_linter_contracts_are_kept() -> None:
+    """The contracts in pyproject.toml ([tool.importlinter]), over the installed package."""
+    done = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "broken" in done.stdout and " 0 broken" in done.stdout
