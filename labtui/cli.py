@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -23,7 +24,7 @@ from labtui.grammar import EXIT_INPUT, build_parser, subcommands
 from labtui.output import emit_json, stdout_closed
 from labtui.terminal import PlainStream
 
-EXIT_OK, EXIT_PARTIAL = 0, 1
+EXIT_OK, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 130
 VALUED = ("--profile", "--state-dir", "--regions", "--region", "--endpoint-url")  # take a value
 RAW_TERMINAL = ("open", "ssh")  # the console draws the terminal; ssh hands it to the seat
 
@@ -74,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = _main(argv)
         sys.stdout.flush()  # inside the try: a closed pipe shows here, not at exit
+        if code == EXIT_INTERRUPTED and argv is None:
+            # Ctrl-C: the work was told to stop and the context is closed; a worker thread
+            # still inside a handshake must not hold the exit (it would, up to its timeout)
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
         return code
     except BrokenPipeError:
         stdout_closed()
@@ -116,9 +122,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
     except LabError as exc:
         report_error(exc, getattr(args, "json", False))
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        unfinished = getattr(exc, "unfinished", None)
+        if unfinished:
+            task = getattr(exc, "task", "the work")
+            print(f"interrupted: {task} did not finish on {len(unfinished)} seat(s): "
+                  f"{', '.join(unfinished)}. Fix: run the command again; what is done is "
+                  "skipped", file=sys.stderr)
+        else:
+            print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if plain:
             sys.stdout.flush()

@@ -479,7 +479,8 @@ def save_work(ctx: Context, course: Course, options: DownOptions) -> list[Machin
         ctx.sink.emit(SeatChanged(machine.seat, "saved", f"{saved.files} file(s) to {where}"))
         return where
 
-    outcomes = fan_out(found, lambda m: m.seat, one, task="save work", sink=ctx.sink)
+    outcomes = fan_out(found, lambda m: m.seat, one, task="save work", sink=ctx.sink,
+                       on_interrupt=remote.stop)
     failed = [(machine, o.error) for machine, o in zip(found, outcomes, strict=True)
               if not o.ok]
     for machine, why in failed:
@@ -556,6 +557,9 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
                        seat_public_key=public,
                        cluster=(cluster.region, cluster.cluster_id) if cluster else None)
         except Exception as exc:
+            if remote.stopped:  # Ctrl-C ended it: not failed, the rerun takes it up
+                setup_state.mark(ctx.aws, [machine], "pending", "interrupted")
+                raise
             setup_state.mark(ctx.aws, [machine], "failed", setup_state.reason_of(exc))
             ctx.sink.emit(SeatChanged(machine.seat, "setup failed", str(exc)))
             raise
@@ -563,7 +567,7 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
         ctx.sink.emit(SeatChanged(machine.seat, "ready"))
 
     outcomes = fan_out(chosen, lambda m: m.seat, one, concurrency=concurrency, task="setup",
-                       sink=ctx.sink, cancelled=cancelled)
+                       sink=ctx.sink, cancelled=cancelled, on_interrupt=remote.stop)
     failed = [o.key for o in outcomes if not o.ok]
     ctx.sink.emit(StepDone(f"setup done {len(outcomes) - len(failed)}/{len(outcomes)}",
                            ok=not failed,
@@ -610,7 +614,7 @@ def exec_command(ctx: Context, course: Course, seats: Iterable[str] | None, comm
         return exec_on(remote, machine, command, line, timeout=timeout)
 
     outcomes = fan_out(chosen, lambda m: m.seat, one, concurrency=concurrency, task="exec",
-                       sink=ctx.sink)
+                       sink=ctx.sink, on_interrupt=remote.stop)
     return outcomes + [Outcome(seat, error=f"not running ({state})")
                        for seat, state in sorted(idle.items())]
 

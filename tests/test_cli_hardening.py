@@ -272,3 +272,56 @@ def test_a_course_file_that_is_not_one(tmp_path: Path, make, words: str, sub: st
     line = one_error_line(result)
     assert words in line and "Fix:" in line, line
     assert len([x for x in result.stderr.splitlines() if x.startswith("error:")]) == 1
+
+
+# -- (h) Ctrl-C during setup --------------------------------------------------------------
+
+def test_ctrl_c_during_setup_stops_it_and_names_the_seats_left(ctx, tmp_path: Path) -> None:
+    """Queued seats never start, the running step is ended, exit 130 at once with the seats
+    left unfinished named; the rerun converges."""
+    import signal
+    import time
+
+    from .test_lifecycle import eventually
+    from .test_setup import on_seat
+
+    path = write_course(tmp_path, "intr", students=3, machines='login = "key"\n'
+                        'setup = ["test -e ~/.quick || sleep 60"]')
+    course = load(path)
+    lifecycle.up(ctx, course, skip_setup=True)
+    eventually(lambda: lifecycle.status(ctx, course), lambda s: all(x.address for x in s))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labtui", "rerun-setup", str(path), "s01", "s02", "s03",
+         "--concurrency", "1", "--sandbox"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        env={**os.environ, "LABTUI_STATE_DIR": str(ctx.state.root)})
+    try:
+        for line in proc.stdout:  # wait until s01's setup command runs, as a user would
+            if "== setup 1/1" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        asked = time.monotonic()
+        code = proc.wait(timeout=30)
+        took = time.monotonic() - asked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read()
+    assert code == 130, stderr
+    assert_quiet(stderr)
+    assert "setup did not finish on 3 seat(s): s01, s02, s03" in stderr, stderr
+    print(f"exit {took:.2f} s after Ctrl-C")  # the issue asks for < 2 s; shown with -s
+    logs = ctx.state.course("intr").logs
+    assert (logs / "s01.log").exists()
+    assert not (logs / "s02.log").exists() and not (logs / "s03.log").exists()  # never began
+    seats = {s.seat: s for s in lifecycle.status(ctx, course)}
+    assert (seats["s01"].setup, seats["s01"].error) == ("pending", "interrupted")
+    # the step was ended on the machine too, and the rerun converges
+    left = eventually(lambda: on_seat(ctx, course, "s01", "pgrep -xc sleep || true")[1],
+                      lambda count: count.strip() in ("", "0"), timeout=20)
+    assert left.strip() in ("", "0"), f"{left} sleep(s) still run on s01"
+    for seat in ("s01", "s02", "s03"):
+        assert on_seat(ctx, course, seat, "touch ~/.quick")[0] == 0
+    again = lifecycle.setup(ctx, course, wait=20)
+    assert sorted(o.key for o in again if o.ok) == ["s01", "s02", "s03"]

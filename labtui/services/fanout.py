@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from labtui.events import EventSink, NullSink, Progress
 
@@ -104,14 +104,29 @@ class Pacer:
             return sem
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a fan-out: the items that did not finish (queued ones never started,
+    running ones were ended), and the outcomes of those that did."""
+
+    def __init__(self, task: str, unfinished: list[str], finished: list[Outcome[Any]]) -> None:
+        super().__init__(f"{task} interrupted")
+        self.task, self.unfinished, self.finished = task, unfinished, finished
+
+
 def fan_out(items: Iterable[T], key: Callable[[T], str], work: Callable[[T], R], *,
             concurrency: int | None = None, task: str = "work", sink: EventSink | None = None,
-            cancelled: Callable[[], bool] = lambda: False) -> list[Outcome[R]]:
+            cancelled: Callable[[], bool] = lambda: False,
+            on_interrupt: Callable[[], None] | None = None,
+            grace: float = 1.5) -> list[Outcome[R]]:
     """Run ``work`` on every item; return one Outcome per item in the order given.
 
     At most ``concurrency`` items run at once (default: all of them, up to
     :func:`capacity`). ``work`` raising an exception is that item's failure (its message is
     the error); the others go on. Progress events count done and failed items as they finish.
+
+    Ctrl-C (KeyboardInterrupt in the calling thread): queued items never start,
+    ``on_interrupt`` ends the running ones (e.g. closes their connections), and after at most
+    ``grace`` seconds :class:`Interrupted` names the items that did not finish.
     """
     sink = sink or NullSink()
     todo = list(items)
@@ -120,13 +135,15 @@ def fan_out(items: Iterable[T], key: Callable[[T], str], work: Callable[[T], R],
     sink.emit(Progress(task, 0, len(todo)))
     if not todo:
         return []
+    stop = threading.Event()
     workers = min(len(todo), capacity(len(todo)), concurrency or len(todo))
-    with ThreadPoolExecutor(max_workers=max(1, workers),
-                            thread_name_prefix=f"labtui-{task}") as pool:
-        futures = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"labtui-{task}")
+    futures = {}
+    try:
         for item in todo:
             name = key(item)
-            futures[pool.submit(_guarded, work, item, cancelled)] = name
+            futures[pool.submit(_guarded, work, item,
+                                lambda: stop.is_set() or cancelled())] = name
         for future in as_completed(futures):
             name = futures[future]
             value, error = future.result()
@@ -134,6 +151,22 @@ def fan_out(items: Iterable[T], key: Callable[[T], str], work: Callable[[T], R],
             done += 1
             failed += bool(error)
             sink.emit(Progress(task, done, len(todo), failed))
+    except KeyboardInterrupt:
+        stop.set()
+        for future in futures:
+            future.cancel()
+        if on_interrupt is not None:
+            on_interrupt()
+        wait([f for f in futures if not f.cancelled()], timeout=grace)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for future, name in futures.items():  # what finished well while it was ending
+            if name not in results and future.done() and not future.cancelled():
+                value, error = future.result()
+                if not error:
+                    results[name] = Outcome(name, value)
+        unfinished = [key(item) for item in todo if key(item) not in results]
+        raise Interrupted(task, unfinished, list(results.values())) from None
+    pool.shutdown(wait=True)
     return [results[key(item)] for item in todo]
 
 

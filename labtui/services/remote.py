@@ -4,7 +4,9 @@ the course key, and paced handshakes."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +32,26 @@ class Remote:
     pacer: Pacer = field(default_factory=Pacer)
     sleep: Callable[[float], None] = time.sleep
     _pkey: paramiko.PKey | None = field(default=None, init=False, repr=False)
+    _stopped: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _open: weakref.WeakSet = field(default_factory=weakref.WeakSet, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def stop(self) -> None:
+        """Ctrl-C: no new connection from now on, and every open one is closed, which ends
+        the command each was running (the fan-out's workers then finish at once)."""
+        self._stopped.set()
+        with self._lock:
+            clients = list(self._open)
+        for client in clients:
+            client.close()
+
+    def _refuse_if_stopped(self, machine: Machine) -> None:
+        if self._stopped.is_set():
+            raise ssh.SshError(f"{machine.seat}: interrupted before it was reached")
 
     @property
     def pkey(self) -> paramiko.PKey:
@@ -43,6 +65,7 @@ class Remote:
         deadline = time.monotonic() + wait
         current = machine
         while True:
+            self._refuse_if_stopped(machine)
             where = self.resolver.address(current.raw)
             if where is None and not self.resolver.loopback_only:
                 current = to_machine(describe(self.aws, current), current.region, current.seat)
@@ -72,6 +95,7 @@ class Remote:
         (a port probe first would cost every machine's sshd one more connection: 0.2-0.4 s
         of a 40-seat exec here); only when no SSH server answers does it wait up to ``wait``
         seconds for one, probing the port."""
+        self._refuse_if_stopped(machine)
         where = self.resolver.address(machine.raw)
         if where is not None:
             try:
@@ -85,8 +109,14 @@ class Remote:
     def _login(self, target: ssh.SshTarget, timeout: float,
                connect_timeout: float | None = None) -> paramiko.SSHClient:
         with self.pacer.slot((target.host, target.port)):
-            return ssh.connect(target, timeout=timeout, connect_timeout=connect_timeout,
-                               loopback_only=self.resolver.loopback_only or None)
+            client = ssh.connect(target, timeout=timeout, connect_timeout=connect_timeout,
+                                 loopback_only=self.resolver.loopback_only or None)
+        with self._lock:
+            self._open.add(client)
+        if self._stopped.is_set():  # stopped while this one logged in
+            client.close()
+            raise ssh.SshError(f"interrupted while logging in to {target.address}")
+        return client
 
 
 def _port_open(where: tuple[str, int]) -> bool:
