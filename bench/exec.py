@@ -41,10 +41,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import FAKE_AWS, bare_course, env  # noqa: E402
 
 # parallel-ssh in a process of its own, as a user's script would run it.
 PSSH_SCRIPT = """
@@ -65,27 +63,8 @@ sys.exit(f"non-zero exit on {bad}" if bad else 0)
 """
 
 
-def course_text(course_id: str, n: int, setup: str) -> str:
-    rows = "\n".join(f'[[roster.students]]\nid = "s{i:03}"\nname = "Student {i}"\n'
-                     f'email = "s{i}@example.edu"\n' for i in range(1, n + 1))
-    return f"""
-[course]
-id = "{course_id}"
-name = "Bench {course_id}"
-regions = ["us-east-1"]
-max_instances = {n}
-{rows}
-[machines]
-instance_type = "t3.small"
-login = "key"
-setup = ["{setup}"]
-[network]
-ssh_cidr = "198.51.100.0/24"
-"""
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, **FAKE_AWS}
 
 
 def labtui(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -151,7 +130,7 @@ def main() -> None:
     folder = scratch if own else args.state_dir
     server = start_sandbox(folder) if own else None
     path = Path(scratch) / "course.toml"
-    path.write_text(course_text(f"exec-{args.seats}", args.seats, "true"))
+    path.write_text(bare_course(f"exec-{args.seats}", args.seats, "true"))
     course = load(path)
     rows: list[tuple[str, dict[str, float]]] = []
     try:

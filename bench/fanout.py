@@ -26,25 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def course_text(n: int, setup_seconds: float) -> str:
-    rows = "\n".join(f'[[roster.students]]\nid = "s{i:03}"\nname = "Student {i}"\n'
-                     f'email = "s{i}@example.edu"\n' for i in range(1, n + 1))
-    return f"""
-[course]
-id = "bench-{n}"
-name = "Bench {n}"
-regions = ["us-east-1"]
-max_instances = {n}
-{rows}
-[machines]
-instance_type = "t3.small"
-login = "key"
-setup = ["sleep {setup_seconds}"]
-[network]
-ssh_cidr = "198.51.100.0/24"
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bare_course  # noqa: E402
 
 
 def main() -> None:
@@ -74,7 +57,7 @@ def main() -> None:
         try:
             for n in args.seats:
                 path = Path(folder) / f"bench{n}.toml"
-                path.write_text(course_text(n, args.setup_seconds))
+                path.write_text(bare_course(f"bench-{n}", n, f"sleep {args.setup_seconds}"))
                 course = load(path)
                 ctx.aws.calls.reset()
                 start = time.perf_counter()

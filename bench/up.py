@@ -34,29 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-
-
-def course_text(n: int, setup: str) -> str:
-    rows = "\n".join(f'[[roster.students]]\nid = "s{i:03}"\nname = "Student {i}"\n'
-                     f'email = "s{i}@example.edu"\n' for i in range(1, n + 1))
-    return f"""
-[course]
-id = "up-{n}"
-name = "Bench up {n}"
-regions = ["us-east-1"]
-max_instances = {n}
-{rows}
-[machines]
-instance_type = "t3.small"
-login = "key"
-setup = ["{setup}"]
-[network]
-ssh_cidr = "198.51.100.0/24"
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bare_course, env  # noqa: E402
 
 
 @dataclass
@@ -69,8 +48,6 @@ class Run:
     tail: list[str] = field(default_factory=list)
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, **FAKE_AWS}
 
 
 def watched(args: list[str], timeout: float = 900) -> Run:
@@ -129,12 +106,12 @@ def main() -> None:
             path = folder / f"up-{n}.toml"
             seats = [f"s{i:03}" for i in range(1, n + 1)]
             for attempt in range(args.runs):
-                path.write_text(course_text(n, "sleep 3"))
+                path.write_text(bare_course(f"up-{n}", n, "sleep 3"))
                 up = watched(["up", str(path), *common, "--yes"])
                 if up.exit != 0:
                     print(f"  N={n}: up exited {up.exit}: {' / '.join(up.tail)}", flush=True)
                 # the same class again on booted machines: a changed command runs again
-                path.write_text(course_text(n, f"sleep 3 # again {attempt}"))
+                path.write_text(bare_course(f"up-{n}", n, f"sleep 3 # again {attempt}"))
                 rerun = watched(["rerun-setup", str(path), *common, *seats])
                 if rerun.exit != 0:
                     print(f"  N={n}: rerun-setup exited {rerun.exit}: "

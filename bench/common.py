@@ -1,0 +1,39 @@
+"""What the benches share: fake AWS credentials and the bare course they run on.
+
+Bare: key login, no packages, one region, one setup command, so a figure measures labtui's
+own fan-out (connections, host-key checks, step round trips, tags) and the machines' boot,
+not package installs.
+"""
+
+from __future__ import annotations
+
+import os
+
+FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def env() -> dict[str, str]:
+    """This process's environment with the fake credentials, for a labtui subprocess."""
+    return {**os.environ, **FAKE_AWS}
+
+
+def bare_course(course_id: str, seats: int, setup: str) -> str:
+    """A course file of ``seats`` students on t3.small machines running ``setup``."""
+    rows = "\n".join(f'[[roster.students]]\nid = "s{i:03}"\nname = "Student {i}"\n'
+                     f'email = "s{i}@example.edu"\n' for i in range(1, seats + 1))
+    return f"""
+[course]
+id = "{course_id}"
+name = "Bench {course_id}"
+regions = ["us-east-1"]
+max_instances = {seats}
+{rows}
+[machines]
+instance_type = "t3.small"
+login = "key"
+setup = ["{setup}"]
+[network]
+ssh_cidr = "198.51.100.0/24"
+"""
