@@ -11,7 +11,7 @@ the key's effect is in the widgets (cursor moved, filter applied, row marked): w
 waits for. Under load, a thread feeds SeatChanged events (and as many seat log lines) at
 --rate per second through the sink, as 500 seats setting up at once would.
 
-    python bench/tui_latency.py [--seats 500] [--rate 2000] [--presses 60]
+    python bench/tui_latency.py [--seats 500] [--rate 2000] [--presses 120]
 
 Prints median / p95 / max in milliseconds; no assertions.
 """
@@ -278,7 +278,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seats", type=int, default=500)
     parser.add_argument("--rate", type=int, default=2000, help="events per second offered")
-    parser.add_argument("--presses", type=int, default=60)
+    parser.add_argument("--presses", type=int, default=120,
+                        help="cursor moves per round; marks: up to 40; filter rounds: 1 per 12")
     args = parser.parse_args()
     print("BENCHMARK HARNESS — synthetic seats and events, no AWS; figures only.")
     asyncio.run(run(args.seats, args.rate, args.presses))
