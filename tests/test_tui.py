@@ -274,8 +274,8 @@ async def test_help_lists_every_key(course: Course, sandbox_state: StateDir) -> 
         # views, then the machines view's), then the widgets' own keys.
         assert [key for key, _ in rows[:9]] == ["⏎", "/", "space", "x", "u", "r", "q", "?",
                                                 "^p"]
-        assert [key for key, _ in rows[9:22]] == ["1", "2", "3", "4", "5", "6", "b", "s",
-                                                  "S", "T", "D", "^a", "esc"]
+        assert [key for key, _ in rows[9:23]] == ["1", "2", "3", "4", "5", "6", "L", "b",
+                                                  "s", "S", "T", "D", "^a", "esc"]
         for view in VIEWS:
             assert listed[view.KEY] == view.TITLE
         assert listed["r"] == "Refresh"
@@ -284,6 +284,7 @@ async def test_help_lists_every_key(course: Course, sandbox_state: StateDir) -> 
         assert listed["^p"].startswith("Command palette")
         assert listed["u"] == "Up" and listed["D"] == "Down" and listed["x"] == "Exec"
         assert listed["esc"] == "Clear filter/marks"
+        assert listed["L"] == "Log"
         shown = screen_text(app)
         assert "Roster" in shown and "Command palette" in shown
         assert "Launch the missing machines" in shown  # the details column
