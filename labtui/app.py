@@ -50,6 +50,7 @@ from labtui.screens.base import View
 from labtui.screens.commands import LabCommands
 from labtui.screens.confirm import ConfirmModal
 from labtui.screens.help import HelpScreen
+from labtui.screens.host import SEAT_GROUP
 from labtui.screens.machines import MachinesView
 from labtui.screens.main import VIEW_IDS, MainScreen
 from labtui.screens.messages import ContextReady, EventsPending
@@ -59,7 +60,6 @@ TCSS = Path(labtui.screens.__file__).with_name("labtui.tcss")
 CONTEXT_GROUP = "context"
 LOAD_GROUP = "load:"
 JOB_GROUP = "job"          # jobs that change AWS: one at a time
-SEAT_GROUP = "seat:"       # the seat screen's loads
 REFRESH_EVERY = 5.0        # seconds between quiet refreshes of the machines
 FLUSH_EVERY = 0.1          # seconds: events reach the widgets in batches, at most 10/s
 LOG_BATCH = 100            # at most this many lines per batch reach the log pane

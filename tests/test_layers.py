@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = sorted(p.stem for p in (ROOT / "labtui" / "services").glob("*.py")
                   if p.stem != "__init__")
-SCREENS = sorted((ROOT / "screens").glob("*.py"))
+SCREENS = sorted((ROOT / "labtui" / "screens").glob("*.py"))
 FORBIDDEN_IN_SCREENS = ("boto3", "botocore", "paramiko", "moto")
 
 
@@ -100,3 +100,17 @@ def test_import_linter_contracts_are_kept() -> None:
         capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "broken" in done.stdout and " 0 broken" in done.stdout
+
+
+def test_the_app_is_what_the_screens_ask_for() -> None:
+    """LabApp implements the Protocol the screens type against (screens/host.py)."""
+    from labtui.app import LabApp
+    from labtui.course import load
+    from labtui.screens.host import Lab
+
+    app = LabApp(load(ROOT / "sample_course.toml"), sandbox=True)
+    assert isinstance(app, Lab)
+    missing = [name for name in ("connected", "refused", "start_job", "confirm_then_job",
+                                 "ask_from_thread", "log_event", "load_view")
+               if not callable(getattr(LabApp, name, None))]
+    assert not missing

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rich.cells import cell_len
 from rich.console import Group, RenderableType
@@ -44,6 +44,7 @@ from labtui.events import Event, LogLine, Progress, SeatChanged, StepDone
 from labtui.lifecycle import SeatStatus
 from labtui.screens.base import View, clock
 from labtui.screens.confirm import ConfirmModal, PromptModal
+from labtui.screens.host import Lab
 from labtui.screens.jobs import (
     count,
     down_job,
@@ -61,7 +62,6 @@ from labtui.screens.rowtable import RowTable
 from labtui.services import tags
 
 if TYPE_CHECKING:
-    from labtui.app import LabApp
     from labtui.context import Context
     from labtui.plan import Plan
 
@@ -226,8 +226,8 @@ class MachinesView(View):
         return self.query_one("#machines-table", SeatTable)
 
     @property
-    def lab(self) -> LabApp:
-        return self.app  # type: ignore[return-value]
+    def lab(self) -> Lab:
+        return cast("Lab", self.app)
 
     # -- loading (thread worker) ----------------------------------------------------------------
 

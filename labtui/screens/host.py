@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from labtui.screens.jobs import Job
 
 
+SEAT_GROUP = "seat:"  # the worker group of a seat screen's loads (the app reports them)
+
+
 @runtime_checkable
 class Lab(Protocol):
     ctx: Context | None

@@ -34,7 +34,7 @@ from labtui import lifecycle
 from labtui.course import Course
 from labtui.events import Event, LogLine, SeatChanged
 from labtui.screens.confirm import ConfirmModal, PromptModal
-from labtui.screens.host import Lab
+from labtui.screens.host import SEAT_GROUP, Lab
 from labtui.screens.jobs import Job, reboot_job, setup_job
 from labtui.screens.messages import SeatLoaded, SeatText, ShellReady
 from labtui.services import inventory, tags
@@ -151,8 +151,6 @@ class SeatScreen(Screen[None]):
         if ctx is None:
             self.failed(self.lab.connect_error or "not connected yet")
             return
-        from labtui.app import SEAT_GROUP
-
         self.lab.run_worker(lambda: self.fetch(ctx), name=f"{SEAT_GROUP}{self.seat}",
                             group=f"{SEAT_GROUP}{self.seat}", thread=True, exclusive=True,
                             exit_on_error=False, description=f"loading seat {self.seat}")
