@@ -107,11 +107,12 @@ class Container:
         return int(words[0]) if words else None
 
     def shutdown(self, grace: float = 6.0) -> None:
-        """Like an OS shutdown: init ends every process; after ``grace`` s, power off."""
+        """Like an OS shutdown: init ends every process; after ``grace`` s (0: at once),
+        power off."""
         if self._proc is None:
             return
         pid = self.init_pid()
-        if pid is not None:
+        if pid is not None and grace > 0:
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:

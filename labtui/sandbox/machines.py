@@ -275,7 +275,10 @@ class MachineManager:
                     continue
                 to_stop.append((machine, state in (None, "terminated", "shutting-down")))
             if to_stop:
-                self._shutdown([m for m, _ in to_stop])
+                # A stopped machine shuts down as an OS does (its disk is kept); a
+                # terminated or vanished one (its disk is deleted next) is powered off.
+                self._shutdown([m for m, delete in to_stop if not delete])
+                self._shutdown([m for m, delete in to_stop if delete], grace=0.0)
                 for machine, delete in to_stop:
                     self._machines.pop(machine.instance_id, None)
                     if delete:
@@ -392,10 +395,13 @@ class MachineManager:
         with contextlib.suppress(Exception):
             inst.stop()
 
-    def _shutdown(self, machines: list[Machine]) -> None:
+    def _shutdown(self, machines: list[Machine], grace: float | None = None) -> None:
         def one(machine: Machine) -> None:
             with contextlib.suppress(Exception):
-                machine.container.shutdown()
+                if grace is None:
+                    machine.container.shutdown()
+                else:
+                    machine.container.shutdown(grace=grace)
             if machine.imds is not None:
                 with contextlib.suppress(Exception):
                     machine.imds.close()
