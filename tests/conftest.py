@@ -160,6 +160,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[_RUN] = leftovers.mark_session()
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The run is over: freeze what it made, so the interpreter's final full collection
+    # (over moto's state, every app's widgets...) skips it; it took 40 s of the exit.
+    import gc
+
+    gc.freeze()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from . import leftovers
 

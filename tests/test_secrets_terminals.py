@@ -45,24 +45,24 @@ def test_logs_and_the_event_log_are_0600_under_any_umask(tmp_path: Path) -> None
     assert '"text": "hello"' in state.event_log.read_text()
 
 
-def test_a_headless_command_writes_its_event_log_0600(tmp_path: Path) -> None:
+def test_a_headless_command_writes_its_event_log_0600(sandbox_state, tmp_path: Path) -> None:
     path = write_course(tmp_path, "evlog", students=1)
-    state = tmp_path / "state"
-    result = run("down", str(path), "--yes", "--sandbox", "--state-dir", str(state),
+    state = sandbox_state.root
+    result = run("down", str(path), "--yes", "--sandbox", env={"LABTUI_STATE_DIR": str(state)},
                  timeout=120)
     assert result.returncode == 0, result.stderr
-    found = list(state.rglob("*"))
+    found = list((state / "courses").rglob("*"))
     assert state / "courses" / "evlog" / "events.jsonl" in found
-    for each in [state, *found]:
+    for each in [state, state / "courses", *found]:
         assert mode(each) & 0o077 == 0, (each, oct(mode(each)))
 
 
-def test_a_state_folder_it_did_not_make_keeps_its_mode(tmp_path: Path) -> None:
+def test_a_state_folder_it_did_not_make_keeps_its_mode(sandbox_state, tmp_path: Path) -> None:
     path = write_course(tmp_path, "statemode", students=1)
-    mine = tmp_path / "mine"
-    mine.mkdir(mode=0o750)
-    mine.chmod(0o750)
-    result = run("down", str(path), "--yes", "--sandbox", "--state-dir", str(mine), timeout=120)
+    mine = sandbox_state.root
+    mine.chmod(0o750)  # as its owner may have made it
+    result = run("down", str(path), "--yes", "--sandbox", env={"LABTUI_STATE_DIR": str(mine)},
+                 timeout=120)
     assert result.returncode == 0, result.stderr
     assert mode(mine) == 0o750 and mode(mine / "courses" / "statemode") == 0o700
 
