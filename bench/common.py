@@ -8,6 +8,8 @@ not package installs.
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
@@ -37,3 +39,13 @@ setup = ["{setup}"]
 [network]
 ssh_cidr = "198.51.100.0/24"
 """
+
+
+def remove(folder: Path) -> None:
+    """Delete the bench's folder, unless something is still mounted under it."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+              if line.split()[1].startswith(str(folder))]
+    if mounts:
+        print(f"warning: {folder} still has mounts ({', '.join(mounts[:3])}); not deleted")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -30,7 +30,6 @@ import ipaddress
 import json
 import logging
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -42,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FAKE_AWS, bare_course, env  # noqa: E402
+from common import FAKE_AWS, bare_course, env, remove  # noqa: E402
 
 # parallel-ssh in a process of its own, as a user's script would run it.
 PSSH_SCRIPT = """
@@ -93,14 +92,6 @@ def start_sandbox(folder: str) -> subprocess.Popen:
     return server
 
 
-def remove(folder: Path) -> None:
-    """Delete the bench's folder, unless something is still mounted under it."""
-    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-              if line.split()[1].startswith(str(folder))]
-    if mounts:
-        print(f"warning: {folder} still has mounts ({', '.join(mounts[:3])}); not deleted")
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bare_course, env  # noqa: E402
+from common import bare_course, env, remove  # noqa: E402
 
 
 @dataclass
@@ -78,13 +77,6 @@ def labtui(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=900)
 
 
-def remove(folder: Path) -> None:
-    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-              if line.split()[1].startswith(str(folder))]
-    if mounts:
-        print(f"warning: {folder} still has mounts ({', '.join(mounts[:3])}); not deleted")
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:
