@@ -63,11 +63,10 @@ def open_context(course: Course | None, *, sandbox: bool = False, profile: str |
     front: EventSink = sink or NullSink()
     # Every event goes to the front end and, for a course, to its event log: wired here
     # once for both front ends.
-    if course is not None:
-        sink = FanoutSink([front, JsonlFileSink(state.course(course.id).event_log)])
+    events = front if course is None else FanoutSink(
+        [front, JsonlFileSink(state.course(course.id).event_log)])
     if sandbox:
-        out = front
-        handle = attach(state, progress=lambda line: out.emit(LogLine(line, source="sandbox")))
+        handle = attach(state, progress=lambda line: front.emit(LogLine(line, source="sandbox")))
         aws = Aws(AwsSettings(endpoint_url=handle.endpoint_url, sandbox=True))
         resolver: Resolver = SandboxAddress(handle.hosts_file)
     else:
@@ -76,4 +75,4 @@ def open_context(course: Course | None, *, sandbox: bool = False, profile: str |
                               endpoint_url=endpoint_url))
         resolver = PublicAddress()
     return Context(state=state, aws=aws, resolver=resolver, sandbox=handle,
-                   sink=sink or NullSink(), read_only=read_only)
+                   sink=events, read_only=read_only)

@@ -7,7 +7,7 @@ everything from tags, so the TUI and the headless commands share one code path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,8 +79,6 @@ def only_region(course: Course, region: str | None, *, any_region: bool = False)
     """The course as one command sees it with ``--region``: that region only. It must be one
     of the course's (``any_region``: any AWS region, for ``down`` to clear one the course
     file no longer names)."""
-    from dataclasses import replace
-
     from labtui import checks
 
     if region is None:

@@ -29,7 +29,11 @@ def default_state_dir() -> Path:
 def private_dir(path: Path) -> Path:
     """Create ``path`` as a 0700 folder, and each missing parent the same way; tighten it
     if it exists (callers pass folders inside the state folder, which labtui made)."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
+    missing = []
+    for folder in (path, *path.parents):  # up to the first that exists (most calls: path)
+        if folder.exists():
+            break
+        missing.append(folder)
     for folder in reversed(missing):
         folder.mkdir(mode=0o700, exist_ok=True)
         os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask

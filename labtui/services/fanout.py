@@ -139,11 +139,13 @@ def fan_out(items: Iterable[T], key: Callable[[T], str], work: Callable[[T], R],
     workers = min(len(todo), capacity(len(todo)), concurrency or len(todo))
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"labtui-{task}")
     futures = {}
+
+    def stopping() -> bool:
+        return stop.is_set() or cancelled()
+
     try:
         for item in todo:
-            name = key(item)
-            futures[pool.submit(_guarded, work, item,
-                                lambda: stop.is_set() or cancelled())] = name
+            futures[pool.submit(_guarded, work, item, stopping)] = key(item)
         for future in as_completed(futures):
             name = futures[future]
             value, error = future.result()
@@ -158,7 +160,6 @@ def fan_out(items: Iterable[T], key: Callable[[T], str], work: Callable[[T], R],
         if on_interrupt is not None:
             on_interrupt()
         wait([f for f in futures if not f.cancelled()], timeout=grace)
-        pool.shutdown(wait=False, cancel_futures=True)
         for future, name in futures.items():  # what finished well while it was ending
             if name not in results and future.done() and not future.cancelled():
                 value, error = future.result()
@@ -166,7 +167,8 @@ def fan_out(items: Iterable[T], key: Callable[[T], str], work: Callable[[T], R],
                     results[name] = Outcome(name, value)
         unfinished = [key(item) for item in todo if key(item) not in results]
         raise Interrupted(task, unfinished, list(results.values())) from None
-    pool.shutdown(wait=True)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # done, or told to stop: never waits
     return [results[key(item)] for item in todo]
 
 
