@@ -31,7 +31,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def other_endpoint():
-    """Another AWS emulator on loopback (moto's server, not labtui's sandbox)."""
+    """Another AWS emulator on loopback (moto's server, not labtui's sandbox). moto keeps
+    its state per process, shared with the session sandbox: the tests take sandbox_state,
+    which starts each from an empty account."""
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -55,7 +57,7 @@ def states(endpoint: str, region: str, instance_id: str) -> str:
     return found[0]["State"]["Name"]
 
 
-def test_endpoint_url_runs_labtui_against_another_emulator(other_endpoint: str,
+def test_endpoint_url_runs_labtui_against_another_emulator(other_endpoint: str, sandbox_state,
                                                            tmp_path: Path) -> None:
     path = write_course(tmp_path, "ep1", students=2, machines='login = "key"')
     iid = seat_instance(other_endpoint, "ep1", "s01", "us-east-1")
@@ -84,7 +86,8 @@ def test_endpoint_url_runs_labtui_against_another_emulator(other_endpoint: str,
     assert states(other_endpoint, "us-east-1", iid) == "terminated"
 
 
-def test_region_limits_a_command_to_one_region(other_endpoint: str, tmp_path: Path) -> None:
+def test_region_limits_a_command_to_one_region(other_endpoint: str, sandbox_state,
+                                               tmp_path: Path) -> None:
     path = write_course(tmp_path, "ep2", students=2, regions=("us-east-1", "eu-west-1"),
                         machines='login = "key"')
     east = seat_instance(other_endpoint, "ep2", "s01", "us-east-1")
