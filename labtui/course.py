@@ -67,18 +67,20 @@ class InstanceGroup:
     count: int
     market: str = "on-demand"
     bid_price: float | None = None
+    ebs_gb: int | None = None  # one gp3 volume per node besides the root, as EMR's console sets
 
 
 @dataclass(frozen=True)
 class EmrConfiguration:
     classification: str
     properties: Mapping[str, str]
+    configurations: tuple[EmrConfiguration, ...] = ()  # nested, e.g. hadoop-env > export
 
 
 @dataclass(frozen=True)
 class BootstrapAction:
     name: str
-    path: str
+    path: str                 # s3://... as given, or a file of the course (uploaded first)
     args: tuple[str, ...] = ()
 
 
@@ -88,11 +90,16 @@ class Step:
     args: tuple[str, ...]
     jar: str = "command-runner.jar"
     on_failure: str = "CONTINUE"
+    script: str | None = None  # s3://... or a file of the course: run by script-runner.jar
+
+
+CLUSTER_PER = ("student", "group", "shared")
+SHARED_CLUSTER = "class"  # the seat tag of the one cluster of a course with per = "shared"
 
 
 @dataclass(frozen=True)
 class Clusters:
-    """One EMR cluster per student."""
+    """EMR clusters started before class: one per student (default), group or class."""
 
     release: str
     applications: tuple[str, ...]
@@ -101,10 +108,20 @@ class Clusters:
     configurations: tuple[EmrConfiguration, ...] = ()
     bootstrap: tuple[BootstrapAction, ...] = ()
     steps: tuple[Step, ...] = ()
+    per: str = "student"
+    log_uri: str | None = None    # default: s3://<bucket>/emr-logs/
+    bucket: str | None = None     # where the course's scripts go; default [storage]'s buckets
+    keep_alive: bool = True       # KeepJobFlowAliveWhenNoSteps
+    visible_to_all_users: bool = True
 
     @property
     def nodes(self) -> int:
         return sum(g.count for g in self.groups)
+
+    def local_files(self) -> tuple[str, ...]:
+        """The course files its bootstrap actions and steps name (uploaded before launch)."""
+        paths = [b.path for b in self.bootstrap] + [s.script for s in self.steps if s.script]
+        return tuple(dict.fromkeys(p for p in paths if not p.startswith("s3://")))
 
 
 @dataclass(frozen=True)
@@ -194,8 +211,39 @@ class Course:
     def instance_count(self) -> int:
         """Instances the class runs at once: one machine per seat plus every cluster node."""
         machines = len(self.seats) if self.machines else 0
-        nodes = len(self.students) * self.clusters.nodes if self.clusters else 0
+        nodes = len(self.cluster_units) * self.clusters.nodes if self.clusters else 0
         return machines + nodes
+
+    def cluster_key(self, student: Student) -> str:
+        """The cluster a student submits to, as its ``labtui:seat`` tag: the student's id,
+        their group's, or the class's one cluster."""
+        per = self.clusters.per if self.clusters else "student"
+        if per == "shared":
+            return SHARED_CLUSTER
+        return student.group if per == "group" else student.id
+
+    @property
+    def cluster_units(self) -> dict[str, tuple[Student, ...]]:
+        """Every cluster the class runs (its key) and the students who use it, in roster
+        order; none without [clusters]."""
+        units: dict[str, list[Student]] = {}
+        if self.clusters:
+            for student in self.students:
+                units.setdefault(self.cluster_key(student), []).append(student)
+        return {key: tuple(members) for key, members in units.items()}
+
+    def clusters_of_seat(self, seat: Seat) -> tuple[str, ...]:
+        """The clusters placed with a seat's machine (in its region): those whose first
+        student sits there."""
+        members = {s.id for s in seat.students}
+        return tuple(key for key, students in self.cluster_units.items()
+                     if students[0].id in members)
+
+    def seat_of_student(self, student_id: str) -> Seat | None:
+        for seat in self.seats:
+            if any(s.id == student_id for s in seat.students):
+                return seat
+        return None
 
     def seat(self, seat_id: str) -> Seat:
         for seat in self.seats:
@@ -325,7 +373,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
 
     students = _roster(reader, roster_t, base) if roster_t else ()
     machines = _machines(machines_t, base) if machines_t else None
-    clusters = _clusters(clusters_t) if clusters_t else None
+    clusters = _clusters(clusters_t, base) if clusters_t else None
     storage = _storage(storage_t) if storage_t else None
     access = _access(access_t) if access_t else None
     billing = _billing(billing_t) if billing_t else None
@@ -346,6 +394,8 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
                        'add notify = "you@example.edu"')
 
     seats = _seats(reader, students, machines)
+    if clusters is not None:
+        _check_clusters(reader, clusters, students, storage)
     if reader.problems:
         return None
     course = Course(
@@ -359,7 +409,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
         if machines:
             parts.append(f"{len(seats)} machines")
         if clusters:
-            parts.append(f"{len(students)} clusters x {clusters.nodes} nodes")
+            parts.append(f"{len(course.cluster_units)} clusters x {clusters.nodes} nodes")
         reader.problem(
             "course.max_instances",
             f"the class needs {course.instance_count} instances ({' + '.join(parts)}) but "
@@ -440,12 +490,17 @@ def _exists(table: Table, key: str, path: Path) -> bool:
     return False
 
 
-def _inside(table: Table, key: str, base: Path, path: Path) -> bool:
+def _inside(table: Table, key: str, base: Path, path: Path, *, uploaded: bool = False) -> bool:
     """Whether ``path`` (symlinks resolved) is in the course's folder: a file from elsewhere
-    (``../../.aws/credentials``) would be copied to every seat."""
+    (``../../.aws/credentials``) would be copied to every seat (or uploaded to S3)."""
     real = path.resolve()
     if real.is_relative_to(base.resolve()):
         return True
+    if uploaded:
+        table.problem(key, f"{table.data[key]!r} is outside the course's folder (it is {real}) "
+                      "and would be uploaded to the course's bucket",
+                      "move it into the course's folder")
+        return False
     table.problem(key, f"{table.data[key]!r} is outside the course's folder (it is {real}) and "
                   "would be copied to every seat",
                   "move it into the course's folder, or add outside_course = true to this "
@@ -516,34 +571,70 @@ def _group(t: Table | None, role: str, default_count: int) -> InstanceGroup | No
     if bid_price is not None and market != "spot":
         t.problem("bid_price", 'only applies with market = "spot"',
                   'set market = "spot" or remove bid_price')
+    ebs_gb = t.integer("ebs_gb", minimum=1, maximum=16384, example="ebs_gb = 64")
     t.finish()
-    return InstanceGroup(role, instance_type or "", count or 0, market, bid_price)
+    return InstanceGroup(role, instance_type or "", count or 0, market, bid_price, ebs_gb)
 
 
-def _clusters(t: Table) -> Clusters:
+def _configuration(item: Table, depth: int = 0) -> EmrConfiguration | None:
+    classification = item.text("classification", required=True,
+                              example='classification = "spark-defaults"')
+    properties = item.mapping("properties")
+    nested = []
+    for inner in item.tables("configurations"):
+        if depth >= 4:
+            inner.problem("classification", "is nested more than 4 deep",
+                          "EMR nests classifications one or two levels (e.g. hadoop-env > "
+                          "export); flatten it")
+            continue
+        found = _configuration(inner, depth + 1)
+        if found:
+            nested.append(found)
+    item.finish()
+    return EmrConfiguration(classification, properties, tuple(nested)) if classification else None
+
+
+def _script(t: Table, key: str, base: Path, *, required: bool, example: str) -> str | None:
+    """An s3:// path as it is, or a file of the course (inside its folder; uploaded to the
+    course's bucket before the clusters start)."""
+    value = t.text(key, required=required, example=example)
+    if not value:
+        return None
+    if value.startswith("s3://"):
+        problem = checks.s3_uri(value)
+        if problem:
+            t.problem(key, problem, "give s3://bucket/key, or a file of the course")
+            return None
+        return value
+    path = base / value
+    if not (_exists(t, key, path) and _inside(t, key, base, path, uploaded=True)):
+        return None
+    return value
+
+
+def _clusters(t: Table, base: Path) -> Clusters:
     release = t.text("release", required=True, example='release = "emr-7.2.0"',
                     check=checks.emr_release)
     applications = t.str_list("applications", example='applications = ["Hadoop", "Spark"]',
                               check=_emr_app)
     idle = t.integer("idle_timeout_minutes", default=60, minimum=1, maximum=10080)
+    per = t.text("per", default="student", choices=CLUSTER_PER)
+    log_uri = t.text("log_uri", example='log_uri = "s3://cs498-logs/emr/"', check=checks.s3_uri)
+    bucket = t.text("bucket", example='bucket = "cs498-fall26-data"', check=checks.bucket)
+    keep_alive = t.flag("keep_alive", default=True)
+    visible = t.flag("visible_to_all_users", default=True)
     master = _group(t.table("master", required=True,
                             example='[clusters.master] instance_type = "m5.xlarge"'),
                     "MASTER", 1)
     core = _group(t.table("core"), "CORE", 2)
     task = _group(t.table("task"), "TASK", 0)
-    configurations = []
-    for item in t.tables("configurations"):
-        classification = item.text("classification", required=True,
-                                  example='classification = "spark-defaults"')
-        properties = item.mapping("properties")
-        item.finish()
-        if classification:
-            configurations.append(EmrConfiguration(classification, properties))
+    configurations = [c for c in (_configuration(item) for item in t.tables("configurations"))
+                      if c]
     bootstrap = []
     for item in t.tables("bootstrap"):
         name = item.text("name", required=True, example='name = "install libraries"')
-        script = item.text("path", required=True, example='path = "s3://bucket/setup.sh"',
-                          check=checks.s3_uri)
+        script = _script(item, "path", base, required=True,
+                         example='path = "s3://bucket/setup.sh" (or a file of the course)')
         args = item.str_list("args")
         item.finish()
         if name and script:
@@ -551,19 +642,44 @@ def _clusters(t: Table) -> Clusters:
     steps = []
     for item in t.tables("steps"):
         name = item.text("name", required=True, example='name = "word count"')
-        args = item.str_list("args", required=True,
+        script = _script(item, "script", base, required=False, example="")
+        args = item.str_list("args", required=not item.has("script"),
                              example='args = ["spark-submit", "s3://bucket/wc.py"]')
         jar = item.text("jar", default="command-runner.jar")
-        on_failure = item.text("on_failure", default="CONTINUE",
-                              choices=("CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER"))
+        if script and item.has("jar"):
+            item.problem("jar", "does not go with script (a script runs by script-runner.jar)",
+                         "remove jar, or remove script and give args")
+        on_failure = item.text("on_failure", default="CONTINUE", choices=STEP_ON_FAILURE)
         item.finish()
-        if name and args:
-            steps.append(Step(name, args, jar, on_failure))
+        if name and (args or script):
+            steps.append(Step(name, args, jar or "command-runner.jar", on_failure, script))
     t.finish()
     groups = tuple(g for g in (master, core, task) if g is not None and g.count)
     return Clusters(release=release or "", applications=applications, groups=groups,
                     idle_timeout_minutes=idle, configurations=tuple(configurations),
-                    bootstrap=tuple(bootstrap), steps=tuple(steps))
+                    bootstrap=tuple(bootstrap), steps=tuple(steps), per=per or "student",
+                    log_uri=log_uri, bucket=bucket, keep_alive=keep_alive,
+                    visible_to_all_users=visible)
+
+
+STEP_ON_FAILURE = ("CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW")
+
+
+def _check_clusters(reader: Reader, clusters: Clusters, students: tuple[Student, ...],
+                    storage: Storage | None) -> None:
+    if clusters.per == "group":
+        missing = [s.id for s in students if not s.group]
+        if missing:
+            reader.problem("clusters.per", f'is "group" but {len(missing)} student(s) have no '
+                           f"group ({', '.join(missing[:5])})",
+                           'give every student a group in the roster, or set per = "student"')
+    buckets = (clusters.bucket, storage.data_bucket if storage else None,
+               storage.scratch_bucket if storage else None)
+    if not any(buckets) and clusters.local_files():
+        reader.problem("clusters.bucket", "is needed for the course's scripts "
+                       + ", ".join(clusters.local_files()),
+                       'add [clusters] bucket = "<a bucket name>" (or a [storage] bucket), '
+                       "or give s3:// paths")
 
 
 def _emr_app(value: str) -> tuple[str, str] | None:

@@ -76,6 +76,21 @@ class SeatChanged(Event):
 
 
 @dataclass(frozen=True)
+class ClusterChanged(Event):
+    """An EMR cluster of the class moved to a new state (STARTING, BOOTSTRAPPING, WAITING,
+    TERMINATED ...); ``key`` is its seat tag: a student, a group or "class"."""
+
+    key: str
+    cluster_id: str
+    state: str
+    detail: str = ""
+
+    def human(self) -> str:
+        return (f"cluster {self.cluster_id} of {self.key}: {self.state}"
+                + (f" ({self.detail})" if self.detail else ""))
+
+
+@dataclass(frozen=True)
 class Progress(Event):
     """Counts for a long piece of work, e.g. setup done 37/40, failed 1."""
 

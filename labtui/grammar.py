@@ -16,6 +16,9 @@ from labtui import __version__
 
 EXIT_INPUT = 2
 LIGHT = ("open", "validate", "new", "sandbox")  # handled in labtui/cli.py
+# handled in labtui/clustercli.py
+CLUSTER_COMMANDS = ("clusters", "submit", "steps", "step-log", "terminate-cluster",
+                    "replace-cluster")
 
 
 class Parser(argparse.ArgumentParser):
@@ -148,9 +151,11 @@ def build_parser() -> Parser:
                    help="build the machines' base image (once, cached) and exit")
 
     machine_commands(sub)
+    cluster_commands(sub)
     sweep_command(sub)
     for name, sub_parser in sub.choices.items():
-        module = "cli" if name in LIGHT else "headless"
+        module = ("cli" if name in LIGHT else "clustercli" if name in CLUSTER_COMMANDS
+                  else "headless")
         sub_parser.set_defaults(handler=f"labtui.{module}:cmd_{name.replace('-', '_')}")
     parser.set_defaults(subparsers=sub.choices)
     return parser
@@ -253,6 +258,48 @@ def machine_commands(sub: Any) -> None:
                                    "its boot and cloud-init printed).")
     common(p)
     p.add_argument("seat", metavar="SEAT", help="seat id")
+
+
+def cluster_commands(sub: Any) -> None:
+    """The subcommands on the class's EMR clusters (handlers in labtui/clustercli.py). A
+    SEAT names a cluster by a seat, a student, a group (per = "group") or `class`."""
+    p = sub.add_parser("clusters", help="every cluster of the class: state, steps, idle, cost",
+                       description="One line per cluster of the class: its state (or why it "
+                                   "ended), master address, steps running and failed, idle "
+                                   "minutes, instance hours and $ so far.")
+    common(p)
+    p = sub.add_parser("submit", help="add a step to a seat's cluster",
+                       description="Add a step to the seat's cluster; the arguments after `--` "
+                                   "run by command-runner.jar (e.g. spark-submit ...) unless "
+                                   "--jar names another jar.",
+                       usage="labtui submit COURSE SEAT [--name N] [--jar JAR] -- ARGS ...")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat, student, group or `class`")
+    p.add_argument("--name", dest="step_name", metavar="N", help="the step's name")
+    p.add_argument("--jar", metavar="JAR", help="default: command-runner.jar")
+    p.add_argument("--on-failure", default="CONTINUE",
+                   choices=("CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER"),
+                   help="what the cluster does when the step fails (default CONTINUE)")
+    p = sub.add_parser("steps", help="a seat's cluster's steps: state, times, failure reason",
+                       description="List the steps of the seat's cluster, newest first.")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat, student, group or `class`")
+    p = sub.add_parser("step-log", help="the probable cause of a failed step, from its logs",
+                       description="Read a step's logs (S3, or the master node while S3 has "
+                                   "none yet) and print the probable cause of its failure.")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat, student, group or `class`")
+    p.add_argument("step_id", metavar="STEP_ID", help="e.g. s-1A2B3C4D5E6F")
+    p = sub.add_parser("terminate-cluster", help="terminate the named seats' clusters",
+                       description="Terminate the clusters of the named seats and wait until "
+                                   "they are gone; the next `up` starts new ones.")
+    common(p)
+    p.add_argument("seats", nargs="+", metavar="SEAT", help="seats, students, groups or `class`")
+    p = sub.add_parser("replace-cluster", help="give one seat a new cluster",
+                       description="Terminate the seat's cluster (if it runs) and start a new "
+                                   "one in the same region; no other seat is touched.")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat, student, group or `class`")
 
 
 def sweep_command(sub: Any) -> None:

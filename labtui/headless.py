@@ -71,9 +71,15 @@ def plan_question(plan: Plan) -> str:
     parts = [f"{len(r.create)} in {r.region}" for r in plan.regions if r.create]
     types = {t for r in plan.regions for t in r.instances}
     budget = " — over the course's budget_usd" if plan.over_budget else ""
-    return (f"Launch {plan.to_create} machine(s) ({', '.join(parts)}; "
-            f"{', '.join(sorted(types))}) for {plan.course.id}? When everything runs: about "
-            f"${plan.hourly_usd:.2f}/hour, ${plan.daily_usd:.2f}/day{budget}.")
+    what = f"{plan.to_create} machine(s) ({', '.join(parts) or 'none new'}"
+    if plan.clusters_to_start:
+        nodes = plan.course.clusters.nodes if plan.course.clusters else 0
+        what += (f"; {len(plan.clusters_to_start)} EMR cluster(s) of {nodes} node(s): "
+                 f"{', '.join(plan.clusters_to_start[:6])}"
+                 + (" ..." if len(plan.clusters_to_start) > 6 else ""))
+    return (f"Launch {what}; {', '.join(sorted(types))}) for {plan.course.id}? When "
+            f"everything runs: about ${plan.hourly_usd:.2f}/hour, "
+            f"${plan.daily_usd:.2f}/day{budget}.")
 
 
 def emit(args: argparse.Namespace, obj: dict[str, Any], human: str) -> None:
@@ -174,19 +180,28 @@ def cmd_up(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     for seat, why in sorted(result.setup_failed.items()):
         emit(args, {"type": "setup_failed", "seat": seat, "error": why},
              f"{seat}: setup FAILED — {why}")
+    for key, why in sorted(result.clusters_failed.items()):
+        emit(args, {"type": "cluster_failed", "key": key, "error": why},
+             f"{key}: cluster FAILED — {why}")
     seats = len(course.seats)
     done = len(result.set_up)
     tried = done + len(result.setup_failed)
+    clusters = (f" clusters: {len(result.clusters_started)} started, "
+                f"{len(result.clusters_failed)} failed." if course.clusters else "")
     emit(args, {"type": "summary", "launched": len(result.launched),
                 "failed": sorted(result.failed), "set_up": done,
-                "setup_failed": sorted(result.setup_failed), "seats": seats},
+                "setup_failed": sorted(result.setup_failed), "seats": seats,
+                "clusters_started": result.clusters_started,
+                "clusters_failed": sorted(result.clusters_failed)},
          f"up: {len(result.launched)} launched, {len(result.failed)} failed to launch; "
-         f"setup done {done}/{tried}, failed {len(result.setup_failed)}; {seats} seats.")
+         f"setup done {done}/{tried}, failed {len(result.setup_failed)}; {seats} seats."
+         + clusters)
     if result.setup_failed:
         emit(args, {"type": "hint", "rerun": sorted(result.setup_failed)},
              "rerun the failed seats with: labtui rerun-setup "
              f"{args.course} {' '.join(sorted(result.setup_failed))}")
-    return EXIT_PARTIAL if result.failed or result.setup_failed else EXIT_OK
+    return (EXIT_PARTIAL if result.failed or result.setup_failed or result.clusters_failed
+            else EXIT_OK)
 
 
 @with_course

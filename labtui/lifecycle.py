@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from labtui import errors
+from labtui import clusterops, errors
 from labtui.context import Context
 from labtui.course import Course
 from labtui.errors import CourseError, InputError, LabError
@@ -30,6 +30,7 @@ from labtui.services import (
     tags,
     teardown,
 )
+from labtui.services import clusters as clusters_service
 from labtui.services.aws import translate_errors
 from labtui.services.clusters import seat_clusters
 from labtui.services.fanout import Outcome, fan_out
@@ -73,6 +74,8 @@ class UpResult:
     cancelled: bool = False
     set_up: list[str] = field(default_factory=list)
     setup_failed: dict[str, str] = field(default_factory=dict)
+    clusters_started: list[str] = field(default_factory=list)
+    clusters_failed: dict[str, str] = field(default_factory=dict)   # by cluster key
 
 
 def only_region(course: Course, region: str | None, *, any_region: bool = False) -> Course:
@@ -240,8 +243,10 @@ def check_cap(ctx: Context, course: Course, to_create: int) -> None:
 
 def up(ctx: Context, course: Course,
        confirm: Callable[[Plan], bool] = lambda _plan: True, *, skip_setup: bool = False,
-       setup_wait: float = 300, concurrency: int | None = None) -> UpResult:
-    """Converge AWS to one set-up machine per seat; never passes max_instances."""
+       setup_wait: float = 300, concurrency: int | None = None,
+       cluster_wait: float = 1800) -> UpResult:
+    """Converge AWS to one set-up machine per seat and one waiting cluster per cluster key;
+    never passes max_instances."""
     if course.machines is None:
         raise InputError(f"{course.path}: the course has no [machines] section. Fix: add one "
                          "(see sample_course.toml)")
@@ -258,27 +263,62 @@ def up(ctx: Context, course: Course,
             fix="shrink instance types or the roster, or raise budget_usd"))
     to_create = {r.region: list(r.create) for r in the_plan.regions if r.create}
     count = sum(len(v) for v in to_create.values())
-    if count == 0:
-        ctx.sink.emit(LogLine(f"every seat has its machine ({len(course.seats)} seats)"))
+    keys = clusterops.missing_keys(ctx, course)
+    the_plan = replace(the_plan, clusters_to_start=tuple(keys))
+    result.plan = the_plan
+    nodes = len(keys) * course.clusters.nodes if course.clusters else 0
+    started: list[Any] = []
+    if count == 0 and not keys:
+        ctx.sink.emit(LogLine(f"every seat has its machine ({len(course.seats)} seats)"
+                              + (" and every cluster runs" if course.clusters else "")))
     else:
-        check_cap(ctx, course, count)
+        check_cap(ctx, course, count + nodes)
+        clusterops.check_buckets(ctx, course)  # a taken bucket name: before anything else
         if not confirm(the_plan):
             result.cancelled = True
             return result
         if course.billing is not None:  # the alarms watch the bill before it grows
             billing.ensure_billing(ctx.aws, course, ctx.sink)
-        _launch(ctx, course, to_create, result)
+        clusterops.ensure_buckets(ctx, course)
+        network_for, key_name_for = _per_region(ctx, course)
+        if count:
+            _launch(ctx, course, to_create, result, network_for, key_name_for)
+        if keys:
+            def subnet_for(region: str) -> str | None:
+                subnets = network_for(region).subnets
+                return subnets[0][1] if subnets else None
+            started, result.clusters_failed = clusterops.start_missing(
+                ctx, course, keys, the_plan.cluster_regions, subnet_for, key_name_for)
+            result.clusters_started = [c.cluster_id for c in started]
     if not skip_setup:
         outcomes = setup(ctx, course, wait=setup_wait, concurrency=concurrency)
         result.setup_failed = {o.key: o.error for o in outcomes if not o.ok}
         result.set_up = [o.key for o in outcomes if o.ok]
+    if course.clusters is not None and not skip_setup:
+        waiting = [c for c in clusterops.live(ctx, course).values()
+                   if c.state not in clusters_service.READY]
+        last = clusterops.wait_ready(ctx, course, waiting, timeout=cluster_wait)
+        result.clusters_failed.update({k: f"{c.state} {c.reason}".strip()
+                                       for k, c in last.items()
+                                       if c.state in clusters_service.ENDED})
+        _say_ready(ctx, course, result)
     return result
 
 
-def _launch(ctx: Context, course: Course, to_create: dict[str, list[str]],
-            result: UpResult) -> None:
-    course_state = ctx.state.course(course.id)
-    _, public = keys.course_key(course_state)
+def _say_ready(ctx: Context, course: Course, result: UpResult) -> None:
+    """A seat is ready when its machine is set up and its cluster waits for work."""
+    running = clusterops.live(ctx, course)
+    for seat in result.set_up:
+        key = clusterops.key_of(course, seat)
+        cluster = running.get(key)
+        if cluster is not None and cluster.state in clusters_service.READY:
+            ctx.sink.emit(SeatChanged(seat, "ready", f"cluster {cluster.cluster_id}"))
+
+
+def _per_region(ctx: Context, course: Course) -> tuple[Callable[[str], network.RegionNetwork],
+                                                      Callable[[str], str]]:
+    """The course's network and key pair of a region, made once when first asked for."""
+    _, public = keys.course_key(ctx.state.course(course.id))
     networks: dict[str, network.RegionNetwork] = {}
     key_names: dict[str, str] = {}
 
@@ -292,7 +332,13 @@ def _launch(ctx: Context, course: Course, to_create: dict[str, list[str]],
         if region not in key_names:
             key_names[region] = keys.ensure_key_pair(ctx.aws, region, course.id, public)
         return key_names[region]
+    return network_for, key_name_for
 
+
+def _launch(ctx: Context, course: Course, to_create: dict[str, list[str]],
+            result: UpResult, network_for: Callable[[str], network.RegionNetwork],
+            key_name_for: Callable[[str], str]) -> None:
+    course_state = ctx.state.course(course.id)
     outcome = machines.launch(ctx.aws, course, course_state, to_create, network_for,
                               key_name_for, ctx.sink)  # reports "launch" progress per seat
     result.launched, result.failed, result.moved = (outcome.launched, outcome.failed,
@@ -553,7 +599,8 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
             cluster = _seat_cluster(course, machine.seat, clusters)
             setup_seat(remote, course, machine, state, ctx.sink, wait=wait,
                        seat_public_key=public,
-                       cluster=(cluster.region, cluster.cluster_id) if cluster else None)
+                       cluster=(cluster.region, cluster.cluster_id) if cluster else None,
+                       cloud_tmp_dir=_scratch_tmp(course, machine.seat))
         except Exception as exc:
             if remote.stopped:  # Ctrl-C ended it: not failed, the rerun takes it up
                 setup_state.mark(ctx.aws, [machine], "pending", "interrupted")
@@ -562,7 +609,12 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
             ctx.sink.emit(SeatChanged(machine.seat, "setup failed", str(exc)))
             raise
         setup_state.mark(ctx.aws, [machine], "done")
-        ctx.sink.emit(SeatChanged(machine.seat, "ready"))
+        cluster = _seat_cluster(course, machine.seat, clusters) if course.clusters else None
+        if course.clusters is not None and (cluster is None
+                                            or cluster.state not in clusters_service.READY):
+            ctx.sink.emit(SeatChanged(machine.seat, "set up", "waiting for its cluster"))
+        else:
+            ctx.sink.emit(SeatChanged(machine.seat, "ready"))
 
     outcomes = fan_out(chosen, lambda m: m.seat, one, concurrency=concurrency, task="setup",
                        sink=ctx.sink, cancelled=cancelled, on_interrupt=remote.stop)
@@ -574,12 +626,19 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
 
 
 def _seat_cluster(course: Course, seat_id: str, clusters: dict) -> Any:
-    """The cluster of a seat's (first) student: clusters are one per student, tagged with
-    the student's id; a group machine uses its first member's."""
-    for student in course.seat(seat_id).students:
-        if student.id in clusters:
-            return clusters[student.id]
-    return None
+    """The cluster a seat's machine submits to: its (first) student's, group's or the
+    class's."""
+    students = course.seat(seat_id).students
+    return clusters.get(course.cluster_key(students[0])) if students else None
+
+
+def _scratch_tmp(course: Course, seat_id: str) -> str | None:
+    """mrjob's cloud_tmp_dir of a seat: under its (first) student's scratch prefix."""
+    storage = course.storage
+    students = course.seat(seat_id).students
+    if storage is None or not storage.scratch_bucket or not students:
+        return None
+    return f"s3://{storage.scratch_bucket}/{students[0].id}/tmp/"
 
 
 def running_machines(ctx: Context, course: Course, seats: Iterable[str] | None, *,

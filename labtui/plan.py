@@ -35,7 +35,8 @@ class RegionPlan:
     seats: tuple[str, ...] = ()
     create: tuple[str, ...] = ()      # seats whose machine is to be launched here
     keep: tuple[str, ...] = ()        # seats whose machine already runs here
-    clusters: int = 0                 # EMR clusters to run here (one per student)
+    clusters: int = 0                 # EMR clusters to run here
+    cluster_keys: tuple[str, ...] = ()  # their labtui:seat tags (student, group or "class")
     instances: Counter[str] = field(default_factory=Counter)  # type -> count when all run
     vcpus: int = 0                    # when all run
     new_vcpus: dict[str, float] = field(default_factory=dict)   # quota code -> to be added
@@ -75,6 +76,7 @@ class Plan:
     surplus: tuple[Machine, ...] = ()
     unplaced: tuple[str, ...] = ()          # seats that fit in no region's headroom
     shortfall: tuple[Shortfall, ...] = ()
+    clusters_to_start: tuple[str, ...] = ()  # cluster keys without a live cluster (up fills it)
 
     @property
     def instances(self) -> int:
@@ -87,6 +89,11 @@ class Plan:
     @property
     def to_create(self) -> int:
         return sum(len(r.create) for r in self.regions)
+
+    @property
+    def cluster_regions(self) -> dict[str, str]:
+        """Where each cluster of the class goes (its seat tag -> region)."""
+        return {key: r.region for r in self.regions for key in r.cluster_keys}
 
     @property
     def hourly_usd(self) -> float:
@@ -148,12 +155,12 @@ def _machine_demand(course: Course, region: str, facts: Facts) -> Counter[str]:
     return demand
 
 
-def _cluster_demand(course: Course, region: str, students: int, facts: Facts) -> Counter[str]:
+def _cluster_demand(course: Course, region: str, clusters: int, facts: Facts) -> Counter[str]:
     demand: Counter[str] = Counter()
     if course.clusters:
         for g in course.clusters.groups:
             demand[quota_code(g.instance_type, g.market)] += (
-                facts.vcpus.get((region, g.instance_type), 0) * g.count * students)
+                facts.vcpus.get((region, g.instance_type), 0) * g.count * clusters)
     return demand
 
 
@@ -192,11 +199,12 @@ def make_plan(course: Course, inventory: Inventory, facts: Facts) -> Plan:
             placed[seat.id] = region
             keep[region].append(seat.id)
             surplus.extend(existing[1:])
-            take(region, _cluster_demand(course, region, len(seat.students), facts))
+            take(region, _cluster_demand(course, region, len(course.clusters_of_seat(seat)),
+                                         facts))
             continue
         for region in usable:
             demand = _machine_demand(course, region, facts) + _cluster_demand(
-                course, region, len(seat.students), facts)
+                course, region, len(course.clusters_of_seat(seat)), facts)
             if _fits(demand, free[region]):
                 placed[seat.id] = region
                 create[region].append(seat.id)
@@ -205,27 +213,27 @@ def make_plan(course: Course, inventory: Inventory, facts: Facts) -> Plan:
         else:
             unplaced.append(seat)
 
-    # clusters of a course without machines: one per student, placed the same way
-    cluster_regions: Counter[str] = Counter()
-    for seat in course.seats:
+    # each cluster goes with the seat of its first student; without machines, placed alone
+    cluster_regions: dict[str, list[str]] = defaultdict(list)
+    for seat in course.seats if course.machines else ():
         if seat.id in placed:
-            cluster_regions[placed[seat.id]] += len(seat.students)
+            cluster_regions[placed[seat.id]].extend(course.clusters_of_seat(seat))
     if course.clusters and not course.machines:
-        for student in course.students:
+        for key, students in course.cluster_units.items():
             for region in usable:
                 demand = _cluster_demand(course, region, 1, facts)
                 if _fits(demand, free[region]):
                     take(region, demand)
-                    cluster_regions[region] += 1
+                    cluster_regions[region].append(key)
                     break
             else:
-                unplaced.append(Seat(student.id, (student,)))
+                unplaced.append(Seat(key, students))
 
     regions = []
     for region in course.regions:
         counts: Counter[str] = Counter()
         here = tuple(s for s, r in placed.items() if r == region)
-        clusters = cluster_regions[region] if course.clusters else 0
+        clusters = len(cluster_regions[region]) if course.clusters else 0
         if course.machines:
             counts[course.machines.instance_type] += len(here)
         if course.clusters:
@@ -234,7 +242,8 @@ def make_plan(course: Course, inventory: Inventory, facts: Facts) -> Plan:
         hourly, unpriced = _hourly(course, region, len(here), clusters, facts)
         regions.append(RegionPlan(
             region=region, seats=here, create=tuple(create[region]),
-            keep=tuple(keep[region]), clusters=clusters, instances=+counts,
+            keep=tuple(keep[region]), clusters=clusters,
+            cluster_keys=tuple(cluster_regions[region]), instances=+counts,
             vcpus=sum(facts.vcpus.get((region, t), 0) * n for t, n in counts.items() if n),
             new_vcpus=dict(new_demand[region]), headroom=before[region],
             hourly_usd=hourly, unpriced=unpriced))
@@ -253,7 +262,8 @@ def _shortfall(course: Course, unplaced: list[Seat], free: dict[str, dict[str, f
     for seat in unplaced:
         if course.machines:
             need += _machine_demand(course, first, facts)
-        need += _cluster_demand(course, first, len(seat.students), facts)
+        need += _cluster_demand(course, first, len(course.clusters_of_seat(seat))
+                                if course.machines else 1, facts)
     return tuple(Shortfall(code, max(0.0, vcpus - max(0.0, free[first].get(code, 0.0))), first,
                            max(0.0, free[first].get(code, 0.0)))
                  for code, vcpus in sorted(need.items())

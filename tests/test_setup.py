@@ -177,6 +177,8 @@ def test_key_login_installs_the_seats_own_key(ctx, tmp_path) -> None:
 
 
 def test_mrjob_conf_points_at_the_seats_cluster(ctx, sandbox, tmp_path) -> None:
+    """A seat whose cluster runs keeps it; one without gets its own, and ~/.mrjob.conf names
+    each seat's own (0600)."""
     from labtui.services import tags
 
     from .courses import CLUSTER
@@ -191,15 +193,20 @@ def test_mrjob_conf_points_at_the_seats_cluster(ctx, sandbox, tmp_path) -> None:
         Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1,
                    "KeepJobFlowAliveWhenNoSteps": True},
         Tags=tags.tags("setup", "s01"))["JobFlowId"]
-    lifecycle.up(ctx, course, setup_wait=20)
+    result = lifecycle.up(ctx, course, setup_wait=20, cluster_wait=120)
+    assert len(result.clusters_started) == 1 and cluster_id not in result.clusters_started
     seats = {s.seat: s for s in lifecycle.status(ctx, course)}
     assert seats["s01"].setup == "done"
     status, conf = on_seat(ctx, course, "s01", "stat -c %a .mrjob.conf; cat .mrjob.conf")
     assert f"cluster_id: {cluster_id}" in conf and "region: us-east-1" in conf
     assert status == 0 and conf.startswith("600\n")
-    assert on_seat(ctx, course, "s02", "test -e .mrjob.conf")[0] == 1  # s02: no cluster yet
-    log = (ctx.state.course("setup").logs / "s02.log").read_text()
-    assert "waits for the seat's cluster" in log
+    own = result.clusters_started[0]
+    assert f"cluster_id: {own}" in on_seat(ctx, course, "s02", "cat .mrjob.conf")[1]
+    assert tags.as_dict(emr.describe_cluster(ClusterId=own)["Cluster"]["Tags"])[tags.SEAT] \
+        == "s02"
+    again = lifecycle.up(ctx, course, setup_wait=20, cluster_wait=120)
+    assert again.clusters_started == []  # never a second cluster for a seat
+    emr.terminate_job_flows(JobFlowIds=[cluster_id, own])
 
 
 def test_pip_user_install_fails_plainly_in_the_setup_log(ctx, tmp_path) -> None:

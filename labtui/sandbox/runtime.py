@@ -79,6 +79,8 @@ class Sandbox:
         when it is not cached yet (a minute, once; ``progress`` gets its lines)."""
         quiet_loggers()
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+        # AWS's managed policies exist on AWS (EMR's roles attach them): moto loads them
+        os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         from labtui.sandbox.emulator import make_server_class
         from labtui.sandbox.machines import MachineManager
 

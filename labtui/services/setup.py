@@ -85,7 +85,8 @@ def run_step(client: paramiko.SSHClient, log: SeatLog, name: str, command: str, 
 def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseState,
                sink: EventSink, *, wait: float = 300,
                cluster: tuple[str, str] | None = None,
-               seat_public_key: str | None = None) -> None:
+               seat_public_key: str | None = None,
+               cloud_tmp_dir: str | None = None) -> None:
     """Bring one machine to the course's setup; raises SetupFailed or SshError."""
     cfg = course.machines
     assert cfg is not None
@@ -137,8 +138,8 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
         if course.clusters is not None:
             if cluster:
                 region, cluster_id = cluster
-                ssh.put(client, mrjob_conf(region, cluster_id).encode(), ".mrjob.conf",
-                        mode=0o600)
+                ssh.put(client, mrjob_conf(region, cluster_id, cloud_tmp_dir).encode(),
+                        ".mrjob.conf", mode=0o600)
                 log.line(f"== wrote ~/.mrjob.conf for cluster {cluster_id} ({region})")
             else:
                 log.line("== ~/.mrjob.conf waits for the seat's cluster (none running yet)")
@@ -147,10 +148,12 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
         client.close()
 
 
-def mrjob_conf(region: str, cluster_id: str) -> str:
-    return ("runners:\n  emr:\n"
+def mrjob_conf(region: str, cluster_id: str, cloud_tmp_dir: str | None = None) -> str:
+    """mrjob 0.7's config: its EMR runner submits to the seat's own cluster (``-r emr``)."""
+    text = ("runners:\n  emr:\n"
             f"    region: {region}\n"
             f"    cluster_id: {cluster_id}\n")
+    return text + (f"    cloud_tmp_dir: {cloud_tmp_dir}\n" if cloud_tmp_dir else "")
 
 
 def reset_password(remote: Remote, machine: Machine, state: CourseState, sink: EventSink,
