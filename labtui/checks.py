@@ -36,6 +36,8 @@ EMR_APPLICATIONS = (
     "Flink", "Ganglia", "HBase", "HCatalog", "Hadoop", "Hive", "Hue", "JupyterEnterpriseGateway",
     "JupyterHub", "Livy", "Oozie", "Phoenix", "Pig", "Presto", "Spark", "Sqoop", "Tez",
     "Trino", "Zeppelin", "ZooKeeper",
+    # emr-4.x "sandbox" applications, as long-lived deployments still name them
+    "Mahout", "Oozie-Sandbox", "Presto-Sandbox", "Sqoop-Sandbox", "Zeppelin-Sandbox",
 )
 
 STUDENT_PERMISSIONS = (

@@ -615,8 +615,8 @@ def _script(t: Table, key: str, base: Path, *, required: bool, example: str) -> 
 def _clusters(t: Table, base: Path) -> Clusters:
     release = t.text("release", required=True, example='release = "emr-7.2.0"',
                     check=checks.emr_release)
-    applications = t.str_list("applications", example='applications = ["Hadoop", "Spark"]',
-                              check=_emr_app)
+    applications = tuple(_emr_app_name(a) for a in t.str_list(
+        "applications", example='applications = ["Hadoop", "Spark"]', check=_emr_app))
     idle = t.integer("idle_timeout_minutes", default=60, minimum=1, maximum=10080)
     per = t.text("per", default="student", choices=CLUSTER_PER)
     log_uri = t.text("log_uri", example='log_uri = "s3://cs498-logs/emr/"', check=checks.s3_uri)
@@ -682,8 +682,13 @@ def _check_clusters(reader: Reader, clusters: Clusters, students: tuple[Student,
                        "or give s3:// paths")
 
 
+def _emr_app_name(value: str) -> str:
+    """EMR takes application names in any case ("hadoop"); labtui sends its own spelling."""
+    return next((a for a in checks.EMR_APPLICATIONS if a.lower() == value.lower()), value)
+
+
 def _emr_app(value: str) -> tuple[str, str] | None:
-    if value in checks.EMR_APPLICATIONS:
+    if _emr_app_name(value) in checks.EMR_APPLICATIONS:
         return None
     hint = did_you_mean(value, checks.EMR_APPLICATIONS)
     return (f"{value!r} is not an EMR application",
