@@ -33,11 +33,11 @@ def test_sample_course_uses_every_section() -> None:
     assert [s.id for s in course.students] == ["ta01", "s01", "s02", "s03", "s04", "s05"]
     assert len(course.seats) == 6 and course.machines and course.machines.per == "student"
     assert course.machines.files[0].source.name == "WELCOME.md"
-    assert course.clusters and course.clusters.nodes == 3
+    assert course.clusters and course.clusters.nodes == 2
     assert [g.role for g in course.clusters.groups] == ["MASTER", "CORE"]
     assert course.clusters.groups[1].market == "spot"
     assert course.clusters.configurations[0].properties["spark.executor.memory"] == "2g"
-    assert course.instance_count == 6 + 6 * 3
+    assert course.instance_count == 6 + 6 * 2
     assert course.storage and course.storage.data_bucket == "cloud101-demo-data"
     assert course.access and "submit-steps" in course.access.permissions
     assert course.billing and course.billing.alarms_usd == (25.0, 50.0, 100.0)
@@ -58,7 +58,9 @@ def test_seats_per_group(tmp_path: Path) -> None:
     course = course_mod.load(path)
     assert {s.id: len(s.students) for s in course.seats} == {
         "team-a": 2, "team-b": 2, "team-c": 2}
-    assert course.instance_count == 3 + 6 * 3
+    # the replace made clusters one per group too: three machines, three clusters of two
+    assert sorted(course.cluster_units) == ["team-a", "team-b", "team-c"]
+    assert course.instance_count == 3 + 3 * 2
 
 
 @pytest.mark.parametrize(("name", "expected"), [
