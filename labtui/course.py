@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labtui import checks
+from labtui import checks, rosters
 from labtui.csvinput import read_rows
 from labtui.errors import CourseError, Problem
 from labtui.schema import Reader, Table, did_you_mean
@@ -455,27 +455,12 @@ def _roster(reader: Reader, table: Table, base: Path) -> tuple[Student, ...]:
                 lambda message, fix, item=item: item.problem("id", message, fix))
 
     if file_name and _exists(table, "file", base / file_name):
-        csv_path = base / file_name
-        for line, row in read_rows(csv_path, file_name, ("id", "name", "email"), ("group",),
-                                   reader.problems):
-            def report(message: str, fix: str, line: int = line) -> None:
+        # any roster format labtui knows (rosters.py); ids derived there avoid inline ones
+        for entry in rosters.read(base / file_name, file_name, reader.problems, set(found)):
+            def report(message: str, fix: str, line: int = entry.line) -> None:
                 reader.problems.append(Problem(file_name, line, "", message, fix))
-            bad = False
-            for column, check in (("id", checks.seat_id), ("email", checks.email)):
-                message = check(row[column]) if row[column] else f"{column} is empty"
-                if message:
-                    report(message, f"fix the {column} on this line")
-                    bad = True
-            if not row["name"]:
-                report("name is empty", "give the student's name")
-                bad = True
-            group = row.get("group", "")
-            if group and checks.seat_id(group):
-                report(checks.seat_id(group) or "", "fix the group on this line")
-                bad = True
-            if not bad:
-                add(Student(row["id"], row["name"], row["email"], group),
-                    f"{file_name}:{line}", report)
+            add(Student(entry.id, entry.name, entry.email, entry.group),
+                f"{file_name}:{entry.line}", report)
     if not file_name and not inline and table.reader.problems == []:
         table.problem("students", "the roster is empty",
                       'add file = "students.csv" or [[roster.students]] entries')
