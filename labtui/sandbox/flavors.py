@@ -9,6 +9,9 @@ Each name has an x86_64 and an arm64 image (a t4g or m7g course gets the arm64 o
 EC2), registered with the sandbox's moto like the AMIs moto ships, so DescribeImages tells
 their architecture and root device name (``/dev/sda1`` on Ubuntu, ``/dev/xvda`` on Debian)
 as it does on AWS. Both are played by the same x86 container.
+
+The nodes of an EMR cluster (``EMR_NODE``, launched by the sandbox's EMR player, never by a
+course) are played by the same image with EMR's login user, ``hadoop``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ ARM64 = {f.name: f for f in (
     Flavor("ubuntu-22.04", "ami-0a11ab5a4d0ea2204", "ubuntu", "Ubuntu", architecture="arm64"),
     Flavor("debian-12", "ami-0a11ab5a4d0ead012", "admin", "Debian", "/dev/xvda", "arm64"),
 )}
-BY_IMAGE = {f.image_id: f for f in (*FLAVORS.values(), *ARM64.values())}
+# The nodes of an EMR cluster: EMR's own image (Amazon Linux 2023 on AWS), whose login user
+# is ``hadoop`` with passwordless sudo; not a course image (``image_for`` never names it).
+EMR_NODE = Flavor("emr-node", "ami-0a11ab5a4d0ee7000", "hadoop", "EMR node", "/dev/xvda")
+BY_IMAGE = {f.image_id: f for f in (*FLAVORS.values(), *ARM64.values(), EMR_NODE)}
 DEFAULT = FLAVORS["ubuntu-24.04"]  # an ami-... id the sandbox does not know
 UNPLAYABLE = {"amazon-linux-2023": "Amazon Linux uses dnf and its own packages"}
 PLAYED_BY = "Debian 12 (bookworm)"

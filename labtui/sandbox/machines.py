@@ -48,6 +48,10 @@ _patch_lock = threading.Lock()
 CONSOLE_LIMIT = 64 * 1024  # EC2 keeps the last 64 KB
 # instance id -> console file, for the emulator's GetConsoleOutput (moto state is per process)
 CONSOLES: dict[str, Path] = {}
+# Held by whoever makes instances in this process that must be configured before they boot
+# (the EMR player's RunJobFlow hook tags and keys a cluster's nodes under it): the manager
+# lists instances under it, so it never boots a node that is not what EMR would launch.
+LAUNCH_LOCK = threading.Lock()
 
 
 def install_moto_hooks() -> None:
@@ -226,6 +230,15 @@ class MachineManager:
                           "state": "running"}
                     for iid, m in sorted(self._machines.items()) if m.container.running}
 
+    def init_pid(self, instance_id: str) -> int | None:
+        """The host's pid of the init of the instance's running machine (None: no machine
+        runs for it now)."""
+        with self._lock:
+            machine = self._machines.get(instance_id)
+            if machine is None or not machine.container.running:
+                return None
+            return machine.container.init_pid()
+
     def instance_dir(self, instance_id: str) -> Path:
         if not instance_id or "/" in instance_id or instance_id.startswith("."):
             raise ValueError("bad instance id")
@@ -303,12 +316,13 @@ class MachineManager:
         account = dict.get(ec2_backends, self.account_id)
         if account is None:
             return found, unknown
-        for region, backend in list(dict.items(account)):
-            try:
-                for inst in list(backend.all_instances()):
-                    found[inst.id] = inst
-            except RuntimeError:  # moto changed the dict under us; try again next pass
-                unknown.add(region)
+        with LAUNCH_LOCK:  # no instance half made (an EMR node not yet tagged and keyed)
+            for region, backend in list(dict.items(account)):
+                try:
+                    for inst in list(backend.all_instances()):
+                        found[inst.id] = inst
+                except RuntimeError:  # moto changed the dict under us; try again next pass
+                    unknown.add(region)
         return found, unknown
 
     # ---------------------------------------------------------------- one machine
