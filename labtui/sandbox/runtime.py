@@ -32,7 +32,8 @@ def quiet_loggers() -> None:
 
 
 class Sandbox:
-    """The emulator (moto's ThreadedMotoServer) plus one SSH listener per running instance."""
+    """The emulator (moto's ThreadedMotoServer), one machine per running instance, and the
+    EMR player (``emr.py``) that runs the clusters' bootstrap actions and steps on them."""
 
     def __init__(self, folder: Path, port: int = 0, *,
                  vcpu_quotas: dict[str, float] | None = None,
@@ -48,6 +49,7 @@ class Sandbox:
         self._apply_quotas()
         self._moto: Any = None
         self._hosts: Any = None
+        self._emr: Any = None
 
     def _apply_quotas(self) -> None:
         on_demand, spot = self._initial
@@ -81,6 +83,7 @@ class Sandbox:
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
         # AWS's managed policies exist on AWS (EMR's roles attach them): moto loads them
         os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+        from labtui.sandbox.emr import EmrPlayer
         from labtui.sandbox.emulator import make_server_class
         from labtui.sandbox.machines import MachineManager
 
@@ -105,6 +108,7 @@ class Sandbox:
                 self.stop()
                 raise
         self._hosts.start()
+        self._emr = EmrPlayer(self._hosts, account_id=ACCOUNT_ID).start()
         return self
 
     def reset(self) -> None:
@@ -114,10 +118,15 @@ class Sandbox:
             pass
         self.quotas.reset()
         self._apply_quotas()
+        if self._emr is not None:
+            self._emr.sync()  # the clusters' steps and bootstrap actions end with them
         if self._hosts is not None:
             self._hosts.sync()
 
     def stop(self) -> None:
+        if self._emr is not None:
+            self._emr.stop()
+            self._emr = None
         if self._hosts is not None:
             self._hosts.stop()
             self._hosts = None
