@@ -162,6 +162,8 @@ class Teardown:
               default: dict[str, int], **kwargs: Any) -> bool:
         client = self.aws.client(service, region)
         config = dict(self.wait_config or default)
+        if self.wait_config is None and self.aws.local:  # an emulator: ask every second
+            config = {"Delay": 1, "MaxAttempts": default["Delay"] * default["MaxAttempts"]}
         return self._try(f"{region} wait for {what}", lambda: client.get_waiter(waiter).wait(
             WaiterConfig=config, **kwargs))
 
