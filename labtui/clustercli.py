@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from labtui import clusterops
+from labtui import clusterops, lifecycle
 from labtui.context import Context
 from labtui.course import Course
 from labtui.headless import EXIT_OK, EXIT_PARTIAL, confirm, emit, with_course
@@ -94,7 +94,7 @@ def cmd_replace_cluster(args: argparse.Namespace, course: Course, ctx: Context) 
     if not confirm(args, f"Replace the cluster of {key} (the running one is terminated)?"):
         emit(args, {"type": "cancelled"}, "cancelled; nothing changed.")
         return EXIT_OK
-    old, new = clusterops.replace(ctx, course, args.seat)
+    old, new = lifecycle.replace_cluster(ctx, course, args.seat)
     emit(args, {"type": "replaced", "key": key, "old": old.cluster_id if old else None,
                 "cluster_id": new.cluster_id},
          f"{key}: new cluster {new.cluster_id}" + (f" (replaces {old.cluster_id})" if old

@@ -291,7 +291,9 @@ def up(ctx: Context, course: Course,
                 ctx, course, keys, the_plan.cluster_regions, subnet_for, key_name_for)
             result.clusters_started = [c.cluster_id for c in started]
     if not skip_setup:
-        outcomes = setup(ctx, course, wait=setup_wait, concurrency=concurrency)
+        # a seat whose cluster is new gets its ~/.mrjob.conf again, even when set up
+        renewed = seats_of_keys(course, [c.seat for c in started])
+        outcomes = setup(ctx, course, wait=setup_wait, concurrency=concurrency, also=renewed)
         result.setup_failed = {o.key: o.error for o in outcomes if not o.ok}
         result.set_up = [o.key for o in outcomes if o.ok]
     if course.clusters is not None and not skip_setup:
@@ -577,13 +579,17 @@ def remote_for(ctx: Context, course: Course) -> Remote:
 
 def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
           concurrency: int | None = None, wait: float = 300,
-          cancelled: Callable[[], bool] = lambda: False) -> list[Outcome]:
+          cancelled: Callable[[], bool] = lambda: False,
+          also: Iterable[str] = ()) -> list[Outcome]:
     """Set up the given machines (default: every running seat machine whose setup is not
-    done) all at once; returns one Outcome per machine, failures named."""
+    done, and the seats in ``also``) all at once; returns one Outcome per machine, failures
+    named. Steps already done on a machine are skipped."""
     ctx.refuse_if_read_only("setup")
     if chosen is None:
+        again = set(also)
         chosen = [m for m in discover(ctx, course).machines if m.state == "running"
-                  and tags.as_dict(m.raw.get("Tags")).get(SETUP) != "done"]
+                  and (tags.as_dict(m.raw.get("Tags")).get(SETUP) != "done"
+                       or m.seat in again)]
     remote = remote_for(ctx, course)
     state = ctx.state.course(course.id)
     clusters = (seat_clusters(ctx.aws, course.id, course.regions)
@@ -630,6 +636,26 @@ def _seat_cluster(course: Course, seat_id: str, clusters: dict) -> Any:
     class's."""
     students = course.seat(seat_id).students
     return clusters.get(course.cluster_key(students[0])) if students else None
+
+
+def seats_of_keys(course: Course, keys: Iterable[str]) -> list[str]:
+    """The seats whose machine submits to those clusters."""
+    wanted = set(keys)
+    return [seat.id for seat in course.seats
+            if seat.students and course.cluster_key(seat.students[0]) in wanted]
+
+
+def replace_cluster(ctx: Context, course: Course, name: str) -> tuple[Any, Any]:
+    """A new cluster for one seat (clusterops.replace), and the seats that use it told so in
+    their ~/.mrjob.conf. Returns (old, new)."""
+    old, new = clusterops.replace(ctx, course, name)
+    if course.machines is not None:
+        seats = set(seats_of_keys(course, [new.seat]))
+        machines_of = [m for m in discover(ctx, course).machines
+                       if m.state == "running" and m.seat in seats]
+        if machines_of:
+            setup(ctx, course, machines_of)
+    return old, new
 
 
 def _scratch_tmp(course: Course, seat_id: str) -> str | None:

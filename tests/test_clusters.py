@@ -13,6 +13,7 @@ import pytest
 
 from labtui import clusterops, lifecycle
 from labtui.course import load
+from labtui.events import ClusterChanged
 from labtui.sandbox.container import runtime_problem
 from labtui.services import tags
 
@@ -103,7 +104,17 @@ def _wait_step(ctx, course, seat: str, step_id: str, timeout: float = 90) -> str
         time.sleep(0.5)
 
 
-def test_a_class_with_clusters_from_up_to_down(ctx, sandbox_state, tmp_path: Path) -> None:
+def _waiting(emr, cluster_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        described = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+        if described["Status"]["State"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.5)
+
+
+def test_a_class_with_clusters_from_up_to_down(ctx, sandbox, sandbox_state,
+                                               tmp_path: Path) -> None:
     (tmp_path / "bootstrap.sh").write_text(BOOTSTRAP)
     path = tmp_path / "course.toml"
     path.write_text(COURSE)
@@ -119,7 +130,7 @@ def test_a_class_with_clusters_from_up_to_down(ctx, sandbox_state, tmp_path: Pat
     assert sorted(running) == ["blue", "red"]
     subnet = ec2.describe_subnets(Filters=tags.course_filter("emr"))["Subnets"][0]["SubnetId"]
     for key, cluster in running.items():
-        described = emr.describe_cluster(ClusterId=cluster.cluster_id)["Cluster"]
+        described = _waiting(emr, cluster.cluster_id)  # RUNNING (ready) while warm-up runs
         assert described["Status"]["State"] == "WAITING"
         assert described["ReleaseLabel"] == "emr-7.2.0"
         assert {a["Name"] for a in described["Applications"]} >= {"Hadoop", "Spark"}
@@ -182,11 +193,38 @@ def test_a_class_with_clusters_from_up_to_down(ctx, sandbox_state, tmp_path: Pat
     assert rows["red"].steps_failed == 1 and rows["red"].steps_total == 3
     assert rows["blue"].steps_failed == 0 and rows["blue"].master
 
+    # idle clusters end by their auto-termination policy (the sandbox's clock moved on an
+    # hour); the next up gives each group a new one and says why
+    idle = {key: c.cluster_id for key, c in running.items()}
+    sandbox._emr.now = lambda: time.monotonic() + 3601
+    try:
+        deadline = time.monotonic() + 60
+        while any(emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"]
+                  != "TERMINATED" for cid in idle.values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        sandbox._emr.now = time.monotonic
+    for cid in idle.values():
+        ended = emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]
+        assert ended["State"] == "TERMINATED"
+        assert ended["StateChangeReason"]["Code"] == "ALL_STEPS_COMPLETED"
+    third = lifecycle.up(ctx, course, setup_wait=60, cluster_wait=180)
+    assert len(third.clusters_started) == 2 and third.clusters_failed == {}
+    running = clusterops.live(ctx, course)
+    for key, cluster in running.items():
+        said = [e.detail for e in ctx.sink.events
+                if isinstance(e, ClusterChanged) and e.cluster_id == cluster.cluster_id]
+        assert said[0].startswith(f"replaces {idle[key]}, which ended: ALL_STEPS_COMPLETED "
+                                  "The cluster was idle")
+    assert f"cluster_id: {running['red'].cluster_id}" in on_seat(ctx, course, "s01",
+                                                                 "cat .mrjob.conf")[1]
+
     # replace one group's cluster; the other keeps its own
-    old, new = clusterops.replace(ctx, course, "s03")
+    old, new = lifecycle.replace_cluster(ctx, course, "s03")
     assert old is not None and old.cluster_id == running["blue"].cluster_id
     assert clusterops.live(ctx, course)["red"].cluster_id == running["red"].cluster_id
     assert clusterops.live(ctx, course)["blue"].cluster_id == new.cluster_id
+    assert f"cluster_id: {new.cluster_id}" in on_seat(ctx, course, "s03", "cat .mrjob.conf")[1]
 
     report = lifecycle.down(ctx, course, lifecycle.DownOptions(
         save=False, delete_buckets=True, delete_results=True))
