@@ -545,8 +545,9 @@ def _delete(aws: Aws, ec2: Any, finding: Finding, terminated: list[str]) -> None
     if kind == "emr-cluster":
         emr = aws.client("emr", finding.region)
         emr.terminate_job_flows(JobFlowIds=[rid])
+        delay = 1 if aws.local else 15  # an emulator answers at once: ask every second
         emr.get_waiter("cluster_terminated").wait(
-            ClusterId=rid, WaiterConfig={"Delay": 15, "MaxAttempts": 80})
+            ClusterId=rid, WaiterConfig={"Delay": delay, "MaxAttempts": 1200 // delay})
     elif kind == "spot-request":
         ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=[rid])
         if finding.related:
