@@ -189,6 +189,17 @@ def test_a_class_with_clusters_from_up_to_down(ctx, sandbox, sandbox_state,
     assert explained.returncode == 0, explained.stderr
     assert "Probable cause of failure" in explained.stdout
     assert "ModuleNotFoundError: No module named 'nosuchmodule'" in explained.stdout
+    # until EMR copies the logs to S3 (minutes after the step), they are read on the master
+    # over SSH (as hadoop, its host key pinned from its console)
+    uri = running["red"].log_uri
+    bucket, prefix = uri[5:].split("/", 1)
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}{running['red'].cluster_id}"
+                                   f"/steps/{bad['step_id']}/").get("Contents", []):
+        s3.delete_object(Bucket=bucket, Key=item["Key"])
+    found = clusterops.step_log(ctx, course, "s01", bad["step_id"])
+    assert found.note == "read on the master node (the logs are not in S3 yet)"
+    assert found.cause is not None and found.cause.source.startswith("/mnt/var/log/hadoop/")
+    assert "No module named 'nosuchmodule'" in found.cause.render()
     rows = {r.key: r for r in clusterops.status(ctx, course)}
     assert rows["red"].steps_failed == 1 and rows["red"].steps_total == 3
     assert rows["blue"].steps_failed == 0 and rows["blue"].master
