@@ -47,6 +47,7 @@ from labtui.course import Course
 from labtui.errors import LabError
 from labtui.events import CallbackSink, Event, LogLine
 from labtui.screens.base import View
+from labtui.screens.cluster import ClusterScreen
 from labtui.screens.commands import LabCommands
 from labtui.screens.confirm import ConfirmModal
 from labtui.screens.help import HelpScreen
@@ -170,6 +171,7 @@ class LabApp(App[int]):
                 self.load_view(view)
         if self.refresh_every:
             self.set_interval(self.refresh_every, self.poll_machines, name="poll machines")
+            self.set_interval(self.refresh_every, self.poll_shown, name="poll the shown view")
 
     def close_context(self) -> None:
         """Close the context once (a private sandbox stops); safe to call again."""
@@ -212,9 +214,14 @@ class LabApp(App[int]):
         if view_id is None or view_id not in VIEW_IDS or self.ctx is None:
             return
         view = self.main.view(view_id)
-        if (view.NEEDS_AWS and not view.LOAD_ON_CONNECT and view.loaded_at is None
-                and not self.running(f"{LOAD_GROUP}{view_id}")):
+        if not view.NEEDS_AWS or self.running(f"{LOAD_GROUP}{view_id}"):
+            return
+        if not view.LOAD_ON_CONNECT and view.loaded_at is None:
             self.load_view(view)
+        elif (getattr(view, "REFRESH_WHEN_SHOWN", False) and self.refresh_every
+              and view.loaded_at is not None
+              and time.time() - view.loaded_at >= self.refresh_every):
+            self.load_view(view, quiet=True)  # shown again after a while: bring it up to date
 
     def running(self, group: str) -> list[Worker]:
         return [w for w in self.workers if w.group == group
@@ -226,6 +233,16 @@ class LabApp(App[int]):
         if self.ctx is None or self.running(f"{LOAD_GROUP}{MachinesView.VIEW_ID}"):
             return
         self.load_view(self.machines, quiet=True)
+
+    def poll_shown(self) -> None:
+        """The quiet refresh of a view that follows AWS only while it is shown (the
+        clusters: EMR's API allows fewer calls than EC2's); never stacks either."""
+        view = self.main.current
+        if (self.ctx is None or self.screen is not self.main or not view.NEEDS_AWS
+                or not getattr(view, "REFRESH_WHEN_SHOWN", False) or view.loaded_at is None
+                or self.running(f"{LOAD_GROUP}{view.VIEW_ID}")):
+            return
+        self.load_view(view, quiet=True)
 
     def action_refresh_view(self) -> None:
         view = self.main.current
@@ -357,6 +374,11 @@ class LabApp(App[int]):
                 if failed is not None and getattr(screen, "seat", None) == worker.group[
                         len(SEAT_GROUP):]:
                     failed(message)
+        elif worker.group:
+            for screen in self.screen_stack:  # a screen that says which loads are its own
+                owner = getattr(screen, "worker_failed", None)
+                if owner is not None:
+                    owner(worker.group, message)
 
     # -- log pane, views, help ----------------------------------------------------------------
 
@@ -383,7 +405,10 @@ class LabApp(App[int]):
         if not events:
             return
         self.main.log_pane.write_events(events, limit=LOG_BATCH)
-        self.machines.apply_events(events)
+        for view in self.main.views:  # the machines and the clusters
+            apply_view = getattr(view, "apply_events", None)
+            if apply_view is not None:
+                apply_view(events)
         for screen in self.screen_stack:
             apply = getattr(screen, "apply_events", None)
             if apply is not None:
@@ -398,7 +423,8 @@ class LabApp(App[int]):
 
     def show_view(self, view_id: str) -> None:
         """Back to the main screen (closing the help or a seat's screen), on ``view_id``."""
-        while self.screen is not self.main and isinstance(self.screen, HelpScreen | SeatScreen):
+        while self.screen is not self.main and isinstance(self.screen, HelpScreen | SeatScreen
+                                                          | ClusterScreen):
             self.pop_screen()
         self.main.action_show_view(view_id)
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from labtui.context import Context
-from labtui.course import Course
+from labtui.course import Course, Student
 from labtui.errors import InputError, LabError
 from labtui.events import ClusterChanged, Problem, Progress, StepDone
 from labtui.schema import did_you_mean
@@ -205,27 +205,40 @@ def status(ctx: Context, course: Course, *, with_steps: bool = True) -> list[Clu
     require_clusters(course)
     running = live(ctx, course)
     ended = clusters.last_ended(ctx.aws, course.id, course.regions)
-    out = []
-    for key, students in course.cluster_units.items():
-        ids = tuple(s.id for s in students)
-        cluster = running.get(key) or ended.get(key)
-        if cluster is None:
-            out.append(ClusterStatus(key, ids, None, None, "absent"))
-            continue
-        step_list = clusters.steps(ctx.aws, cluster) if with_steps else []
-        price = hourly(ctx, course, cluster.region)
-        master = None
-        if cluster.live:
-            node = clusters.master_node(ctx.aws, cluster)
-            where = ctx.resolver.address(node) if node else None
-            master = f"{where[0]}:{where[1]}" if where else None
-        out.append(ClusterStatus(
-            key, ids, cluster.cluster_id, cluster.region, cluster.state, cluster.reason,
-            master, sum(s.state == "RUNNING" for s in step_list),
-            sum(s.state == "FAILED" for s in step_list), len(step_list),
-            clusters.idle_minutes(cluster, step_list), cluster.normalized_hours, price,
-            None if price is None else price * _hours(cluster), tuple(step_list)))
-    return out
+    return [_status(ctx, course, key, students, running.get(key) or ended.get(key),
+                    with_steps)
+            for key, students in course.cluster_units.items()]
+
+
+def status_of(ctx: Context, course: Course,
+              name: str) -> tuple[ClusterStatus, Cluster | None]:
+    """One cluster's line as ``status`` has it (a seat, student or key: its live cluster,
+    else the last that ended), and that cluster (None when the key has had none)."""
+    key = key_of(course, name)
+    cluster = live(ctx, course).get(key) or clusters.last_ended(
+        ctx.aws, course.id, course.regions).get(key)
+    return _status(ctx, course, key, course.cluster_units.get(key, ()), cluster,
+                   True), cluster
+
+
+def _status(ctx: Context, course: Course, key: str, students: Iterable[Student],
+            cluster: Cluster | None, with_steps: bool) -> ClusterStatus:
+    ids = tuple(s.id for s in students)
+    if cluster is None:
+        return ClusterStatus(key, ids, None, None, "absent")
+    step_list = clusters.steps(ctx.aws, cluster) if with_steps else []
+    price = hourly(ctx, course, cluster.region)
+    master = None
+    if cluster.live:
+        node = clusters.master_node(ctx.aws, cluster)
+        where = ctx.resolver.address(node) if node else None
+        master = f"{where[0]}:{where[1]}" if where else None
+    return ClusterStatus(
+        key, ids, cluster.cluster_id, cluster.region, cluster.state, cluster.reason,
+        master, sum(s.state == "RUNNING" for s in step_list),
+        sum(s.state == "FAILED" for s in step_list), len(step_list),
+        clusters.idle_minutes(cluster, step_list), cluster.normalized_hours, price,
+        None if price is None else price * _hours(cluster), tuple(step_list))
 
 
 # ------------------------------------------------------------------ steps

@@ -1,6 +1,7 @@
 """Snapshots of every view and the seat screen (pytest-textual-snapshot): the real app on the
 session sandbox, a class of three with no machines yet, at 120x36 with the log pane hidden
-(L, as a user with a small terminal would). What changes from run to run is held still:
+(L, as a user with a small terminal would); the same class with [clusters] (none started
+yet) for the clusters view and a cluster's screen. What changes from run to run is held still:
 the clock every screen uses (screens.base.clock) and the sandbox's port in the header.
 Record again after a deliberate change: pytest tests/test_snapshots.py --snapshot-update."""
 
@@ -13,20 +14,59 @@ from textual.pilot import Pilot
 
 from labtui.app import LabApp
 from labtui.course import load
-from labtui.screens import base, machines, main
+from labtui.screens import base, clusters, machines, main
 from labtui.state import StateDir
 
 from .test_tui import settle
 
 COURSE = Path(__file__).resolve().parent / "data" / "snapshot_course.toml"
 SIZE = (120, 36)
+CLUSTERS = """
+[clusters]
+release = "emr-7.2.0"
+applications = ["Hadoop", "Spark"]
+idle_timeout_minutes = 45
+bucket = "snap-class-data"
+[clusters.master]
+instance_type = "m5.xlarge"
+[clusters.core]
+instance_type = "m5.xlarge"
+count = 1
+market = "spot"
+bid_price = 0.10
+[[clusters.configurations]]
+classification = "spark-defaults"
+properties = { "spark.executor.memory" = "2g" }
+[[clusters.bootstrap]]
+name = "course environment"
+path = "s3://snap-class-data/bootstrap.sh"
+args = ["snap"]
+[[clusters.steps]]
+name = "warm-up"
+args = ["bash", "-lc", "echo warm-up on $(hostname)"]
+"""
+
+
+def held_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in (base, main, machines, clusters):
+        monkeypatch.setattr(module, "clock", lambda at: "09:00:00")
 
 
 @pytest.fixture
 def app(sandbox_state: StateDir, monkeypatch: pytest.MonkeyPatch) -> LabApp:
-    for module in (base, main, machines):
-        monkeypatch.setattr(module, "clock", lambda at: "09:00:00")
+    held_clock(monkeypatch)
     return LabApp(load(COURSE), sandbox=True, state_dir=str(sandbox_state.root),
+                  refresh_every=None)
+
+
+@pytest.fixture
+def clusters_app(sandbox_state: StateDir, monkeypatch: pytest.MonkeyPatch,
+                 tmp_path: Path) -> LabApp:
+    """The snapshot class with one cluster per student, none started."""
+    held_clock(monkeypatch)
+    path = tmp_path / "snapshot_course.toml"
+    path.write_text(COURSE.read_text() + CLUSTERS)
+    return LabApp(load(path), sandbox=True, state_dir=str(sandbox_state.root),
                   refresh_every=None)
 
 
@@ -53,3 +93,11 @@ def test_the_seat_screen(app: LabApp, snap_compare) -> None:
 
 def test_the_help_screen(app: LabApp, snap_compare) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=ready("question_mark"))
+
+
+def test_the_clusters_view_of_a_class_with_clusters(clusters_app: LabApp, snap_compare) -> None:
+    assert snap_compare(clusters_app, terminal_size=SIZE, run_before=ready("3"))
+
+
+def test_the_cluster_screen(clusters_app: LabApp, snap_compare) -> None:
+    assert snap_compare(clusters_app, terminal_size=SIZE, run_before=ready("3", "enter"))

@@ -132,13 +132,17 @@ async def test_every_view_by_key(course: Course, sandbox_state: StateDir) -> Non
         assert "Ada Lovelace" in shown and "ada@example.edu" in shown
         assert "6 students in 3 groups" in shown
 
-        # Clusters: the definition from the course file, and an honest word on live state.
+        # Clusters: the spec from the course file above every cluster of the class, live
+        # (none started yet: one row per student, absent).
         await press(pilot, app, "3")
         assert active(app) == "clusters"
         shown = screen_text(app)
         assert "emr-7.2.0" in shown and "Hadoop, Spark" in shown
         assert "MASTER" in shown and "CORE" in shown and "m5.xlarge" in shown
-        assert "comes with the clusters issue" in shown
+        clusters = table(app, "clusters-table")
+        assert [str(key.value) for key in clusters.rows] == [s.id for s in course.students]
+        assert {clusters.get_cell(s.id, "state") for s in course.students} == {"absent"}
+        assert "ready 0/6 (absent 6)" in shown
 
         # Regions: in order of preference, opt-in status and zones from AWS.
         await press(pilot, app, "4")
@@ -155,11 +159,12 @@ async def test_every_view_by_key(course: Course, sandbox_state: StateDir) -> Non
         await press(pilot, app, "5")
         assert active(app) == "quotas"
         shown = screen_text(app)
-        assert "max_instances = 30" in shown and "runs 24 instances" in shown
+        # (6 machines and 6 clusters of a master and one core node)
+        assert "max_instances = 30" in shown and "runs 18 instances" in shown
         needs = table(app, "needs-table")
         assert needs.get_cell("machines", "vcpus") == "2"  # t3.small
         assert needs.get_cell("machines", "total") == "12"
-        assert needs.get_cell("total", "total") == str(6 * 2 + 18 * 4)
+        assert needs.get_cell("total", "total") == str(6 * 2 + 12 * 4)
 
         # Back to machines with 1.
         await press(pilot, app, "1")

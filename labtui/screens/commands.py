@@ -1,9 +1,9 @@
 """The command palette's labtui commands: every view and every action, by name.
 
-The app runs them; this provider only lists them (``ctrl+p`` opens the palette). The machines
-actions and the seat screen's actions come from those classes' bindings, so a key and its
-palette command can never drift apart. Seat actions are listed when the palette is opened on a
-seat's screen.
+The app runs them; this provider only lists them (``ctrl+p`` opens the palette). The machines,
+clusters and sweep actions and the seat and cluster screens' actions come from those classes'
+bindings, so a key and its palette command can never drift apart. A seat's (a cluster's)
+actions are listed when the palette is opened on its screen.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from labtui.screens.cluster import ClusterScreen
+from labtui.screens.clusters import ClustersView
 from labtui.screens.machines import MachinesView
 from labtui.screens.main import VIEWS
 from labtui.screens.seat import SeatScreen
@@ -48,11 +50,22 @@ class LabCommands(Provider):
                 yield (f"Seat {screen.seat}: {binding.description.lower()}",
                        partial(getattr(screen, f"action_{binding.action}")),
                        f"{binding.tooltip} (key {app.get_key_display(binding)})")
+        elif isinstance(screen, ClusterScreen):
+            for binding in described(ClusterScreen.BINDINGS):
+                yield (f"Cluster of {screen.key}: {binding.description.lower()}",
+                       partial(getattr(screen, f"action_{binding.action}")),
+                       f"{binding.tooltip} (key {app.get_key_display(binding)})")
         else:
             for binding in described(MachinesView.BINDINGS):
                 yield (f"Machines: {binding.description.lower()}",
                        partial(app.machines_action, binding.action),
                        f"{binding.tooltip} (key {app.get_key_display(binding)})")
+            if app.course.clusters is not None:
+                for binding in described(ClustersView.BINDINGS):
+                    yield (f"Clusters: {binding.description.lower()}",
+                           partial(view_action, app, ClustersView.VIEW_ID, binding.action),
+                           f"{binding.tooltip} (key {app.get_key_display(binding)} on the "
+                           "clusters view)")
             for binding in described(SweepView.BINDINGS):
                 yield (f"Sweep: {binding.description.lower()}",
                        partial(view_action, app, SweepView.VIEW_ID, binding.action),

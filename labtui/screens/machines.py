@@ -1,7 +1,9 @@
 """Machines: every seat of the course at a glance, live, with k9s habits for acting on them.
 
 One row per seat (keyed by seat id, so a seat without a machine shows "absent"): its students,
-machine state, region, instance, address, setup state and error. AWS is the source of truth:
+machine state, region, instance, address, setup state and error; with [clusters], the state
+of the seat's cluster (its first student's key: one ``clusterops.live`` per refresh, and the
+ClusterChanged events). AWS is the source of truth:
 a quiet refresh (``lifecycle.status``: one describe_instances pager per region) runs every few
 seconds in a thread worker that never stacks, and the events the work emits (SeatChanged,
 Progress) update cells in between. Rows are only ever updated in place by key — update_cell,
@@ -38,9 +40,9 @@ from textual.reactive import Reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
-from labtui import lifecycle
+from labtui import clusterops, lifecycle
 from labtui.course import Course
-from labtui.events import Event, LogLine, Progress, SeatChanged, StepDone
+from labtui.events import ClusterChanged, Event, LogLine, Progress, SeatChanged, StepDone
 from labtui.lifecycle import SeatStatus
 from labtui.screens.base import View, clock
 from labtui.screens.confirm import ConfirmModal, PromptModal
@@ -68,6 +70,8 @@ if TYPE_CHECKING:
 COLUMNS = (("", "mark"), ("Seat", "seat"), ("Students", "students"), ("State", "state"),
            ("Region", "region"), ("Instance", "instance"), ("Address", "address"),
            ("Setup", "setup"), ("$ so far", "cost"), ("Error", "error"))
+# With [clusters]: the state of the seat's cluster (its first student's key) after setup.
+CLUSTER_COLUMN = ("Cluster", "cluster")
 UNKNOWN = "…"
 NONE = "—"
 MARK = "●"
@@ -98,18 +102,19 @@ class SeatRow:
     """What the view knows about one seat (visible in the table or filtered out)."""
 
     __slots__ = ("seat", "cells", "haystack", "shown", "event_at", "snapshot_at", "dirty",
-                 "_names")
+                 "cluster_at", "_names")
 
-    def __init__(self, seat: str, students: str, names: str) -> None:
+    def __init__(self, seat: str, students: str, names: str, cluster: bool = False) -> None:
         self.seat = seat
         self.cells: dict[str, str] = {
             "mark": "", "seat": seat, "students": students, "state": UNKNOWN,
             "region": UNKNOWN, "instance": UNKNOWN, "address": UNKNOWN, "setup": UNKNOWN,
-            "cost": UNKNOWN, "error": ""}
+            **({"cluster": UNKNOWN} if cluster else {}), "cost": UNKNOWN, "error": ""}
         self.haystack = ""
         self.shown: list[str] = []  # the cells as the table takes them (table_cells)
         self.event_at = 0.0      # when the newest event applied to this row was emitted
         self.snapshot_at = 0.0   # when the AWS snapshot applied to this row was started
+        self.cluster_at = 0.0    # when the newest ClusterChanged for its cluster was emitted
         self.dirty: set[str] = set()  # columns changed since the table last showed them
         self._names = names
         self.reindex()
@@ -119,7 +124,7 @@ class SeatRow:
         self.haystack = " ".join((cells["seat"], cells["students"], self._names,
                                   cells["state"], cells["region"], cells["instance"],
                                   cells["address"], "setup:" + cells["setup"], cells["setup"],
-                                  cells["error"])).lower()
+                                  cells.get("cluster", ""), cells["error"])).lower()
         self.shown = [escape(value) for value in cells.values()]
 
     def table_cells(self) -> list[str]:
@@ -194,10 +199,18 @@ class MachinesView(View):
     def __init__(self, course: Course) -> None:
         super().__init__(course)
         self.order = {seat.id: index for index, seat in enumerate(course.seats)}
+        has_clusters = course.clusters is not None
         self.seats: dict[str, SeatRow] = {
             seat.id: SeatRow(seat.id, ", ".join(s.id for s in seat.students),
-                             " ".join(s.name for s in seat.students))
+                             " ".join(s.name for s in seat.students), has_clusters)
             for seat in course.seats}
+        # The cluster key of each seat (its first student's) and the seats of each key.
+        self.cluster_key: dict[str, str] = {
+            seat.id: course.cluster_key(seat.students[0])
+            for seat in course.seats if has_clusters and seat.students}
+        self.cluster_seats: dict[str, list[str]] = {}
+        for seat_id, key in self.cluster_key.items():
+            self.cluster_seats.setdefault(key, []).append(seat_id)
         self.marked: set[str] = set()
         self.filter_words: tuple[str, ...] = ()
         self.progress: dict[str, Progress] = {}
@@ -216,7 +229,10 @@ class MachinesView(View):
         search.display = False
         yield search
         rows = SeatTable(id="machines-table", cursor_type="row", zebra_stripes=True)
-        for label, key in COLUMNS:
+        columns = list(COLUMNS)
+        if self.course.clusters is not None:
+            columns.insert(columns.index(("Setup", "setup")) + 1, CLUSTER_COLUMN)
+        for label, key in columns:
             rows.add_column(label, key=key, width=1 if key == "mark" else None)
         rows.display = self.course.machines is not None  # rows come when AWS has answered
         yield rows
@@ -237,23 +253,34 @@ class MachinesView(View):
             ctx.sink.emit(LogLine(f"machines: looking for {tags.COURSE}={self.course.id} in "
                                   f"{len(self.course.regions)} regions"))
         seats = lifecycle.status(ctx, self.course)
+        # One look at the class's live clusters per refresh (not one per seat).
+        states = ({key: cluster.state for key, cluster in clusterops.live(ctx, self.course)
+                   .items()} if self.course.clusters is not None else None)
         if not quiet:
             found = sum(1 for s in seats if s.instance_id)
             ctx.sink.emit(LogLine(f"machines: {found} found for {len(seats)} seats "
                                   f"({time.time() - started:.1f} s)"))
-        self.deliver(SeatsLoaded(seats, started))
+        self.deliver(SeatsLoaded(seats, started, states))
 
     # -- updates on the UI thread ---------------------------------------------------------------
 
     @on(SeatsLoaded)
     def show_seats(self, message: SeatsLoaded) -> None:
         changed = []
+        clusters = message.clusters
         for status in message.seats:
             row = self.seats.get(status.seat)
-            if row is None or row.event_at > message.started:
-                continue  # an event newer than this snapshot knows better
-            row.snapshot_at = message.started
-            if self._set(row, status_cells(status)):
+            if row is None:
+                continue
+            # an event newer than this snapshot knows better
+            fresh = row.event_at <= message.started
+            if fresh:
+                row.snapshot_at = message.started
+            values = status_cells(status) if fresh else {}
+            if clusters is not None and row.cluster_at <= message.started:
+                key = self.cluster_key.get(row.seat)
+                values["cluster"] = clusters.get(key, "absent") if key else NONE
+            if values and self._set(row, values):
                 changed.append(row)
         running = [s for s in message.seats if s.state == "running"]
         self.spend = (sum(s.hourly_usd or 0.0 for s in running),
@@ -282,6 +309,13 @@ class MachinesView(View):
                     # (an event older than the last AWS snapshot is already in it)
                     row.event_at = event.at
                     if self._set(row, self._cells_for(row, event)):
+                        changed[row.seat] = row
+                    touched = True
+            elif isinstance(event, ClusterChanged):
+                for seat in self.cluster_seats.get(event.key, ()):
+                    row = self.seats[seat]
+                    row.cluster_at = event.at
+                    if self._set(row, {"cluster": event.state}):
                         changed[row.seat] = row
                     touched = True
             elif isinstance(event, Progress):

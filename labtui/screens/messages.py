@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from labtui.clusterops import ClusterStatus
     from labtui.context import Context
     from labtui.lifecycle import SeatStatus
+    from labtui.services.clusters import Cluster
     from labtui.services.inventory import Machine
     from labtui.services.regions import RegionInfo
 
@@ -50,6 +52,9 @@ class SeatsLoaded(Message):
 
     seats: list[SeatStatus]
     started: float
+    # the state of each cluster key's live cluster (one clusterops.live per refresh); None
+    # when the course has no clusters
+    clusters: dict[str, str] | None = None
 
 
 @dataclass
@@ -73,3 +78,30 @@ class ShellReady(Message):
     """The `ssh` command line that opens a shell on the seat's machine."""
 
     argv: list[str]
+
+
+@dataclass
+class ClustersLoaded(Message):
+    """Every cluster of the class (``clusterops.status``); ``started`` as in SeatsLoaded."""
+
+    clusters: list[ClusterStatus]
+    started: float
+
+
+@dataclass
+class ClusterLoaded(Message):
+    """One cluster for its screen: its line and the cluster (None when its key has had
+    none)."""
+
+    status: ClusterStatus
+    cluster: Cluster | None
+    started: float  # when the load began (the clusters view takes its line too)
+
+
+@dataclass
+class StepCause(Message):
+    """What the cluster screen says of one step: its probable cause, or why there is none."""
+
+    step_id: str
+    text: str
+    final: bool  # True when it will not change (a cause was found): kept, not asked again
