@@ -76,7 +76,7 @@ def test_validate_ok_and_json() -> None:
     assert "OK — Cloud Computing 101 (demo) (cloud101-demo): 6 students" in result.stdout
     result = run("validate", str(SAMPLE), "--json")
     [facts] = json_lines(result.stdout)
-    assert facts["type"] == "valid" and facts["instances"] == 24 and facts["max_instances"] == 30
+    assert facts["type"] == "valid" and facts["instances"] == 18 and facts["max_instances"] == 30
 
 
 def test_validate_json_problems_are_json_lines(tmp_path: Path) -> None:
@@ -129,10 +129,10 @@ def test_plan_on_the_sandbox(sandbox_state) -> None:
     first = regions[0]
     # 6 t3.small machines (2 vCPUs) + 6 clusters x 3 m5.xlarge (4 vCPUs)
     assert first["machines_to_create"] == 6 and first["clusters_to_create"] == 6
-    assert first["instance_types"] == {"m5.xlarge": 18, "t3.small": 6}
-    assert first["vcpus"] == 6 * 2 + 18 * 4
+    assert first["instance_types"] == {"m5.xlarge": 12, "t3.small": 6}
+    assert first["vcpus"] == 6 * 2 + 12 * 4
     summary = lines[-1]
-    assert summary["type"] == "summary" and summary["instances"] == 24
+    assert summary["type"] == "summary" and summary["instances"] == 18
     assert summary["where"].startswith("sandbox http://127.0.0.1:")
 
 
