@@ -48,12 +48,10 @@ def key_of(course: Course, name: str) -> str:
 
 def find(ctx: Context, course: Course, name: str) -> Cluster:
     """The live cluster of a seat, student or key; an error naming how to get one."""
-    key = key_of(course, name)
-    found = live(ctx, course).get(key)
-    if found is None:
-        ended = clusters.last_ended(ctx.aws, course.id, course.regions).get(key)
-        why = f" (its last, {ended.cluster_id}, ended: {ended.reason or ended.state})" \
-            if ended else ""
+    found = latest(ctx, course, key_of(course, name))
+    if found is None or not found.live:
+        why = f" (its last, {found.cluster_id}, ended: {found.reason or found.state})" \
+            if found else ""
         raise LabError(f"{name} has no running cluster{why}. Fix: `labtui up {course.path}` "
                        "starts one")
     return found
@@ -193,8 +191,8 @@ def hourly(ctx: Context, course: Course, region: str) -> float | None:
 
 
 def _hours(cluster: Cluster) -> float:
-    start = clusters._parse(cluster.created)
-    end = clusters._parse(cluster.ended) if cluster.ended else datetime.now(UTC)
+    start = clusters.parse_time(cluster.created)
+    end = clusters.parse_time(cluster.ended) if cluster.ended else datetime.now(UTC)
     if start is None or end is None:
         return 0.0
     return max(0.0, (end - start).total_seconds() / 3600)
@@ -203,11 +201,18 @@ def _hours(cluster: Cluster) -> float:
 def status(ctx: Context, course: Course, *, with_steps: bool = True) -> list[ClusterStatus]:
     """One line per cluster of the class: its live cluster, else the last that ended."""
     require_clusters(course)
-    running = live(ctx, course)
-    ended = clusters.last_ended(ctx.aws, course.id, course.regions)
-    return [_status(ctx, course, key, students, running.get(key) or ended.get(key),
-                    with_steps)
+    found = live(ctx, course)
+    if any(key not in found for key in course.cluster_units):  # why those have none
+        for key, cluster in clusters.last_ended(ctx.aws, course.id, course.regions).items():
+            found.setdefault(key, cluster)
+    return [_status(ctx, course, key, students, found.get(key), with_steps)
             for key, students in course.cluster_units.items()]
+
+
+def latest(ctx: Context, course: Course, key: str) -> Cluster | None:
+    """The key's live cluster, else the last of its that ended."""
+    return live(ctx, course).get(key) or clusters.last_ended(
+        ctx.aws, course.id, course.regions).get(key)
 
 
 def status_of(ctx: Context, course: Course,
@@ -215,8 +220,7 @@ def status_of(ctx: Context, course: Course,
     """One cluster's line as ``status`` has it (a seat, student or key: its live cluster,
     else the last that ended), and that cluster (None when the key has had none)."""
     key = key_of(course, name)
-    cluster = live(ctx, course).get(key) or clusters.last_ended(
-        ctx.aws, course.id, course.regions).get(key)
+    cluster = latest(ctx, course, key)
     return _status(ctx, course, key, course.cluster_units.get(key, ()), cluster,
                    True), cluster
 
@@ -262,9 +266,7 @@ def submit(ctx: Context, course: Course, name: str, args: list[str], *,
 
 def steps(ctx: Context, course: Course, name: str) -> tuple[Cluster, list[StepInfo]]:
     """A seat's cluster and its steps (its live one, else the last that ended)."""
-    key = key_of(course, name)
-    cluster = live(ctx, course).get(key) or clusters.last_ended(
-        ctx.aws, course.id, course.regions).get(key)
+    cluster = latest(ctx, course, key_of(course, name))
     if cluster is None:
         raise LabError(f"{name} has no cluster. Fix: `labtui up {course.path}` starts one")
     return cluster, clusters.steps(ctx.aws, cluster)
@@ -377,22 +379,19 @@ def terminate(ctx: Context, course: Course, names: Iterable[str] | None = None, 
     return chosen
 
 
-def replace(ctx: Context, course: Course, name: str) -> tuple[Cluster | None, Cluster]:
+def replace(ctx: Context, course: Course, name: str,
+            subnet_for: Callable[[str], str | None],
+            key_name_for: Callable[[str], str]) -> tuple[Cluster | None, Cluster]:
     """A new cluster for one seat: its live one (if any) terminated first, waited for; the
     new one in the same region, no other seat touched. Returns (old, new)."""
-    from labtui.services import keys, network
-
     ctx.refuse_if_read_only("replace")
     key = key_of(course, name)
     old = live(ctx, course).get(key)
     region = old.region if old else course.regions[0]
     if old is not None:
         terminate(ctx, course, [key])
-    _, public = keys.course_key(ctx.state.course(course.id))
-    net = network.ensure_network(ctx.aws, course, region, ctx.sink)
-    started, failed = start_missing(
-        ctx, course, [key], {key: region}, lambda _r: net.subnets[0][1] if net.subnets else None,
-        lambda r: keys.ensure_key_pair(ctx.aws, r, course.id, public))
+    started, failed = start_missing(ctx, course, [key], {key: region}, subnet_for,
+                                    key_name_for)
     if failed:
         raise LabError(f"{key}: the new cluster did not start: {failed[key]}")
     return old, started[0]

@@ -239,12 +239,6 @@ class Course:
         return tuple(key for key, students in self.cluster_units.items()
                      if students[0].id in members)
 
-    def seat_of_student(self, student_id: str) -> Seat | None:
-        for seat in self.seats:
-            if any(s.id == student_id for s in seat.students):
-                return seat
-        return None
-
     def seat(self, seat_id: str) -> Seat:
         for seat in self.seats:
             if seat.id == seat_id:

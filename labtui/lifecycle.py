@@ -284,11 +284,9 @@ def up(ctx: Context, course: Course,
         if count:
             _launch(ctx, course, to_create, result, network_for, key_name_for)
         if keys:
-            def subnet_for(region: str) -> str | None:
-                subnets = network_for(region).subnets
-                return subnets[0][1] if subnets else None
             started, result.clusters_failed = clusterops.start_missing(
-                ctx, course, keys, the_plan.cluster_regions, subnet_for, key_name_for)
+                ctx, course, keys, the_plan.cluster_regions, _subnet_of(network_for),
+                key_name_for)
             result.clusters_started = [c.cluster_id for c in started]
     if not skip_setup:
         # a seat whose cluster is new gets its ~/.mrjob.conf again, even when set up
@@ -297,19 +295,20 @@ def up(ctx: Context, course: Course,
         result.setup_failed = {o.key: o.error for o in outcomes if not o.ok}
         result.set_up = [o.key for o in outcomes if o.ok]
     if course.clusters is not None and not skip_setup:
-        waiting = [c for c in clusterops.live(ctx, course).values()
-                   if c.state not in clusters_service.READY]
-        last = clusterops.wait_ready(ctx, course, waiting, timeout=cluster_wait)
+        running = clusterops.live(ctx, course)
+        running.update(clusterops.wait_ready(
+            ctx, course, [c for c in running.values() if c.state not in clusters_service.READY],
+            timeout=cluster_wait))
         result.clusters_failed.update({k: f"{c.state} {c.reason}".strip()
-                                       for k, c in last.items()
+                                       for k, c in running.items()
                                        if c.state in clusters_service.ENDED})
-        _say_ready(ctx, course, result)
+        _say_ready(ctx, course, result, running)
     return result
 
 
-def _say_ready(ctx: Context, course: Course, result: UpResult) -> None:
+def _say_ready(ctx: Context, course: Course, result: UpResult,
+               running: dict[str, Any]) -> None:
     """A seat is ready when its machine is set up and its cluster waits for work."""
-    running = clusterops.live(ctx, course)
     for seat in result.set_up:
         key = clusterops.key_of(course, seat)
         cluster = running.get(key)
@@ -335,6 +334,15 @@ def _per_region(ctx: Context, course: Course) -> tuple[Callable[[str], network.R
             key_names[region] = keys.ensure_key_pair(ctx.aws, region, course.id, public)
         return key_names[region]
     return network_for, key_name_for
+
+
+def _subnet_of(network_for: Callable[[str], network.RegionNetwork]
+               ) -> Callable[[str], str | None]:
+    """A region's public subnet for its clusters: the course network's first."""
+    def subnet_for(region: str) -> str | None:
+        subnets = network_for(region).subnets
+        return subnets[0][1] if subnets else None
+    return subnet_for
 
 
 def _launch(ctx: Context, course: Course, to_create: dict[str, list[str]],
@@ -648,7 +656,8 @@ def seats_of_keys(course: Course, keys: Iterable[str]) -> list[str]:
 def replace_cluster(ctx: Context, course: Course, name: str) -> tuple[Any, Any]:
     """A new cluster for one seat (clusterops.replace), and the seats that use it told so in
     their ~/.mrjob.conf. Returns (old, new)."""
-    old, new = clusterops.replace(ctx, course, name)
+    network_for, key_name_for = _per_region(ctx, course)
+    old, new = clusterops.replace(ctx, course, name, _subnet_of(network_for), key_name_for)
     if course.machines is not None:
         seats = set(seats_of_keys(course, [new.seat]))
         machines_of = [m for m in discover(ctx, course).machines

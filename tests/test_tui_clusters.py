@@ -21,7 +21,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from labtui import clusterops
+from labtui import clusterops, lifecycle
 from labtui.app import LabApp
 from labtui.context import Context, open_context
 from labtui.course import Course, load
@@ -88,7 +88,7 @@ def emr_class(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Ite
         serve_record(state, sandbox)
         ctx = open_context(None, sandbox=True, state_dir=str(state.root), sink=ListSink())
         try:
-            _, cluster = clusterops.replace(ctx, course, "s01")
+            _, cluster = lifecycle.replace_cluster(ctx, course, "s01")
             clusterops.wait_ready(ctx, course, [cluster], timeout=90)
             yield EmrClass(course, state, ctx, cluster.cluster_id)
         finally:

@@ -244,6 +244,31 @@ def _reply(start_response: Callable[..., Any], status: int, body: Any) -> list[b
     return [data]
 
 
+# The AWS managed policies labtui attaches (the EMR roles, as `create-default-roles` does).
+# moto can load all of its ~1,500 (MOTO_IAM_LOAD_MANAGED_POLICIES), but then every IAM
+# backend it makes again after a reset parses and builds them all, which doubled the
+# sandbox tests' time: the sandbox serves these few, parsed once.
+MANAGED_POLICIES = ("AmazonElasticMapReduceRole", "AmazonElasticMapReduceforEC2Role")
+
+
+def serve_managed_policies(names: tuple[str, ...] = MANAGED_POLICIES) -> None:
+    """Make moto's IAM know these AWS managed policies (once per process)."""
+    import json
+
+    from moto.iam import models
+
+    if getattr(models.IAMBackend, "_labtui_policies", False):
+        return
+    data = json.loads(models.aws_managed_policies_data)
+    chosen = {name: data[name] for name in names}
+
+    def init_aws_policies(self: Any) -> list[Any]:
+        return [models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, d)
+                for name, d in chosen.items()]
+    models.IAMBackend._init_aws_policies = init_aws_policies
+    models.IAMBackend._labtui_policies = True
+
+
 def make_server_class():
     """moto's ThreadedMotoServer with the sandbox's middleware in front of its app."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer

@@ -81,16 +81,15 @@ class Sandbox:
         when it is not cached yet (a minute, once; ``progress`` gets its lines)."""
         quiet_loggers()
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-        # AWS's managed policies exist on AWS (EMR's roles attach them): moto loads them
-        os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         from labtui.sandbox.emr import EmrPlayer
-        from labtui.sandbox.emulator import make_server_class
+        from labtui.sandbox.emulator import make_server_class, serve_managed_policies
         from labtui.sandbox.machines import MachineManager
 
         if self.port and _listening(self.port):
             raise SandboxError(
                 f"port {self.port} on {LOOPBACK} is already in use. Fix: choose another with "
                 "--port, or omit --port to take a free one.")
+        serve_managed_policies()  # the AWS managed policies EMR's roles attach
         self._moto = make_server_class()(ip_address=LOOPBACK, port=self.port, verbose=False,
                                          quotas=self.quotas, prices=self.prices)
         try:

@@ -132,3 +132,23 @@ def table(table_id: str, columns: Iterable[tuple[str, str]], **kwargs: object) -
     for label, key in columns:
         widget.add_column(label, key=key)
     return widget
+
+
+class SummaryView(View):
+    """A live view whose status line is its own summary of what it shows (counts, $/hour,
+    when it was updated), drawn again as rows change rather than "Updated hh:mm"."""
+
+    loaded = False
+
+    def summary(self) -> str:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def show_status(self) -> None:
+        self.set_status(self.summary())
+
+    def show_loading(self) -> None:
+        if not self.loaded:
+            self.set_status("Loading…")
+
+    def done(self, text: str = "") -> None:
+        self.show_status()

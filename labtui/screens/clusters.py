@@ -35,7 +35,7 @@ from textual.widgets import DataTable, Static
 from labtui import clusterops
 from labtui.course import Course, Student
 from labtui.events import ClusterChanged, Event, LogLine
-from labtui.screens.base import View, clock
+from labtui.screens.base import SummaryView, clock
 from labtui.screens.cluster import (
     NONE,
     READY,
@@ -113,7 +113,7 @@ class ClusterTable(RowTable):
     ]
 
 
-class ClustersView(View):
+class ClustersView(SummaryView):
     VIEW_ID = "clusters"
     TITLE = "Clusters"
     KEY = "3"
@@ -278,16 +278,6 @@ class ClustersView(View):
         if self.loaded_at:
             parts.append(f"updated {clock(self.loaded_at)}")
         return " · ".join(parts)
-
-    def show_status(self) -> None:
-        self.set_status(self.summary())
-
-    def show_loading(self) -> None:
-        if not self.loaded:
-            self.set_status("Loading…")
-
-    def done(self, text: str = "") -> None:
-        self.show_status()
 
     # -- opening a cluster, acting on it --------------------------------------------------------
 

@@ -44,7 +44,7 @@ from labtui import clusterops, lifecycle
 from labtui.course import Course
 from labtui.events import ClusterChanged, Event, LogLine, Progress, SeatChanged, StepDone
 from labtui.lifecycle import SeatStatus
-from labtui.screens.base import View, clock
+from labtui.screens.base import SummaryView, clock
 from labtui.screens.confirm import ConfirmModal, PromptModal
 from labtui.screens.host import Lab
 from labtui.screens.jobs import (
@@ -161,7 +161,7 @@ class SeatTable(RowTable):
     ]
 
 
-class MachinesView(View):
+class MachinesView(SummaryView):
     VIEW_ID = "machines"
     TITLE = "Machines"
     KEY = "1"
@@ -444,16 +444,6 @@ class MachinesView(View):
         if self.loaded_at:
             parts.append(f"updated {clock(self.loaded_at)}")
         return " · ".join(parts)
-
-    def show_status(self) -> None:
-        self.set_status(self.summary())
-
-    def show_loading(self) -> None:
-        if not self.loaded:
-            self.set_status("Loading…")
-
-    def done(self, text: str = "") -> None:
-        self.show_status()
 
     # -- selection ------------------------------------------------------------------------------
 

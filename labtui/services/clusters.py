@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -310,16 +310,11 @@ def wait_ready(aws: Aws, clusters: Iterable[Cluster], on_change: Callable[[Clust
             return last
         for cluster in pending:
             now = describe(aws, cluster.region, cluster.cluster_id)
-            now = _keyed(now, cluster.seat)
             if now.state != cluster.state:
                 on_change(now)
             last[cluster.cluster_id] = now
         if any(c.state not in READY and c.state not in ENDED for c in last.values()):
             time.sleep(poll if not aws.local else min(poll, 0.5))
-
-
-def _keyed(cluster: Cluster, key: str) -> Cluster:
-    return cluster if cluster.seat else replace(cluster, seat=key)
 
 
 def terminate(aws: Aws, clusters: Iterable[Cluster]) -> None:
@@ -384,35 +379,34 @@ def steps(aws: Aws, cluster: Cluster) -> list[StepInfo]:
                                                ClusterId=cluster.cluster_id)]
 
 
-def step(aws: Aws, cluster: Cluster, step_id: str) -> StepInfo:
-    with translate_errors(f"emr.DescribeStep {step_id} of {cluster.cluster_id}"):
-        return _step(aws.client("emr", cluster.region).describe_step(
-            ClusterId=cluster.cluster_id, StepId=step_id)["Step"])
-
-
 def add_step(aws: Aws, cluster: Cluster, spec: dict[str, Any]) -> str:
     with translate_errors(f"emr.AddJobFlowSteps {cluster.cluster_id}"):
         return str(aws.client("emr", cluster.region).add_job_flow_steps(
             JobFlowId=cluster.cluster_id, Steps=[spec])["StepIds"][0])
 
 
+# (region, cluster id) -> its master node: a refresh of the class asks for it each time, and
+# a cluster keeps its master (and its address) for life.
+_MASTERS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
 def master_node(aws: Aws, cluster: Cluster) -> dict[str, Any] | None:
     """The cluster's (first) master node as an instance for the address seam: its EC2 id
     and addresses."""
+    known = _MASTERS.get((cluster.region, cluster.cluster_id))
+    if known is not None:
+        return known
     with translate_errors(f"emr.ListInstances {cluster.cluster_id}"):
         for node in aws.paginate("emr", cluster.region, "list_instances", "Instances",
                                  ClusterId=cluster.cluster_id, InstanceGroupTypes=["MASTER"]):
             if node.get("Status", {}).get("State") != "TERMINATED":
-                return {"InstanceId": node["Ec2InstanceId"],
-                        "PublicIpAddress": node.get("PublicIpAddress"),
-                        "PrivateIpAddress": node.get("PrivateIpAddress")}
+                found = {"InstanceId": node["Ec2InstanceId"],
+                         "PublicIpAddress": node.get("PublicIpAddress"),
+                         "PrivateIpAddress": node.get("PrivateIpAddress")}
+                if found["PublicIpAddress"] or found["PrivateIpAddress"]:
+                    _MASTERS[(cluster.region, cluster.cluster_id)] = found
+                return found
     return None
-
-
-def nodes(aws: Aws, cluster: Cluster) -> list[dict[str, Any]]:
-    with translate_errors(f"emr.ListInstances {cluster.cluster_id}"):
-        return list(aws.paginate("emr", cluster.region, "list_instances", "Instances",
-                                 ClusterId=cluster.cluster_id))
 
 
 def idle_minutes(cluster: Cluster, step_list: list[StepInfo],
@@ -423,12 +417,12 @@ def idle_minutes(cluster: Cluster, step_list: list[StepInfo],
         return None
     now = now or datetime.now(UTC)
     marks = [s.ended for s in step_list if s.ended] + [cluster.ready or cluster.created]
-    times = [_parse(m) for m in marks if m]
+    times = [parse_time(m) for m in marks if m]
     times = [t for t in times if t is not None]
     return max(0.0, (now - max(times)).total_seconds() / 60) if times else None
 
 
-def _parse(text: str) -> datetime | None:
+def parse_time(text: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
