@@ -129,13 +129,32 @@ class Storage:
     data_bucket: str | None = None
     scratch_bucket: str | None = None
     scratch_expire_days: int = 30
+    upload: Path | None = None    # a folder of the course uploaded to the data bucket by up
 
 
 @dataclass(frozen=True)
 class Access:
+    """Students' AWS identities: one IAM user per seat (``identity = "student"``, the
+    default: each student's, or a group's when its students share a machine) or one for the
+    class (``"shared"``)."""
+
     users: bool = False
     console: bool = False
     permissions: tuple[str, ...] = ()
+    identity: str = "student"
+
+
+@dataclass(frozen=True)
+class Mail:
+    """How handout cards are mailed: SMTP (password from $LABTUI_SMTP_PASSWORD) or SES."""
+
+    sender: str
+    via: str = "smtp"              # "smtp" or "ses"
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    starttls: bool = True
+    user: str | None = None
+    ses_region: str | None = None  # default: the course's first region
 
 
 @dataclass(frozen=True)
@@ -204,6 +223,7 @@ class Course:
     billing: Billing | None = None
     jupyter: Jupyter | None = None
     jobs: Jobs | None = None
+    mail: Mail | None = None
     seats: tuple[Seat, ...] = field(default=())
     teardown: Teardown = field(default=Teardown())
 
@@ -342,6 +362,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
     jupyter_t = top.table("jupyter")
     jobs_t = top.table("jobs")
     teardown_t = top.table("teardown")
+    mail_t = top.table("mail")
     top.finish()
     if info is None:
         return None
@@ -368,13 +389,14 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
     students = _roster(reader, roster_t, base) if roster_t else ()
     machines = _machines(machines_t, base) if machines_t else None
     clusters = _clusters(clusters_t, base) if clusters_t else None
-    storage = _storage(storage_t) if storage_t else None
+    storage = _storage(storage_t, base) if storage_t else None
     access = _access(access_t) if access_t else None
     billing = _billing(billing_t) if billing_t else None
     network = _network(network_t) if network_t else Network()
     jupyter = _jupyter(jupyter_t, base) if jupyter_t else None
     jobs = _jobs(reader, jobs_t, base) if jobs_t else None
     teardown = _teardown(teardown_t) if teardown_t else Teardown()
+    mail = _mail(mail_t) if mail_t else None
 
     if machines is not None and not network.ssh_cidr:
         reader.problem("network.ssh_cidr", "is required when the course has machines",
@@ -397,6 +419,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
         max_instances=max_instances, budget_usd=budget, profile=profile, students=students,
         network=network, machines=machines, clusters=clusters, storage=storage, access=access,
         billing=billing, jupyter=jupyter, jobs=jobs, seats=seats, teardown=teardown,
+        mail=mail,
     )
     if course.instance_count > max_instances:
         parts = []
@@ -674,16 +697,28 @@ def _emr_app(value: str) -> tuple[str, str] | None:
             hint or f"use some of {', '.join(checks.EMR_APPLICATIONS)}")
 
 
-def _storage(t: Table) -> Storage:
+def _storage(t: Table, base: Path) -> Storage:
     data = t.text("data_bucket", example='data_bucket = "cs498-fall26-data"', check=checks.bucket)
     scratch = t.text("scratch_bucket", example='scratch_bucket = "cs498-fall26-scratch"',
                     check=checks.bucket)
     expire = t.integer("scratch_expire_days", default=30, minimum=1, maximum=3650)
+    upload_text = t.text("upload", example='upload = "data/"')
     t.finish()
     if data and data == scratch:
         t.problem("scratch_bucket", "is the same bucket as data_bucket",
                   "use two buckets so students can never write to the course data")
-    return Storage(data, scratch, expire)
+    upload = None
+    if upload_text:
+        folder = base / upload_text
+        if not data:
+            t.problem("upload", "needs data_bucket (the folder is uploaded there)",
+                      'add data_bucket = "<a bucket name>", or remove upload')
+        elif not folder.is_dir():
+            t.problem("upload", f"{upload_text!r} is not a folder (looked for "
+                      f"{folder.resolve()})", "give a folder relative to the course file")
+        elif _inside(t, "upload", base, folder, uploaded=True):
+            upload = folder
+    return Storage(data, scratch, expire, upload)
 
 
 def _access(t: Table) -> Access:
@@ -691,8 +726,23 @@ def _access(t: Table) -> Access:
     console = t.flag("console")
     permissions = t.str_list("permissions", example='permissions = ["submit-steps"]',
                              check=_permission)
+    identity = t.text("identity", default="student", choices=("student", "shared"))
     t.finish()
-    return Access(users, console, permissions)
+    return Access(users, console, permissions, identity or "student")
+
+
+def _mail(t: Table) -> Mail:
+    via = t.text("via", default="smtp", choices=("smtp", "ses"))
+    sender = t.text("from", required=True, example='from = "instructor@example.edu"',
+                    check=checks.email)
+    host = t.text("smtp_host", default="localhost", example='smtp_host = "smtp.example.edu"')
+    port = t.integer("smtp_port", default=587, minimum=1, maximum=65535)
+    starttls = t.flag("starttls", default=True)
+    user = t.text("user", example='user = "instructor"')
+    region = t.text("ses_region", example='ses_region = "us-east-1"', check=_region)
+    t.finish()
+    return Mail(sender or "", via or "smtp", host or "localhost", port or 587, starttls,
+                user, region)
 
 
 def _permission(value: str) -> tuple[str, str] | None:
