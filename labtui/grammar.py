@@ -19,6 +19,8 @@ LIGHT = ("open", "validate", "new", "sandbox")  # handled in labtui/cli.py
 # handled in labtui/clustercli.py
 CLUSTER_COMMANDS = ("clusters", "submit", "steps", "step-log", "terminate-cluster",
                     "replace-cluster")
+ACCESS_COMMANDS = ("access", "rotate", "roster")     # handled in labtui/accesscli.py
+HANDOUT_COMMANDS = ("handout", "mail")               # handled in labtui/handoutcli.py
 
 
 class Parser(argparse.ArgumentParser):
@@ -152,10 +154,12 @@ def build_parser() -> Parser:
 
     machine_commands(sub)
     cluster_commands(sub)
+    access_commands(sub)
     sweep_command(sub)
     for name, sub_parser in sub.choices.items():
         module = ("cli" if name in LIGHT else "clustercli" if name in CLUSTER_COMMANDS
-                  else "headless")
+                  else "accesscli" if name in ACCESS_COMMANDS
+                  else "handoutcli" if name in HANDOUT_COMMANDS else "headless")
         sub_parser.set_defaults(handler=f"labtui.{module}:cmd_{name.replace('-', '_')}")
     parser.set_defaults(subparsers=sub.choices)
     return parser
@@ -300,6 +304,41 @@ def cluster_commands(sub: Any) -> None:
                                    "one in the same region; no other seat is touched.")
     common(p)
     p.add_argument("seat", metavar="SEAT", help="seat, student, group or `class`")
+
+
+def access_commands(sub: Any) -> None:
+    """Students' identities, the roster and the handout (labtui/accesscli.py and
+    labtui/handoutcli.py)."""
+    p = sub.add_parser("access", help="a seat's AWS policy and what it may and may not do",
+                       description="Print the IAM policy labtui gives the seat's identity "
+                                   "and a table of actions it allows and denies, each "
+                                   "decided by evaluating that policy.")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat or student id")
+    p = sub.add_parser("rotate", help="new AWS keys and a new password for a seat",
+                       description="Make new access keys for the seat's IAM user and a new "
+                                   "password, install both on its machine, then delete the "
+                                   "old keys.")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat or student id")
+    p = sub.add_parser("roster", help="the students, their seats, and what each seat has",
+                       description="One line per student: seat, and whether the seat has a "
+                                   "machine, a cluster, AWS credentials and a handout sent; "
+                                   "seats on AWS whose students left the roster are named.")
+    common(p)
+    p = sub.add_parser("handout", help="write every seat's card (CSV, Markdown, HTML; 0600)",
+                       description="Write one card per seat (who, address, login, password "
+                                   "or key file, cluster, what the seat may do) as CSV, "
+                                   "Markdown and HTML files readable by you only.")
+    common(p)
+    p.add_argument("--to", metavar="DIR", help="folder to write to (default: the course's "
+                                               "state folder)")
+    p = sub.add_parser("mail", help="mail each seat its own card",
+                       description="Send each named seat (default: all) its own card by the "
+                                   "course's [mail] section (SMTP, password from "
+                                   "$LABTUI_SMTP_PASSWORD, or SES), and record which went out.")
+    common(p)
+    p.add_argument("seats", nargs="*", metavar="SEAT", help="seats or students (default: all)")
 
 
 def sweep_command(sub: Any) -> None:

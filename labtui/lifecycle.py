@@ -20,6 +20,7 @@ from labtui.events import LogLine, Problem, QuotaRequested, SeatChanged, StepDon
 from labtui.plan import Facts, Plan, instance_types, make_plan, quota_codes
 from labtui.schema import did_you_mean
 from labtui.services import (
+    access,
     billing,
     inventory,
     keys,
@@ -271,6 +272,7 @@ def up(ctx: Context, course: Course,
     if count == 0 and not keys:
         ctx.sink.emit(LogLine(f"every seat has its machine ({len(course.seats)} seats)"
                               + (" and every cluster runs" if course.clusters else "")))
+        _ensure_identities(ctx, course)  # a changed policy or a lost key converges too
     else:
         check_cap(ctx, course, count + nodes)
         clusterops.check_buckets(ctx, course)  # a taken bucket name: before anything else
@@ -280,6 +282,7 @@ def up(ctx: Context, course: Course,
         if course.billing is not None:  # the alarms watch the bill before it grows
             billing.ensure_billing(ctx.aws, course, ctx.sink)
         clusterops.ensure_buckets(ctx, course)
+        _ensure_identities(ctx, course)
         network_for, key_name_for = _per_region(ctx, course)
         if count:
             _launch(ctx, course, to_create, result, network_for, key_name_for)
@@ -304,6 +307,12 @@ def up(ctx: Context, course: Course,
                                        if c.state in clusters_service.ENDED})
         _say_ready(ctx, course, result, running)
     return result
+
+
+def _ensure_identities(ctx: Context, course: Course) -> None:
+    if access.enabled(course):
+        access.ensure(ctx.aws, course, ctx.state.course(course.id), ctx.sink)
+        ctx.sink.emit(StepDone("student identities"))
 
 
 def _say_ready(ctx: Context, course: Course, result: UpResult,
@@ -614,7 +623,9 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
             setup_seat(remote, course, machine, state, ctx.sink, wait=wait,
                        seat_public_key=public,
                        cluster=(cluster.region, cluster.cluster_id) if cluster else None,
-                       cloud_tmp_dir=_scratch_tmp(course, machine.seat))
+                       cloud_tmp_dir=_scratch_tmp(course, machine.seat),
+                       aws_keys=(access.stored_keys(state, course, machine.seat)
+                                 if access.enabled(course) else None))
         except Exception as exc:
             if remote.stopped:  # Ctrl-C ended it: not failed, the rerun takes it up
                 setup_state.mark(ctx.aws, [machine], "pending", "interrupted")
@@ -668,12 +679,12 @@ def replace_cluster(ctx: Context, course: Course, name: str) -> tuple[Any, Any]:
 
 
 def _scratch_tmp(course: Course, seat_id: str) -> str | None:
-    """mrjob's cloud_tmp_dir of a seat: under its (first) student's scratch prefix."""
+    """mrjob's cloud_tmp_dir of a seat: under the seat's own scratch prefix (the one its
+    identity may write, labtui/policy.py)."""
     storage = course.storage
-    students = course.seat(seat_id).students
-    if storage is None or not storage.scratch_bucket or not students:
+    if storage is None or not storage.scratch_bucket:
         return None
-    return f"s3://{storage.scratch_bucket}/{students[0].id}/tmp/"
+    return f"s3://{storage.scratch_bucket}/{seat_id}/tmp/"
 
 
 def running_machines(ctx: Context, course: Course, seats: Iterable[str] | None, *,

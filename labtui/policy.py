@@ -66,8 +66,13 @@ def user_name(course: Course, seat: Seat | str) -> str:
     return f"labtui-{course.id}-{identity_of(course, seat)}"
 
 
+def iam_path(course_id: str) -> str:
+    """The IAM path of a course's student users and their policies."""
+    return f"/labtui/{course_id}/"
+
+
 def user_path(course: Course) -> str:
-    return f"/labtui/{course.id}/"
+    return iam_path(course.id)
 
 
 def _statement(sid: str, actions: tuple[str, ...] | list[str], resources: list[str] | str,

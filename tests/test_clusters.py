@@ -134,7 +134,7 @@ def test_a_class_with_clusters_from_up_to_down(ctx, sandbox, sandbox_state,
         assert described["Status"]["State"] == "WAITING"
         assert described["ReleaseLabel"] == "emr-7.2.0"
         assert {a["Name"] for a in described["Applications"]} >= {"Hadoop", "Spark"}
-        assert described["LogUri"] == f"s3://emr-course-data/emr-logs/{key}/"
+        assert described["LogUri"] == f"s3://emr-course-scratch/emr-logs/{key}/"
         assert described["VisibleToAllUsers"] is True
         assert described["Ec2InstanceAttributes"]["Ec2SubnetId"] == subnet
         assert described["Ec2InstanceAttributes"]["Ec2KeyName"] == "labtui-emr"

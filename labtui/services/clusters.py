@@ -137,12 +137,16 @@ def bucket_of(course: Course) -> str | None:
 
 
 def log_uri(course: Course, key: str) -> str | None:
-    """The cluster's LogUri: the course's own, or ``emr-logs/<key>/`` in its bucket (one
-    prefix per cluster key, so a student's read access can be limited to their own)."""
+    """The cluster's LogUri: the course's own, or ``emr-logs/<key>/`` in the scratch bucket
+    (else the course's bucket): one prefix per cluster key, so a student's read access is
+    limited to their own cluster's logs. Never in the data bucket when there is a scratch
+    bucket, since every student may read all of the data bucket."""
     assert course.clusters is not None
     base = course.clusters.log_uri
     if base is None:
-        bucket = bucket_of(course)
+        storage = course.storage
+        bucket = (storage.scratch_bucket if storage and storage.scratch_bucket
+                  else bucket_of(course))
         if bucket is None:
             return None
         base = f"s3://{bucket}/emr-logs/"

@@ -21,7 +21,7 @@ import paramiko
 from labtui.course import Course
 from labtui.errors import LabError
 from labtui.events import EventSink, LogLine, SeatChanged
-from labtui.services import passwords, ssh
+from labtui.services import access, passwords, ssh
 from labtui.services.inventory import Machine
 from labtui.services.remote import Remote
 from labtui.state import CourseState, append_private
@@ -86,7 +86,8 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
                sink: EventSink, *, wait: float = 300,
                cluster: tuple[str, str] | None = None,
                seat_public_key: str | None = None,
-               cloud_tmp_dir: str | None = None) -> None:
+               cloud_tmp_dir: str | None = None,
+               aws_keys: access.Keys | None = None) -> None:
     """Bring one machine to the course's setup; raises SetupFailed or SshError."""
     cfg = course.machines
     assert cfg is not None
@@ -135,6 +136,10 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
             run_step(client, log, f"setup {index}/{len(cfg.setup)}: {command}", command,
                      once=marker(f"setup{index}", command),
                      step=f"setup step {index}/{len(cfg.setup)}")
+        if aws_keys is not None:
+            install_aws_keys(client, log, aws_keys, machine.region)
+        elif access.enabled(course):
+            log.line("== no AWS keys for this seat yet (its identity is made by `up`)")
         if course.clusters is not None:
             if cluster:
                 region, cluster_id = cluster
@@ -146,6 +151,16 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
         log.line("setup done")
     finally:
         client.close()
+
+
+def install_aws_keys(client: paramiko.SSHClient, log: SeatLog, keys: access.Keys,
+                     region: str) -> None:
+    """The seat's own identity as the login user's default AWS profile (0600 files)."""
+    ssh.run(client, "mkdir -p ~/.aws && chmod 700 ~/.aws", timeout=60)
+    ssh.put(client, access.credentials_file(keys).encode(), ".aws/credentials", mode=0o600)
+    ssh.put(client, access.config_file(region).encode(), ".aws/config", mode=0o600)
+    log.line(f"== wrote ~/.aws/credentials ({keys.user}, key {keys.access_key_id}) and "
+             f"~/.aws/config ({region})")
 
 
 def mrjob_conf(region: str, cluster_id: str, cloud_tmp_dir: str | None = None) -> str:

@@ -37,6 +37,7 @@ import botocore.exceptions
 
 from labtui.errors import AwsError
 from labtui.events import EventSink, LogLine, NullSink, Problem, Progress, StepDone
+from labtui.policy import iam_path
 from labtui.services import tags
 from labtui.services.aws import Aws, translate_errors
 from labtui.services.keys import key_pair_name
@@ -521,6 +522,16 @@ class Teardown:
         iam = self.aws.client("iam", "us-east-1")
         for user in self._tagged_iam("list_users", "Users", "UserName", "user"):
             self._delete_user(iam, user)
+        for policy in self._pages("list_policies", "Policies", Scope="Local",
+                                  PathPrefix=iam_path(self.course_id)):
+            arn = policy["Arn"]
+            for version in self._pages("list_policy_versions", "Versions", PolicyArn=arn):
+                if not version["IsDefaultVersion"]:
+                    self._try(f"iam delete version {version['VersionId']} of {arn}", partial(
+                        iam.delete_policy_version, PolicyArn=arn,
+                        VersionId=version["VersionId"]))
+            if self._try(f"iam delete policy {arn}", partial(iam.delete_policy, PolicyArn=arn)):
+                self.report.count("IAM policies")
         for profile in self._tagged_iam("list_instance_profiles", "InstanceProfiles",
                                         "InstanceProfileName", "profile"):
             roles = self._call(f"iam.GetInstanceProfile {profile}", partial(
@@ -769,7 +780,25 @@ def leftovers(aws: Aws, course_id: str, regions: Sequence[str],
             out.extend(region_leftovers(aws, course_id, region, sleep))
         except AwsError as exc:
             out.append(Leftover(region, "region", region, f"could not be verified: {exc}"))
+    try:
+        out.extend(iam_leftovers(aws, course_id, sleep))
+    except AwsError as exc:
+        out.append(Leftover("global", "IAM", iam_path(course_id), f"could not be verified: {exc}"))
     return out
+
+
+def iam_leftovers(aws: Aws, course_id: str,
+                  sleep: Callable[[float], None] = time.sleep) -> list[Leftover]:
+    """The course's student users and their policies still in IAM."""
+    path = iam_path(course_id)
+
+    def pages(method: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        return retrying(f"verifying IAM: iam.{method}", lambda: list(
+            aws.paginate("iam", "us-east-1", method, key, **kwargs)), sleep)
+    return ([Leftover("global", "IAM user", u["UserName"], "exists")
+             for u in pages("list_users", "Users", PathPrefix=path)]
+            + [Leftover("global", "IAM policy", p["PolicyName"], "exists")
+               for p in pages("list_policies", "Policies", Scope="Local", PathPrefix=path)])
 
 
 def region_leftovers(aws: Aws, course_id: str, region: str,

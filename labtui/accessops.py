@@ -1,0 +1,158 @@
+"""Students' access, for both front ends: a seat's permissions table, key rotation, and the
+roster with what each seat has. The IAM work is in labtui/services/access.py."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from labtui import lifecycle, policy
+from labtui.context import Context
+from labtui.course import Course
+from labtui.errors import InputError
+from labtui.events import SeatChanged, StepDone
+from labtui.services import access
+from labtui.services.setup import install_aws_keys, reset_password, seat_log
+
+
+def require_access(course: Course) -> None:
+    if not access.enabled(course):
+        raise InputError(f"{course.path}: the course gives students no AWS identity. Fix: add "
+                         "[access] users = true with the permissions students need (see "
+                         "sample_course.toml)")
+
+
+def seat_id(course: Course, name: str) -> str:
+    """The seat of a seat id or a student id (a bad name is bad input, with a hint)."""
+    return course.seat(name).id
+
+
+def table(ctx: Context, course: Course, name: str) -> tuple[dict[str, Any], list[Any]]:
+    """The seat's policy and its permissions table (each line decided by the evaluator),
+    with the account's id in the ARNs when AWS tells it."""
+    require_access(course)
+    seat = seat_id(course, name)
+    account = access.account_id(ctx.aws)
+    return (policy.seat_policy(course, seat, account),
+            policy.permissions_table(course, seat, account))
+
+
+@dataclass
+class Rotated:
+    seat: str
+    user: str
+    access_key_id: str
+    retired_key_id: str | None
+    installed_on: list[str]
+    password_file: Path | None
+
+
+def rotate(ctx: Context, course: Course, name: str) -> Rotated:
+    """New access keys and (with password login) a new password for the seat: the key is
+    made, installed on every running machine that uses the identity, and only then is the
+    old key deleted, so the seat is never without working keys."""
+    ctx.refuse_if_read_only("rotate")
+    require_access(course)
+    seat = seat_id(course, name)
+    shared = course.access is not None and course.access.identity == "shared"
+    seats = [s.id for s in course.seats] if shared else [seat]
+    machines = lifecycle.running_machines(ctx, course, [seat], strict=True, doing="rotate")
+    if shared:
+        machines = lifecycle.running_machines(ctx, course, seats)
+    state = ctx.state.course(course.id)
+    keys, old = access.rotate(ctx.aws, course, state, seat)
+    remote = lifecycle.remote_for(ctx, course)
+    installed = []
+    for machine in machines:
+        client = remote.connect(machine, wait=30)
+        try:
+            install_aws_keys(client, seat_log(state, machine.seat, ctx.sink), keys,
+                             machine.region)
+        finally:
+            client.close()
+        installed.append(machine.seat)
+        ctx.sink.emit(SeatChanged(machine.seat, "keys rotated", keys.access_key_id))
+    if old:
+        access.retire(ctx.aws, keys.user, old)
+    password_file = None
+    if course.machines is not None and course.machines.login == "password":
+        machine = next(m for m in machines if m.seat == seat)
+        password_file = reset_password(remote, machine, state, ctx.sink, course.machines.user)
+    ctx.sink.emit(StepDone(f"{seat}: new keys on {len(installed)} machine(s)"
+                           + ("; a new password" if password_file else "")
+                           + (f"; old key {old} deleted" if old else "")))
+    return Rotated(seat, keys.user, keys.access_key_id, old, installed, password_file)
+
+
+def _handouts(ctx: Context, course: Course) -> dict[str, str]:
+    """Seat -> when its card was mailed (labtui/services/handout.py records it)."""
+    try:
+        from labtui.services import handout
+    except ImportError:  # the handout service lands with its own commit
+        return {}
+    return handout.sent_status(ctx, course)
+
+
+@dataclass
+class RosterRow:
+    """One student of the roster and what their seat has."""
+
+    student: str
+    name: str
+    email: str
+    seat: str
+    machine: str          # its state, or "-" when it has none
+    cluster: str          # its id and state, or "-"
+    credentials: bool     # an IAM user exists and its key is kept here
+    handout: str          # when its card was mailed, "changed since sent", or "-"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "student", **asdict(self)}
+
+
+@dataclass
+class Roster:
+    rows: list[RosterRow]
+    removed: list[str]    # what AWS holds for seats no longer in the roster
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "roster", "students": len(self.rows), "removed": self.removed}
+
+
+def roster(ctx: Context, course: Course) -> Roster:
+    """Every student with their seat's machine, cluster, credentials and handout; and the
+    seats AWS still has that the roster no longer names (reported, never deleted here)."""
+    from labtui import clusterops
+    from labtui.services import inventory
+
+    state = ctx.state.course(course.id)
+    found = inventory.machines(ctx.aws, course.id, course.regions)
+    by_seat = found.by_seat()
+    live = clusterops.live(ctx, course) if course.clusters is not None else {}
+    users = access.identity_names(ctx.aws, course) if access.enabled(course) else set()
+    sent = _handouts(ctx, course)
+    rows = []
+    for seat in course.seats:
+        machines = sorted(by_seat.get(seat.id, []), key=lambda m: m.state != "running")
+        machine = machines[0].state if machines else "-"
+        key = clusterops.key_of(course, seat.id) if course.clusters is not None else None
+        cluster = live.get(key) if key else None
+        has_keys = (access.enabled(course) and policy.user_name(course, seat) in users
+                    and access.stored_keys(state, course, seat.id) is not None)
+        for student in seat.students:
+            rows.append(RosterRow(student.id, student.name, student.email, seat.id, machine,
+                                  f"{cluster.cluster_id} {cluster.state}" if cluster else "-",
+                                  has_keys, sent.get(seat.id, "-")))
+    known = {s.id for s in course.seats}
+    removed = [f"seat {seat}: {len(ms)} machine(s) ({', '.join(m.instance_id for m in ms)})"
+               for seat, ms in sorted(by_seat.items()) if seat and seat not in known]
+    keys = set(course.cluster_units) if course.clusters is not None else set()
+    removed += [f"cluster {c.cluster_id} of {k}" for k, c in sorted(live.items())
+                if k not in keys]
+    wanted = {policy.user_name(course, s) for s in course.seats} | (
+        {policy.user_name(course, "")} if course.access and course.access.identity == "shared"
+        else set())
+    removed += [f"IAM user {u}" for u in sorted(users - wanted)]
+    return Roster(rows, removed)
+

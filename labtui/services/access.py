@@ -1,0 +1,201 @@
+"""Students' AWS identities: IAM users, their policy, their access keys.
+
+One IAM user per seat (``[access] identity = "student"``) or one for the class
+(``"shared"``), in the IAM path ``/labtui/<course>/``, tagged with the course and seat. Each
+holds one customer-managed policy (``labtui.policy.seat_policy``; a managed policy may hold
+6,144 characters, a user's inline policies only 2,048) and one access key. The secret of
+that key is kept only in the instructor's state folder (0600) and on the seat's own machine
+(``~/.aws/credentials``, 0600, written by setup). The instructor's credentials never leave
+this machine.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from labtui.course import Course, Seat
+from labtui.errors import AwsError
+from labtui.events import EventSink, LogLine
+from labtui.policy import identity_of, seat_policy, user_name, user_path
+from labtui.services import tags
+from labtui.services.aws import Aws, translate_errors
+from labtui.state import CourseState
+
+IAM_REGION = "us-east-1"
+POLICY_VERSIONS = 5   # IAM keeps at most five versions of a managed policy
+
+
+@dataclass(frozen=True)
+class Keys:
+    """An access key of a student identity (the secret is never printed or logged)."""
+
+    user: str
+    access_key_id: str
+    secret_access_key: str
+
+    def __repr__(self) -> str:
+        return f"Keys({self.user!r}, {self.access_key_id!r}, secret=…)"
+
+
+def enabled(course: Course) -> bool:
+    return course.access is not None and course.access.users
+
+
+def identities(course: Course) -> dict[str, Seat | None]:
+    """Identity name -> its seat (None for the class's shared identity)."""
+    if course.access is not None and course.access.identity == "shared":
+        return {identity_of(course, ""): None}
+    return {seat.id: seat for seat in course.seats}
+
+
+def _secret_name(identity: str) -> str:
+    return f"aws/{identity}.json"
+
+
+def stored_keys(state: CourseState, course: Course, seat: str) -> Keys | None:
+    """The seat's identity's keys as kept locally (0600), or None."""
+    return _read(state, identity_of(course, seat))
+
+
+def _store(state: CourseState, identity: str, keys: Keys) -> None:
+    state.write_secret(_secret_name(identity), json.dumps({
+        "user": keys.user, "access_key_id": keys.access_key_id,
+        "secret_access_key": keys.secret_access_key}) + "\n")
+
+
+def account_id(aws: Aws) -> str:
+    with translate_errors("sts.GetCallerIdentity"):
+        return aws.client("sts", IAM_REGION).get_caller_identity()["Account"]
+
+
+def policy_arn(account: str, course: Course, identity: str) -> str:
+    return f"arn:aws:iam::{account}:policy{user_path(course)}labtui-{course.id}-{identity}"
+
+
+def ensure(aws: Aws, course: Course, state: CourseState, sink: EventSink) -> dict[str, Keys]:
+    """Every identity of the course exists with its current policy and one key whose
+    secret is kept locally; returns identity name -> Keys. Reruns converge."""
+    iam = aws.client("iam", IAM_REGION)
+    account = account_id(aws)
+    out: dict[str, Keys] = {}
+    for identity, seat in identities(course).items():
+        name = user_name(course, seat or identity)
+        labels = tags.tags(course.id, seat.id if seat else None)
+        with translate_errors(f"iam.CreateUser {name}"):
+            try:
+                iam.get_user(UserName=name)
+            except iam.exceptions.NoSuchEntityException:
+                iam.create_user(UserName=name, Path=user_path(course), Tags=labels)
+        document = json.dumps(seat_policy(course, seat.id if seat else identity, account),
+                              separators=(",", ":"))
+        arn = _ensure_policy(iam, policy_arn(account, course, identity),
+                             f"labtui-{course.id}-{identity}", course, document, labels)
+        with translate_errors(f"iam.AttachUserPolicy {name}"):
+            attached = {p["PolicyArn"] for p in iam.list_attached_user_policies(
+                UserName=name)["AttachedPolicies"]}
+            if arn not in attached:
+                iam.attach_user_policy(UserName=name, PolicyArn=arn)
+        out[identity] = _ensure_key(iam, state, identity, name)
+    if out:
+        sink.emit(LogLine(f"{len(out)} student identit{'y' if len(out) == 1 else 'ies'} "
+                          f"with their policy and keys ({user_path(course)})"))
+    return out
+
+
+def _ensure_policy(iam: Any, arn: str, name: str, course: Course, document: str,
+                   labels: list[dict[str, str]]) -> str:
+    with translate_errors(f"iam.CreatePolicy {name}"):
+        try:
+            policy = iam.get_policy(PolicyArn=arn)["Policy"]
+        except iam.exceptions.NoSuchEntityException:
+            return iam.create_policy(PolicyName=name, Path=user_path(course),
+                                     PolicyDocument=document, Tags=labels,
+                                     Description=f"labtui: what {name} may do")["Policy"]["Arn"]
+        current = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+        stored = current["PolicyVersion"]["Document"]
+        if isinstance(stored, str):
+            from urllib.parse import unquote
+            stored = json.loads(unquote(stored))
+        if stored == json.loads(document):
+            return arn
+        versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+        if len(versions) >= POLICY_VERSIONS:
+            oldest = min((v for v in versions if not v["IsDefaultVersion"]),
+                         key=lambda v: v["CreateDate"])
+            iam.delete_policy_version(PolicyArn=arn, VersionId=oldest["VersionId"])
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=document, SetAsDefault=True)
+        return arn
+
+
+def _ensure_key(iam: Any, state: CourseState, identity: str, name: str) -> Keys:
+    """The key kept locally when AWS still has it; else a new one. Keys whose secret is not
+    kept here can never be installed on a seat: they are deleted."""
+    kept = _read(state, identity)
+    with translate_errors(f"iam.ListAccessKeys {name}"):
+        existing = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=name)[
+            "AccessKeyMetadata"]]
+        for key_id in existing:
+            if kept is None or key_id != kept.access_key_id:
+                iam.delete_access_key(UserName=name, AccessKeyId=key_id)
+        if kept is not None and kept.access_key_id in existing and kept.user == name:
+            return kept
+        return _new_key(iam, state, identity, name)
+
+
+def _read(state: CourseState, identity: str) -> Keys | None:
+    text = state.read_secret(_secret_name(identity))
+    if not text:
+        return None
+    data = json.loads(text)
+    return Keys(data["user"], data["access_key_id"], data["secret_access_key"])
+
+
+def _new_key(iam: Any, state: CourseState, identity: str, name: str) -> Keys:
+    made = iam.create_access_key(UserName=name)["AccessKey"]
+    keys = Keys(name, made["AccessKeyId"], made["SecretAccessKey"])
+    _store(state, identity, keys)
+    return keys
+
+
+def rotate(aws: Aws, course: Course, state: CourseState, seat: str) -> tuple[Keys, str | None]:
+    """A new key for the seat's identity, kept locally; returns it and the old key's id
+    (still valid until ``retire`` deletes it, once the machine has the new one)."""
+    iam = aws.client("iam", IAM_REGION)
+    identity = identity_of(course, seat)
+    name = user_name(course, seat)
+    old = _read(state, identity)
+    with translate_errors(f"iam.CreateAccessKey {name}"):
+        for meta in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
+            if old is None or meta["AccessKeyId"] != old.access_key_id:
+                # at most two keys per user: a stray one makes room for the new key
+                iam.delete_access_key(UserName=name, AccessKeyId=meta["AccessKeyId"])
+        return _new_key(iam, state, identity, name), old.access_key_id if old else None
+
+
+def retire(aws: Aws, name: str, key_id: str) -> None:
+    iam = aws.client("iam", IAM_REGION)
+    with translate_errors(f"iam.DeleteAccessKey {name}"):
+        try:
+            iam.delete_access_key(UserName=name, AccessKeyId=key_id)
+        except iam.exceptions.NoSuchEntityException:
+            pass
+
+
+def credentials_file(keys: Keys) -> str:
+    return (f"[default]\naws_access_key_id = {keys.access_key_id}\n"
+            f"aws_secret_access_key = {keys.secret_access_key}\n")
+
+
+def config_file(region: str) -> str:
+    return f"[default]\nregion = {region}\n"
+
+
+def identity_names(aws: Aws, course: Course) -> set[str]:
+    """The names of the course's IAM users that exist now (for the roster)."""
+    try:
+        return {u["UserName"] for u in aws.paginate("iam", IAM_REGION, "list_users", "Users",
+                                                     PathPrefix=user_path(course))}
+    except AwsError:
+        return set()

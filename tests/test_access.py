@@ -1,0 +1,160 @@
+"""Students' identities on the sandbox: `up` gives each seat its own IAM user (in the course's
+path, tagged) holding the policy labtui writes, and puts that user's key — and nothing of the
+instructor's — on the seat's machine, 0600 and owned by the login user; a rerun converges;
+`rotate` replaces one seat's key and password and deletes the old key; `down` removes the
+users and their policies."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from labtui import accessops, lifecycle, policy
+from labtui.course import load
+from labtui.sandbox.container import runtime_problem
+from labtui.services import access, passwords
+
+from .test_cli import json_lines, run
+from .test_setup import on_seat
+
+pytestmark = pytest.mark.skipif(runtime_problem() is not None,
+                                reason=f"no sandbox machines here: {runtime_problem()}")
+
+# The instructor's (fake) credentials: distinctive, so a leak onto a machine is found.
+ADMIN_KEY = "AKIAINSTRUCTOR7EXAMPLE"
+ADMIN_SECRET = "instructor-secret-never-on-a-seat-0123456789"
+
+COURSE = """
+[course]
+id = "acc"
+name = "Access"
+regions = ["us-east-1"]
+max_instances = 4
+
+[[roster.students]]
+id = "s01"
+name = "One"
+email = "one@example.edu"
+[[roster.students]]
+id = "s02"
+name = "Two"
+email = "two@example.edu"
+
+[machines]
+instance_type = "t3.small"
+login = "password"
+
+[network]
+ssh_cidr = "198.51.100.0/24"
+
+[storage]
+data_bucket = "acc-course-data"
+scratch_bucket = "acc-course-scratch"
+
+[access]
+users = true
+permissions = ["read-data", "write-scratch", "start-stop-own"]
+"""
+
+
+@pytest.fixture
+def instructor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ADMIN_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
+
+
+def _keys_on(ctx, course, seat: str) -> dict[str, str]:
+    status, text = on_seat(ctx, course, seat, "cat ~/.aws/credentials")
+    assert status == 0
+    pairs = (line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+    return dict(pairs)
+
+
+def test_each_seat_gets_its_own_identity_and_only_its_key(instructor, ctx, sandbox_state,
+                                                          tmp_path: Path) -> None:
+    path = tmp_path / "course.toml"
+    path.write_text(COURSE)
+    course = load(path)
+    result = lifecycle.up(ctx, course, setup_wait=60)
+    assert sorted(result.set_up) == ["s01", "s02"] and result.setup_failed == {}
+
+    iam = ctx.aws.client("iam")
+    users = {u["UserName"]: u for u in iam.list_users(PathPrefix="/labtui/acc/")["Users"]}
+    assert sorted(users) == ["labtui-acc-s01", "labtui-acc-s02"]
+    account = access.account_id(ctx.aws)
+    for seat in ("s01", "s02"):
+        name = f"labtui-acc-{seat}"
+        labels = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=name)["Tags"]}
+        assert labels == {"labtui:course": "acc", "labtui:seat": seat}
+        [attached] = iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]
+        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=attached["PolicyArn"],
+                                          VersionId=version)["PolicyVersion"]["Document"]
+        assert document == policy.seat_policy(course, seat, account)
+        # the key on the machine is this seat's user's, and the only one it has
+        on_machine = _keys_on(ctx, course, seat)
+        [meta] = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
+        assert on_machine["aws_access_key_id"] == meta["AccessKeyId"]
+        status, text = on_seat(ctx, course, seat, "stat -c '%a %U' ~/.aws/credentials "
+                               "~/.aws/config ~/.aws; cat ~/.aws/config")
+        assert status == 0 and text.splitlines() == [
+            "600 ubuntu", "600 ubuntu", "700 ubuntu", "[default]", "region = us-east-1"]
+        # kept locally 0600, with the secret the machine has
+        kept = access.stored_keys(ctx.state.course("acc"), course, seat)
+        assert kept is not None and kept.secret_access_key == on_machine["aws_secret_access_key"]
+        secret_file = ctx.state.course("acc").secrets / "aws" / f"{seat}.json"
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert _keys_on(ctx, course, "s01") != _keys_on(ctx, course, "s02")
+    # nothing of the instructor's on any machine, anywhere a file could hold it
+    for seat in ("s01", "s02"):
+        status, text = on_seat(ctx, course, seat, (
+            f"sudo grep -rIlE '{ADMIN_KEY}|{ADMIN_SECRET}' /home /root /etc /tmp /var/lib/cloud "
+            "/var/log /run 2>/dev/null; sudo cat /proc/1/environ | tr '\\0' '\\n' | "
+            f"grep -cE '{ADMIN_KEY}|{ADMIN_SECRET}' || true"))
+        assert text.strip() == "0", f"the instructor's key is on {seat}: {text}"
+
+    # a rerun converges: the same users, the same single key each
+    before = {s: _keys_on(ctx, course, s) for s in ("s01", "s02")}
+    lifecycle.up(ctx, course, setup_wait=60)
+    assert {s: _keys_on(ctx, course, s) for s in ("s01", "s02")} == before
+    assert all(len(iam.list_access_keys(UserName=f"labtui-acc-{s}")["AccessKeyMetadata"]) == 1
+               for s in ("s01", "s02"))
+
+    # rotate one seat: a new key and password there, the old key gone, the other untouched
+    old_password = passwords.get(ctx.state.course("acc"), "s01")
+    done = accessops.rotate(ctx, course, "s01")
+    assert done.retired_key_id == before["s01"]["aws_access_key_id"]
+    after = _keys_on(ctx, course, "s01")
+    [meta] = iam.list_access_keys(UserName="labtui-acc-s01")["AccessKeyMetadata"]
+    assert after["aws_access_key_id"] == meta["AccessKeyId"] == done.access_key_id
+    assert after["aws_access_key_id"] != before["s01"]["aws_access_key_id"]
+    assert passwords.get(ctx.state.course("acc"), "s01") != old_password
+    assert _keys_on(ctx, course, "s02") == before["s02"]
+
+    # the table a user reads, from the command line
+    shown = run("access", str(path), "s01", "--sandbox", "--json",
+                "--state-dir", str(sandbox_state.root))
+    assert shown.returncode == 0, shown.stderr
+    lines = json_lines(shown.stdout)
+    assert lines[0]["policy"] == policy.seat_policy(course, "s01", account)
+    table = {line["what"]: line["allowed"] for line in lines[1:]}
+    assert table["launch a machine"] is False and table["stop its own machine"] is True
+    assert table["write its own scratch (s3://acc-course-scratch/s01/)"] is True
+    assert table["write a classmate's scratch (s3://acc-course-scratch/s02/)"] is False
+    assert ADMIN_SECRET not in shown.stdout + shown.stderr
+    assert before["s02"]["aws_secret_access_key"] not in shown.stdout + shown.stderr
+
+    report = lifecycle.down(ctx, course)
+    assert report.left == []
+    assert iam.list_users(PathPrefix="/labtui/acc/")["Users"] == []
+    assert iam.list_policies(Scope="Local", PathPrefix="/labtui/acc/")["Policies"] == []
+
+
+def test_access_refuses_a_course_without_identities(sandbox_state, tmp_path: Path) -> None:
+    path = tmp_path / "course.toml"
+    path.write_text(COURSE.replace("[access]\nusers = true", "[access]\nusers = false"))
+    shown = run("access", str(path), "s01", "--sandbox", "--state-dir", str(sandbox_state.root))
+    assert shown.returncode == 2
+    assert "[access] users = true" in shown.stderr and "Traceback" not in shown.stderr
