@@ -13,7 +13,8 @@ same client code (services/quotas.py, services/pricing.py) runs against both:
 
 Checked with the AWS CLI itself (tests/test_aws_conventions.py).
 
-Everything else goes to moto untouched.
+A request signed with a student's key is first authorized against that student's IAM
+policies (``authz.py``); everything else goes to moto untouched.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from labtui.sandbox.authz import Authorizer
 
 QUOTA_NAMES = {
     "L-1216C47A": "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
@@ -155,8 +158,12 @@ class SandboxAws:
         self.app = app
         self.quotas = quotas
         self.prices = prices
+        self.authz = Authorizer()  # students' keys: their IAM policies decide (authz.py)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        refused = self.authz(environ, start_response)
+        if refused is not None:
+            return refused
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(("ServiceQuotasV20190624.", "AWSPriceListService.",
                               "AWSBudgetServiceGateway.UpdateBudget")):

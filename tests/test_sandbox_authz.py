@@ -1,0 +1,291 @@
+"""The sandbox enforces a student's IAM policy (labtui/sandbox/authz.py), as AWS would.
+
+As the instructor (the sandbox's fake credentials) the module makes a student's IAM user
+with the identity policy labtui writes for seat s01 (``labtui.policy.seat_policy``) and an
+access key, the course's buckets and one EMR cluster (master only: one real machine) tagged
+as s01's. Then, as the student, with that key and boto3 against the sandbox, each test
+asserts what AWS would answer, and that a refused request changed nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from types import SimpleNamespace
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from labtui.course import load
+from labtui.policy import seat_policy, user_name, user_path
+from labtui.sandbox.container import runtime_problem
+from labtui.sandbox.runtime import ACCOUNT_ID
+
+pytestmark = pytest.mark.skipif(runtime_problem() is not None,
+                                reason=f"no sandbox machines here: {runtime_problem()}")
+REGION = "us-east-1"
+COURSE = """
+[course]
+id = "authz"
+name = "Authorization"
+regions = ["us-east-1"]
+max_instances = 4
+
+[[roster.students]]
+id = "s01"
+name = "One"
+email = "one@example.edu"
+[[roster.students]]
+id = "s02"
+name = "Two"
+email = "two@example.edu"
+
+[machines]
+instance_type = "t3.small"
+login = "key"
+
+[network]
+ssh_cidr = "198.51.100.0/24"
+
+[storage]
+data_bucket = "authz-course-data"
+scratch_bucket = "authz-course-scratch"
+
+[clusters]
+per = "student"
+release = "emr-7.2.0"
+applications = ["Hadoop"]
+[clusters.master]
+instance_type = "m5.xlarge"
+
+[access]
+users = true
+permissions = ["submit-steps", "view-clusters", "read-data", "write-scratch",
+               "start-stop-own"]
+"""
+ONCE = Config(retries={"max_attempts": 1})
+
+
+def client(url: str, service: str, key: str = "testing", secret: str = "testing"):
+    return boto3.client(service, REGION, endpoint_url=url, aws_access_key_id=key,
+                        aws_secret_access_key=secret, config=ONCE)
+
+
+def code_of(call, *args, **kwargs) -> str:
+    """The error code of a call expected to fail (AssertionError if it succeeds)."""
+    with pytest.raises(ClientError) as caught:
+        call(*args, **kwargs)
+    return caught.value.response["Error"]["Code"]
+
+
+def error_of(call, *args, **kwargs) -> ClientError:
+    with pytest.raises(ClientError) as caught:
+        call(*args, **kwargs)
+    return caught.value
+
+
+def state(emr, cid: str) -> str:
+    return emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"]
+
+
+@pytest.fixture(scope="module")
+def world(sandbox, tmp_path_factory):
+    sandbox.reset()
+    folder = tmp_path_factory.mktemp("authz")
+    (folder / "course.toml").write_text(COURSE)
+    course = load(folder / "course.toml")
+    url = sandbox.endpoint_url
+    admin = SimpleNamespace(**{s: client(url, s) for s in ("iam", "s3", "ec2", "emr", "sts")})
+    name = user_name(course, "s01")
+    user = admin.iam.create_user(UserName=name, Path=user_path(course))["User"]
+    policy = admin.iam.create_policy(
+        PolicyName=f"{name}-access", Path=user_path(course),
+        PolicyDocument=json.dumps(seat_policy(course, "s01", ACCOUNT_ID)))["Policy"]["Arn"]
+    admin.iam.attach_user_policy(UserName=name, PolicyArn=policy)
+    key = admin.iam.create_access_key(UserName=name)["AccessKey"]
+    data, scratch = course.storage.data_bucket, course.storage.scratch_bucket
+    for bucket in (data, scratch):
+        admin.s3.create_bucket(Bucket=bucket)
+    admin.s3.put_object(Bucket=data, Key="lecture1.csv", Body=b"a,b\n1,2\n")
+    admin.s3.put_object(Bucket=scratch, Key="s02/notes.txt", Body=b"s02's own")
+    cid = admin.emr.run_job_flow(
+        Name="authz-s01", ReleaseLabel="emr-7.2.0", JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        Instances={"InstanceGroups": [{"InstanceRole": "MASTER", "InstanceType": "m5.xlarge",
+                                       "InstanceCount": 1}],
+                   "KeepJobFlowAliveWhenNoSteps": True},
+        Tags=[{"Key": "labtui:course", "Value": course.id},
+              {"Key": "labtui:seat", "Value": "s01"}])["JobFlowId"]
+    student = SimpleNamespace(**{s: client(url, s, key["AccessKeyId"], key["SecretAccessKey"])
+                                 for s in ("iam", "s3", "ec2", "emr", "sts")})
+    try:
+        yield SimpleNamespace(course=course, url=url, admin=admin, student=student, key=key,
+                              user=user, name=name, data=data, scratch=scratch, cluster=cid)
+    finally:
+        admin.emr.terminate_job_flows(JobFlowIds=[cid])
+        deadline = time.monotonic() + 60
+        while not state(admin.emr, cid).startswith("TERMINATED"):
+            assert time.monotonic() < deadline, "the cluster did not end"
+            time.sleep(0.2)
+
+
+def test_steps_go_to_the_students_own_cluster_only(world):
+    admin, student, cid = world.admin, world.student, world.cluster
+    hello = {"Name": "hello", "ActionOnFailure": "CONTINUE",
+             "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["true"]}}
+    added = student.emr.add_job_flow_steps(JobFlowId=cid, Steps=[hello])["StepIds"]
+    assert [s["Id"] for s in admin.emr.list_steps(ClusterId=cid)["Steps"]] == added
+    assert student.emr.describe_cluster(ClusterId=cid)["Cluster"]["Id"] == cid
+    assert [c["Id"] for c in student.emr.list_clusters()["Clusters"]] == [cid]
+    # the same cluster once it is a classmate's: its tags are read at each request
+    admin.emr.add_tags(ResourceId=cid, Tags=[{"Key": "labtui:seat", "Value": "s02"}])
+    try:
+        error = error_of(student.emr.add_job_flow_steps, JobFlowId=cid, Steps=[hello])
+        assert error.response["Error"]["Code"] == "AccessDeniedException"
+        assert code_of(student.emr.describe_cluster, ClusterId=cid) == \
+            "AccessDeniedException"
+    finally:
+        admin.emr.add_tags(ResourceId=cid, Tags=[{"Key": "labtui:seat", "Value": "s01"}])
+    message = error.response["Error"]["Message"]
+    assert message == (
+        f"User: {world.user['Arn']} is not authorized to perform: "
+        f"elasticmapreduce:AddJobFlowSteps on resource: arn:aws:elasticmapreduce:{REGION}:"
+        f"{ACCOUNT_ID}:cluster/{cid} because no identity-based policy allows the "
+        "elasticmapreduce:AddJobFlowSteps action")
+    assert world.key["SecretAccessKey"] not in message
+    assert [s["Id"] for s in admin.emr.list_steps(ClusterId=cid)["Steps"]] == added
+
+
+def test_a_student_allocates_nothing(world):
+    admin, student = world.admin, world.student
+
+    def instances() -> set[str]:
+        reply = admin.ec2.describe_instances()
+        return {i["InstanceId"] for r in reply["Reservations"] for i in r["Instances"]}
+
+    before = instances()
+    error = error_of(student.ec2.run_instances, ImageId="ami-12c6146b", MinCount=1,
+                     MaxCount=1, InstanceType="t3.micro")
+    assert error.response["Error"]["Code"] == "UnauthorizedOperation"
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert error.response["Error"]["Message"] == (
+        "You are not authorized to perform this operation. User: "
+        f"{world.user['Arn']} is not authorized to perform: ec2:RunInstances on resource: "
+        f"arn:aws:ec2:{REGION}:{ACCOUNT_ID}:instance/* with an explicit deny in an "
+        "identity-based policy")
+    assert instances() == before
+    assert code_of(student.emr.run_job_flow, Name="mine", ReleaseLabel="emr-7.2.0",
+                   Instances={"InstanceGroups": [{"InstanceRole": "MASTER",
+                                                  "InstanceType": "m5.xlarge",
+                                                  "InstanceCount": 1}]}) == \
+        "AccessDeniedException"
+    assert [c["Id"] for c in admin.emr.list_clusters()["Clusters"]] == [world.cluster]
+    assert instances() == before
+
+
+def test_a_student_reads_the_data_and_writes_only_its_own_scratch(world):
+    admin, s3 = world.admin, world.student.s3
+    data, scratch = world.data, world.scratch
+    s3.put_object(Bucket=scratch, Key="s01/out.txt", Body=b"mine")
+    assert admin.s3.get_object(Bucket=scratch, Key="s01/out.txt")["Body"].read() == b"mine"
+    assert s3.get_object(Bucket=scratch, Key="s01/out.txt")["Body"].read() == b"mine"
+    error = error_of(s3.put_object, Bucket=scratch, Key="s02/out.txt", Body=b"not mine")
+    assert error.response["Error"]["Code"] == "AccessDenied"
+    assert error.response["Error"]["Message"].endswith(
+        f"s3:PutObject on resource: arn:aws:s3:::{scratch}/s02/out.txt because no "
+        "identity-based policy allows the s3:PutObject action")
+    assert code_of(s3.get_object, Bucket=scratch, Key="s02/notes.txt") == "AccessDenied"
+    assert code_of(s3.head_object, Bucket=scratch, Key="s02/notes.txt") == "403"
+    listed = admin.s3.list_objects_v2(Bucket=scratch)["Contents"]
+    assert sorted(o["Key"] for o in listed) == ["s01/out.txt", "s02/notes.txt"]
+
+    assert s3.get_object(Bucket=data, Key="lecture1.csv")["Body"].read() == b"a,b\n1,2\n"
+    assert code_of(s3.put_object, Bucket=data, Key="lecture1.csv", Body=b"x") == \
+        "AccessDenied"
+    assert code_of(s3.delete_object, Bucket=data, Key="lecture1.csv") == "AccessDenied"
+    assert admin.s3.get_object(Bucket=data, Key="lecture1.csv")["Body"].read() == \
+        b"a,b\n1,2\n"
+
+    own = s3.list_objects_v2(Bucket=scratch, Prefix="s01/")["Contents"]
+    assert [o["Key"] for o in own] == ["s01/out.txt"]
+    assert code_of(s3.list_objects_v2, Bucket=scratch, Prefix="s02/") == "AccessDenied"
+    assert code_of(s3.list_objects_v2, Bucket=scratch) == "AccessDenied"
+    assert code_of(s3.list_buckets) == "AccessDenied"
+
+    # a copy needs reading the source as well as writing the copy
+    s3.copy_object(Bucket=scratch, Key="s01/lecture1.csv",
+                   CopySource={"Bucket": data, "Key": "lecture1.csv"})
+    assert code_of(s3.copy_object, Bucket=scratch, Key="s01/stolen.txt",
+                   CopySource={"Bucket": scratch, "Key": "s02/notes.txt"}) == "AccessDenied"
+    # a batch delete naming a classmate's key deletes nothing
+    assert code_of(s3.delete_objects, Bucket=scratch, Delete={"Objects": [
+        {"Key": "s01/out.txt"}, {"Key": "s02/notes.txt"}]}) == "AccessDenied"
+    listed = admin.s3.list_objects_v2(Bucket=scratch)["Contents"]
+    assert sorted(o["Key"] for o in listed) == [
+        "s01/lecture1.csv", "s01/out.txt", "s02/notes.txt"]
+    s3.delete_objects(Bucket=scratch, Delete={"Objects": [{"Key": "s01/lecture1.csv"}]})
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=scratch, Prefix="s01/")[
+        "Contents"]] == ["s01/out.txt"]
+
+
+def test_a_student_changes_no_identity_and_reads_no_user_data(world):
+    admin, student = world.admin, world.student
+    assert code_of(student.iam.create_user, UserName="intruder") == "AccessDenied"
+    assert "intruder" not in {u["UserName"] for u in admin.iam.list_users()["Users"]}
+    assert code_of(student.iam.create_access_key, UserName=world.name) == "AccessDenied"
+    assert len(admin.iam.list_access_keys(UserName=world.name)["AccessKeyMetadata"]) == 1
+    reply = admin.ec2.describe_instances(Filters=[
+        {"Name": "tag:aws:elasticmapreduce:job-flow-id", "Values": [world.cluster]}])
+    master = reply["Reservations"][0]["Instances"][0]["InstanceId"]
+    assert code_of(student.ec2.describe_instance_attribute, InstanceId=master,
+                   Attribute="userData") == "UnauthorizedOperation"
+    assert admin.ec2.describe_instance_attribute(
+        InstanceId=master, Attribute="userData")["InstanceId"] == master
+    # the student sees the machines (DescribeInstances is allowed on "*")
+    assert student.ec2.describe_instances(InstanceIds=[master])["Reservations"]
+
+
+def test_get_caller_identity_names_the_student(world):
+    assert world.student.sts.get_caller_identity()["Arn"] == world.user["Arn"]
+    assert world.admin.sts.get_caller_identity()["Arn"] != world.user["Arn"]
+
+
+def test_a_deleted_or_inactive_key_is_refused_and_never_passes_as_the_instructor(world):
+    admin = world.admin
+    key = admin.iam.create_access_key(UserName=world.name)["AccessKey"]
+    other = SimpleNamespace(**{s: client(world.url, s, key["AccessKeyId"],
+                                         key["SecretAccessKey"])
+                               for s in ("iam", "sts", "s3", "ec2", "emr")})
+    assert other.sts.get_caller_identity()["Arn"] == world.user["Arn"]
+    assert code_of(other.iam.list_users) == "AccessDenied"
+    admin.iam.update_access_key(UserName=world.name, AccessKeyId=key["AccessKeyId"],
+                                Status="Inactive")
+    assert code_of(other.sts.get_caller_identity) == "InvalidClientTokenId"
+    admin.iam.delete_access_key(UserName=world.name, AccessKeyId=key["AccessKeyId"])
+    error = error_of(other.sts.get_caller_identity)
+    assert error.response["Error"]["Code"] == "InvalidClientTokenId"
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert error.response["Error"]["Message"] == \
+        "The security token included in the request is invalid."
+    # what the instructor's key may do, the deleted key may not
+    assert code_of(other.iam.list_users) == "InvalidClientTokenId"
+    assert code_of(other.s3.list_objects_v2, Bucket=world.data) == "InvalidAccessKeyId"
+    assert code_of(other.ec2.describe_instances) == "AuthFailure"
+    assert code_of(other.emr.list_clusters) == "UnrecognizedClientException"
+    # the student's other key still works
+    assert world.student.sts.get_caller_identity()["Arn"] == world.user["Arn"]
+
+
+def test_the_instructors_requests_are_unaffected(world):
+    admin = world.admin
+    tag = uuid.uuid4().hex[:8]
+    admin.s3.put_object(Bucket=world.data, Key=f"by-instructor-{tag}", Body=b"x")
+    admin.s3.delete_object(Bucket=world.data, Key=f"by-instructor-{tag}")
+    admin.iam.create_user(UserName=f"helper-{tag}")
+    admin.iam.delete_user(UserName=f"helper-{tag}")
+    assert admin.emr.describe_cluster(ClusterId=world.cluster)["Cluster"]["Id"] == \
+        world.cluster
+    assert admin.sts.get_caller_identity()["Account"] == ACCOUNT_ID
