@@ -31,6 +31,7 @@ from labtui.services import (
     tags,
     teardown,
 )
+from labtui.services import buckets as buckets_service
 from labtui.services import clusters as clusters_service
 from labtui.services.aws import translate_errors
 from labtui.services.clusters import seat_clusters
@@ -272,6 +273,10 @@ def up(ctx: Context, course: Course,
     if count == 0 and not keys:
         ctx.sink.emit(LogLine(f"every seat has its machine ({len(course.seats)} seats)"
                               + (" and every cluster runs" if course.clusters else "")))
+        if course.storage is not None and course.storage.upload is not None:
+            clusterops.check_buckets(ctx, course)   # data added to a running class
+            clusterops.ensure_buckets(ctx, course)
+            _upload_data(ctx, course)  # new or changed data files go up on any rerun
         _ensure_identities(ctx, course)  # a changed policy or a lost key converges too
     else:
         check_cap(ctx, course, count + nodes)
@@ -282,6 +287,7 @@ def up(ctx: Context, course: Course,
         if course.billing is not None:  # the alarms watch the bill before it grows
             billing.ensure_billing(ctx.aws, course, ctx.sink)
         clusterops.ensure_buckets(ctx, course)
+        _upload_data(ctx, course)
         _ensure_identities(ctx, course)
         network_for, key_name_for = _per_region(ctx, course)
         if count:
@@ -307,6 +313,16 @@ def up(ctx: Context, course: Course,
                                        if c.state in clusters_service.ENDED})
         _say_ready(ctx, course, result, running)
     return result
+
+
+def _upload_data(ctx: Context, course: Course) -> None:
+    storage = course.storage
+    if storage is None or storage.upload is None or not storage.data_bucket:
+        return
+    sent, skipped = buckets_service.upload_folder(ctx.aws, storage.data_bucket,
+                                                  storage.upload, ctx.sink)
+    ctx.sink.emit(StepDone(f"course data: {sent} file(s) sent to s3://{storage.data_bucket}/"
+                           + (f", {skipped} unchanged" if skipped else "")))
 
 
 def _ensure_identities(ctx: Context, course: Course) -> None:

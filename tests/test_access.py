@@ -158,3 +158,59 @@ def test_access_refuses_a_course_without_identities(sandbox_state, tmp_path: Pat
     shown = run("access", str(path), "s01", "--sandbox", "--state-dir", str(sandbox_state.root))
     assert shown.returncode == 2
     assert "[access] users = true" in shown.stderr and "Traceback" not in shown.stderr
+
+
+def test_buckets_are_private_encrypted_expiring_and_the_data_goes_up_once(
+        ctx, sandbox_state, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "week1").mkdir(parents=True)
+    (data / "week1" / "a.csv").write_text("x,y\n1,2\n")
+    big = data / "big.bin"
+    big.write_bytes(bytes(range(256)) * (9 * 4096 + 7))   # over one part: uploaded in parts
+    path = tmp_path / "course.toml"
+    path.write_text(COURSE.replace('scratch_bucket = "acc-course-scratch"',
+                                   'scratch_bucket = "acc-course-scratch"\n'
+                                   'scratch_expire_days = 9\nupload = "data/"'))
+    course = load(path)
+    lifecycle.up(ctx, course, skip_setup=True)
+    s3 = ctx.aws.client("s3")
+    for name in ("acc-course-data", "acc-course-scratch"):
+        block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        assert all(block.values()) and len(block) == 4
+        [rule] = s3.get_bucket_encryption(Bucket=name)[
+            "ServerSideEncryptionConfiguration"]["Rules"]
+        assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        labels = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
+        assert labels["labtui:course"] == "acc"
+    [rule] = s3.get_bucket_lifecycle_configuration(Bucket="acc-course-scratch")["Rules"]
+    assert rule["Status"] == "Enabled" and rule["Expiration"]["Days"] == 9
+    objects = {o["Key"]: o for o in s3.list_objects_v2(Bucket="acc-course-data")["Contents"]}
+    assert sorted(objects) == ["big.bin", "week1/a.csv"]
+    assert objects["big.bin"]["Size"] == big.stat().st_size
+    assert objects["big.bin"]["ETag"].strip('"').endswith("-2")   # it went in two parts
+    events = ctx.sink.events
+    assert any("2 file(s) sent to s3://acc-course-data/" in e.human() for e in events)
+
+    # a rerun sends only what changed
+    (data / "week1" / "a.csv").write_text("x,y\n1,3\n")
+    ctx.sink.events.clear()
+    lifecycle.up(ctx, course, skip_setup=True)
+    assert any("1 file(s) sent to s3://acc-course-data/, 1 unchanged" in e.human()
+               for e in ctx.sink.events)
+    body = s3.get_object(Bucket="acc-course-data", Key="week1/a.csv")["Body"].read()
+    assert body == b"x,y\n1,3\n"
+    lifecycle.down(ctx, course)
+
+
+def test_a_taken_bucket_name_is_refused_before_anything_is_created(ctx, sandbox_state,
+                                                                  tmp_path: Path) -> None:
+    s3 = ctx.aws.client("s3")
+    s3.create_bucket(Bucket="acc-course-data")   # someone else's: no course tag
+    path = tmp_path / "course.toml"
+    path.write_text(COURSE)
+    with pytest.raises(Exception) as caught:
+        lifecycle.up(ctx, load(path), skip_setup=True)
+    assert "acc-course-data" in str(caught.value)
+    assert ctx.aws.client("ec2").describe_instances()["Reservations"] == []
+    assert ctx.aws.client("iam").list_users(PathPrefix="/labtui/acc/")["Users"] == []
+    assert "acc-course-scratch" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}

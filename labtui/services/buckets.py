@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from labtui.errors import AwsError
+from labtui.events import EventSink, Progress
 from labtui.services import tags
 from labtui.services.aws import Aws, translate_errors
 
@@ -93,10 +94,27 @@ def ensure_bucket(aws: Aws, course_id: str, name: str, region: str, *,
     return created
 
 
+PART = 8 * 1024 * 1024   # boto3's multipart threshold and part size, used for the ETag too
+
+
+def etag_of(path: Path, part: int = PART) -> str:
+    """The ETag S3 gives ``path`` uploaded by boto3's transfer manager: the MD5 of the file
+    (one part), else the MD5 of the parts' MD5s and ``-<parts>``."""
+    digests = []
+    with path.open("rb") as handle:
+        while chunk := handle.read(part):
+            digests.append(hashlib.md5(chunk, usedforsecurity=False))
+    if len(digests) <= 1:
+        return (digests[0] if digests else hashlib.md5(b"", usedforsecurity=False)).hexdigest()
+    joined = hashlib.md5(b"".join(d.digest() for d in digests), usedforsecurity=False)
+    return f"{joined.hexdigest()}-{len(digests)}"
+
+
 def upload(aws: Aws, bucket: str, key: str, path: Path) -> bool:
-    """Put a file unless the object there has its size and MD5 (the ETag of a one-part
-    upload); True when it was sent."""
-    data = path.read_bytes()
+    """Put a file unless the object there has its size and ETag; True when it was sent.
+    Large files go in parts (boto3's transfer manager), never whole into memory."""
+    from boto3.s3.transfer import TransferConfig
+
     s3 = aws.client("s3")
     with translate_errors(f"s3.PutObject s3://{bucket}/{key}"):
         try:
@@ -105,8 +123,21 @@ def upload(aws: Aws, bucket: str, key: str, path: Path) -> bool:
             if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
                 raise
             head = {}
-        digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        if head.get("ContentLength") == len(data) and head.get("ETag", "").strip('"') == digest:
+        if (head.get("ContentLength") == path.stat().st_size
+                and head.get("ETag", "").strip('"') == etag_of(path)):
             return False
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+        s3.upload_file(str(path), bucket, key, Config=TransferConfig(
+            multipart_threshold=PART, multipart_chunksize=PART))
     return True
+
+
+def upload_folder(aws: Aws, bucket: str, folder: Path, sink: EventSink) -> tuple[int, int]:
+    """Every file under ``folder`` to the same relative key in ``bucket`` (unchanged ones
+    skipped), with progress; returns (sent, skipped)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    sent = 0
+    for index, path in enumerate(files):
+        sink.emit(Progress(f"upload to s3://{bucket}/", index, len(files)))
+        sent += upload(aws, bucket, path.relative_to(folder).as_posix(), path)
+    sink.emit(Progress(f"upload to s3://{bucket}/", len(files), len(files)))
+    return sent, len(files) - sent
