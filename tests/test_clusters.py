@@ -49,6 +49,7 @@ group = "blue"
 [machines]
 instance_type = "t3.small"
 login = "key"
+packages = ["python3-boto3"]    # what the students' own code calls AWS with, from the seat
 
 [network]
 ssh_cidr = "198.51.100.0/24"
@@ -56,6 +57,10 @@ ssh_cidr = "198.51.100.0/24"
 [storage]
 data_bucket = "emr-course-data"
 scratch_bucket = "emr-course-scratch"
+
+[access]
+users = true
+permissions = ["submit-steps", "view-clusters", "read-data", "write-scratch"]
 
 [clusters]
 per = "group"
@@ -85,6 +90,33 @@ BOOTSTRAP = """#!/bin/bash
 set -euo pipefail
 echo "export COURSE_DATA=s3://$1/" | sudo tee /etc/profile.d/course.sh >/dev/null
 echo "course environment set on $(hostname)"
+"""
+
+
+# Run on a seat as its student: the seat's own AWS identity (~/.aws/credentials, written by
+# setup) against the sandbox's endpoint, as on AWS. Debian's botocore predates
+# AWS_ENDPOINT_URL, so the endpoint is passed on.
+STUDENT = """
+import os, boto3
+from botocore.exceptions import ClientError
+url = os.environ["AWS_ENDPOINT_URL"]
+emr, ec2 = boto3.client("emr", endpoint_url=url), boto3.client("ec2", endpoint_url=url)
+step = [{{"Name": "from the seat", "ActionOnFailure": "CONTINUE", "HadoopJarStep": {{
+    "Jar": "command-runner.jar", "Args": ["bash", "-c", "echo from the seat"]}}}}]
+def attempt(label, call):
+    try:
+        print(label, call())
+    except ClientError as exc:
+        print(label, exc.response["Error"]["Code"])
+attempt("own", lambda: emr.add_job_flow_steps(JobFlowId="{own}", Steps=step)["StepIds"][0])
+attempt("other", lambda: emr.add_job_flow_steps(JobFlowId="{other}", Steps=step))
+attempt("describe-own", lambda: emr.describe_cluster(ClusterId="{own}")["Cluster"]["Id"])
+attempt("run-instances", lambda: ec2.run_instances(ImageId="ami-12c6146b", MinCount=1,
+        MaxCount=1, InstanceType="t3.micro"))
+attempt("run-job-flow", lambda: emr.run_job_flow(Name="mine", ReleaseLabel="emr-7.2.0",
+        Instances={{"MasterInstanceType": "m5.xlarge", "InstanceCount": 1}},
+        JobFlowRole="labtui-emr-emr-ec2", ServiceRole="labtui-emr-emr-service"))
+print("me", boto3.client("sts", endpoint_url=url).get_caller_identity()["Arn"])
 """
 
 
@@ -203,6 +235,21 @@ def test_a_class_with_clusters_from_up_to_down(ctx, sandbox, sandbox_state,
     rows = {r.key: r for r in clusterops.status(ctx, course)}
     assert rows["red"].steps_failed == 1 and rows["red"].steps_total == 3
     assert rows["blue"].steps_failed == 0 and rows["blue"].master
+
+    # from a seat, as its student: their own cluster takes a step, a classmate's refuses it,
+    # and neither a machine nor a cluster can be started from there
+    script = STUDENT.format(own=running["red"].cluster_id, other=running["blue"].cluster_id)
+    status, out = on_seat(ctx, course, "s01", f"python3 - <<'EOF'\n{script}\nEOF")
+    assert status == 0, out
+    said = dict(line.split(" ", 1) for line in out.splitlines())
+    assert said["own"].startswith("s-")
+    assert said["other"] == "AccessDeniedException"
+    assert said["describe-own"] == running["red"].cluster_id
+    assert said["run-instances"] == "UnauthorizedOperation"
+    assert said["run-job-flow"] == "AccessDeniedException"
+    assert said["me"].endswith(":user/labtui/emr/labtui-emr-s01")
+    assert _wait_step(ctx, course, "s01", said["own"]) == "COMPLETED"
+    assert len(clusterops.live(ctx, course)) == 2
 
     # idle clusters end by their auto-termination policy (the sandbox's clock moved on an
     # hour); the next up gives each group a new one and says why
