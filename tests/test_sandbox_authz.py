@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from types import SimpleNamespace
 
@@ -289,3 +292,71 @@ def test_the_instructors_requests_are_unaffected(world):
     assert admin.emr.describe_cluster(ClusterId=world.cluster)["Cluster"]["Id"] == \
         world.cluster
     assert admin.sts.get_caller_identity()["Account"] == ACCOUNT_ID
+
+
+def test_multipart_uploads_and_presigned_urls_are_decided_too(world):
+    s3, scratch = world.student.s3, world.scratch
+    upload = s3.create_multipart_upload(Bucket=scratch, Key="s01/big.bin")["UploadId"]
+    part = s3.upload_part(Bucket=scratch, Key="s01/big.bin", UploadId=upload, PartNumber=1,
+                          Body=b"x" * 1024)["ETag"]
+    s3.complete_multipart_upload(Bucket=scratch, Key="s01/big.bin", UploadId=upload,
+                                 MultipartUpload={"Parts": [{"ETag": part, "PartNumber": 1}]})
+    assert world.admin.s3.head_object(Bucket=scratch, Key="s01/big.bin")["ContentLength"] == \
+        1024
+    assert code_of(s3.create_multipart_upload, Bucket=scratch, Key="s02/big.bin") == \
+        "AccessDenied"
+    theirs = world.admin.s3.create_multipart_upload(Bucket=scratch, Key="s02/big.bin")[
+        "UploadId"]
+    assert code_of(s3.upload_part, Bucket=scratch, Key="s02/big.bin", UploadId=theirs,
+                   PartNumber=1, Body=b"y") == "AccessDenied"
+    assert code_of(s3.abort_multipart_upload, Bucket=scratch, Key="s02/big.bin",
+                   UploadId=theirs) == "AccessDenied"
+    assert [u["UploadId"] for u in world.admin.s3.list_multipart_uploads(Bucket=scratch)[
+        "Uploads"]] == [theirs]
+    # presigned URLs (SigV2, boto3's default for S3, and SigV4) carry the key in the query
+    v4 = boto3.client("s3", REGION, endpoint_url=world.url, config=Config(
+        signature_version="s3v4", retries={"max_attempts": 1}),
+        aws_access_key_id=world.key["AccessKeyId"],
+        aws_secret_access_key=world.key["SecretAccessKey"])
+    for signer in (s3, v4):
+        mine = signer.generate_presigned_url("get_object", Params={
+            "Bucket": scratch, "Key": "s01/out.txt"})
+        theirs = signer.generate_presigned_url("get_object", Params={
+            "Bucket": scratch, "Key": "s02/notes.txt"})
+        assert world.key["AccessKeyId"] in urllib.parse.unquote(theirs)
+        with urllib.request.urlopen(mine, timeout=10) as reply:
+            assert reply.read() == b"mine"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(theirs, timeout=10)
+        assert refused.value.code == 403
+        assert b"<Code>AccessDenied</Code>" in refused.value.read()
+
+
+def test_an_assumed_roles_key_is_decided_by_the_roles_policies(world):
+    """The credentials of a machine's instance profile are an assumed role's (imds.py):
+    what the role's policies allow, and nothing more."""
+    admin = world.admin
+    role = admin.iam.create_role(RoleName="authz-reader", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "ec2.amazonaws.com"}}]}
+    ))["Role"]
+    admin.iam.put_role_policy(RoleName="authz-reader", PolicyName="read-data",
+                              PolicyDocument=json.dumps({
+                                  "Version": "2012-10-17", "Statement": [{
+                                      "Effect": "Allow", "Action": "s3:GetObject",
+                                      "Resource": f"arn:aws:s3:::{world.data}/*"}]}))
+    creds = admin.sts.assume_role(RoleArn=role["Arn"], RoleSessionName="i-machine")[
+        "Credentials"]
+    s3, sts = (boto3.client(s, REGION, endpoint_url=world.url, config=ONCE,
+                            aws_access_key_id=creds["AccessKeyId"],
+                            aws_secret_access_key=creds["SecretAccessKey"],
+                            aws_session_token=creds["SessionToken"]) for s in ("s3", "sts"))
+    assert sts.get_caller_identity()["Arn"].endswith(":assumed-role/authz-reader/i-machine")
+    assert s3.get_object(Bucket=world.data, Key="lecture1.csv")["Body"].read() == \
+        b"a,b\n1,2\n"
+    error = error_of(s3.put_object, Bucket=world.data, Key="lecture1.csv", Body=b"x")
+    assert error.response["Error"]["Code"] == "AccessDenied"
+    assert error.response["Error"]["Message"].startswith(
+        f"User: arn:aws:sts::{ACCOUNT_ID}:assumed-role/authz-reader/i-machine is not "
+        "authorized to perform: s3:PutObject")
+    assert creds["SecretAccessKey"] not in error.response["Error"]["Message"]

@@ -12,11 +12,15 @@ permissions table (``labtui.policy.decide``, PMapper's local policy simulation):
   it gets AWS's error (UnauthorizedOperation for EC2, AccessDenied for the other query
   services and for S3, AccessDeniedException for JSON services such as EMR) and never
   reaches moto.
-- Any other key (the instructor's fake credentials, a machine's role credentials) passes
-  untouched, without its body being read.
-- A key once seen as a student's that no longer exists (rotated, deleted, or the sandbox
-  reset) is refused as AWS refuses an unknown key (InvalidClientTokenId and its
-  per-protocol siblings): it never passes as the instructor.
+- A request signed with the temporary key of an assumed role of the emulator's STS (the
+  credentials a machine's metadata service hands out for its instance profile, or
+  AssumeRole's) is decided the same way by the role's inline and attached policies.
+- Any other key (the instructor's fake credentials) passes untouched, without its body
+  being read.
+- A key once seen as a student's (any IAM user's key the emulator has held, or one used)
+  that no longer exists or is inactive (rotated, deleted, or the sandbox reset) is refused
+  as AWS refuses an unknown key (InvalidClientTokenId and its per-protocol siblings): it
+  never passes as the instructor.
 - STS GetCallerIdentity is always allowed, as on AWS.
 
 What the request does is read from the wire: the signature's credential scope (region,
@@ -46,6 +50,7 @@ _V2 = re.compile(r"^AWS ([^:\s]+):")
 _INSTANCE = re.compile(r"InstanceId(\.\d+)?$")
 # the IAM action prefix of a service whose signing name differs from it
 _PREFIX = {"monitoring": "cloudwatch", "email": "ses"}
+ROLES = True   # also decide requests signed with an assumed role's temporary key
 BODY_MOST = 1 << 20   # a form, JSON or S3 delete request bigger than this is refused
 
 
@@ -67,6 +72,7 @@ class Principal:
     policies: list[dict[str, Any]]
     active: bool = True
     tags: dict[str, str] = field(default_factory=dict)
+    iam_arn: str = ""   # the user's or role's ARN, as the evaluator takes it (else arn)
 
 
 @dataclass(frozen=True)
@@ -146,15 +152,18 @@ def _user_policies(backend: Any, user: Any) -> list[dict[str, Any]]:
     return docs
 
 
-def find_user(key: str) -> Principal | None:
-    """The IAM user (of any account) owning access key ``key``, with its policies."""
+def find_user(key: str, seen: set[str] | None = None) -> Principal | None:
+    """The IAM user (of any account) owning access key ``key``, with its policies; every
+    user key met on the way is added to ``seen``."""
     from moto.iam.models import iam_backends
 
     for account, partitions in _items(iam_backends):
         for _, backend in _items(partitions):
             for _, user in _items(getattr(backend, "users", {})):
-                found = next((k for k in list(user.access_keys)
-                              if k.access_key_id == key), None)
+                keys = list(user.access_keys)
+                if seen is not None:
+                    seen.update(k.access_key_id for k in keys)
+                found = next((k for k in keys if k.access_key_id == key), None)
                 if found is None:
                     continue
                 try:
@@ -165,6 +174,34 @@ def find_user(key: str) -> Principal | None:
                 return Principal(f"arn:aws:iam::{account}:user{user.path}{user.name}",
                                  account, _user_policies(backend, user),
                                  found.status == "Active", tags)
+    return None
+
+
+def find_role_session(key: str) -> Principal | None:
+    """The assumed role (of the emulator's STS: a machine's instance profile, AssumeRole)
+    whose temporary key is ``key``, with its role's policies."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    for account, partitions in _items(sts_backends):
+        for _, backend in _items(partitions):
+            session = next((r for r in list(getattr(backend, "assumed_roles", []))
+                            if r.access_key_id == key), None)
+            if session is None:
+                continue
+            name = session.role_arn.rsplit("/", 1)[-1]
+            # decide() builds a PMapper node without a trust policy, which PMapper refuses
+            # for a role: the role's policies are evaluated as those of a user of its name
+            iam_arn = f"arn:aws:iam::{account}:user/{name}"
+            role = next((r for _, iam in _items(dict.get(iam_backends, account))
+                         for _, r in _items(getattr(iam, "roles", {}))
+                         if r.arn == session.role_arn), None)
+            docs: list[dict[str, Any]] = []
+            if role is not None:
+                docs = [d for d in (_document(t) for t in list(role.policies.values())) if d]
+                docs += _managed(list(role.managed_policies.values()))
+            return Principal(f"arn:aws:sts::{account}:assumed-role/{name}/"
+                             f"{session.session_name}", account, docs, iam_arn=iam_arn)
     return None
 
 
@@ -510,15 +547,16 @@ class Authorizer:
         caller = caller_of(environ)
         if caller is None:
             return None
-        principal = find_user(caller.key)
-        if principal is None:
-            with self._lock:
-                known = caller.key in self._students
-            if not known:
-                return None  # the instructor's key (or a machine's role): untouched
-        else:
-            with self._lock:
+        seen: set[str] = set()
+        principal = find_user(caller.key, seen)
+        if principal is None and ROLES:
+            principal = find_role_session(caller.key)
+        with self._lock:
+            self._students.update(seen)
+            if principal is not None:
                 self._students.add(caller.key)
+            elif caller.key not in self._students:
+                return None  # the instructor's key: untouched
         head = environ.get("REQUEST_METHOD", "").upper() == "HEAD"
         if principal is None or not principal.active:
             code, status, message = _UNKNOWN_KEY[_style(environ, caller)]
@@ -543,9 +581,14 @@ class Authorizer:
         if not forced and [a.action for a in asks] == ["sts:GetCallerIdentity"]:
             return None
         for ask in asks:
-            decision = None if forced else decide(principal.arn, principal.policies,
-                                                  ask.action, ask.resource, ask.context,
-                                                  principal.tags)
+            decision = None
+            if not forced:
+                try:
+                    decision = decide(principal.iam_arn or principal.arn, principal.policies,
+                                      ask.action, ask.resource, ask.context, principal.tags)
+                except Exception as exc:  # a policy the evaluator cannot read: refused
+                    log.info("sandbox authz: cannot decide %s: %s", ask.action,
+                             type(exc).__name__)
             if decision is not None and decision.allowed:
                 continue
             explicit = bool(decision and decision.explicit_deny)
