@@ -153,6 +153,22 @@ class QuotaRequested(Event):
                 "`labtui quotas` shows its progress)")
 
 
+@dataclass(frozen=True)
+class CardMailed(Event):
+    """A seat's handout card was mailed to its students (``to``), or could not be (``ok``
+    false, ``detail`` says why and names the addresses refused)."""
+
+    seat: str
+    to: tuple[str, ...] = ()
+    ok: bool = True
+    detail: str = ""
+
+    def human(self) -> str:
+        if self.ok:
+            return f"{self.seat}: card mailed to {', '.join(self.to)}"
+        return f"{self.seat}: card NOT mailed — {self.detail}"
+
+
 class EventSink(Protocol):
     def emit(self, event: Event) -> None: ...
 

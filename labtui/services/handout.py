@@ -1,0 +1,541 @@
+"""Handout cards: one per seat (a student's machine, or a group's), written as files and
+mailed to the seat's own students.
+
+A card says who sits at the seat, where its machine is (through the one address seam,
+``Remote.address``: a loopback host:port on the sandbox, never the emulator's fake IP), the
+exact ``ssh`` command with the machine's pinned host key, the login user and the seat's
+password (or the path of its private key file with ``login = "key"``), the seat's EMR
+cluster, its AWS identity and where its keys are on the machine, and what that identity may
+and may not do (``labtui.policy.permissions_table``). A card holds its own seat's secret and
+no other seat's: each is built from that seat's files alone.
+
+``write`` puts every card in CSV, Markdown and HTML files (0600, in a 0700 folder); ``mail``
+sends each seat's students their card (SMTP or SES, labtui/services/mailer.py) and records
+what went out in ``handout/sent.json``, so a card that changed since (a new address after a
+restart, a new password) shows as "changed since sent" and can be sent again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import io
+import json
+import os
+import re
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from labtui.course import Course, Seat
+from labtui.errors import InputError, LabError
+from labtui.schema import did_you_mean
+from labtui.services import passwords, ssh
+from labtui.services.inventory import Machine
+from labtui.state import CourseState, private_dir, read_json, write_json, write_private
+
+FILES = ("cards.csv", "cards.md", "cards.html")
+SENT_FILE = "sent.json"
+CREDENTIALS = "~/.aws/credentials"
+# How a student's OpenSSH trusts the machine: only the pinned key, no prompt, no agent.
+PINNED_OPTIONS = ("-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null",
+                  "-o", "HostKeyAlgorithms=ssh-ed25519", "-o", "ForwardAgent=no",
+                  "-o", "ForwardX11=no")
+NOT_SENT, SENT, CHANGED = "not sent", "sent", "changed since sent"
+
+
+@dataclass(frozen=True)
+class ClusterLine:
+    key: str
+    cluster_id: str | None
+    region: str | None
+    state: str = "absent"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Card:
+    """One seat's card. ``password`` is the seat's own secret: never in a repr or a log."""
+
+    course_id: str
+    course_name: str
+    seat: str
+    students: tuple[tuple[str, str], ...]          # (name, email)
+    state: str                                     # the machine's: running, stopped, absent
+    user: str
+    login: str                                     # "password" | "key"
+    host: str | None = None
+    port: int | None = None
+    note: str = ""                                 # why there is no address
+    password: str | None = field(default=None, repr=False)
+    key_file: str | None = None
+    host_key: str | None = None                    # the pinned public line
+    fingerprint: str | None = None
+    clusters: tuple[ClusterLine, ...] = ()
+    identity: str | None = None
+    allowed: tuple[str, ...] = ()
+    denied: tuple[str, ...] = ()
+
+    @property
+    def address(self) -> str | None:
+        if self.host is None or self.port is None:
+            return None
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def emails(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(email for _, email in self.students if email))
+
+    @property
+    def known_hosts_file(self) -> str:
+        return f"{self.course_id}-{self.seat}.known_hosts"
+
+    @property
+    def known_hosts_line(self) -> str | None:
+        if self.host is None or self.port is None or not self.host_key:
+            return None
+        return f"{ssh._host_key_name(self.host, self.port)} {self.host_key}"
+
+    @property
+    def ssh_argv(self) -> list[str] | None:
+        if self.host is None or self.port is None or not self.host_key:
+            return None
+        return openssh_argv(self.host, self.port, self.user, self.known_hosts_file,
+                            self.key_file if self.login == "key" else None)
+
+    @property
+    def ssh_command(self) -> str | None:
+        argv = self.ssh_argv
+        return shlex.join(argv) if argv else None
+
+    @property
+    def machine_text(self) -> str:
+        if self.address:
+            return f"running at {self.address}"
+        if self.state == "running":
+            return f"running; {self.note or 'no address yet'}"
+        what = "no machine yet" if self.state == "absent" else f"not running ({self.state})"
+        return (f"{what}; its address appears on the next `labtui handout` after it "
+                "starts")
+
+    @property
+    def secret_text(self) -> str:
+        if self.login == "key":
+            return self.key_file or "no key yet (it is made when the machine is set up)"
+        return self.password or "not set yet (it is set when the machine is set up)"
+
+    def cluster_texts(self) -> list[str]:
+        out = []
+        for c in self.clusters:
+            if c.cluster_id is None:
+                out.append(f"{c.key}: no cluster yet")
+            elif c.state in ("TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"):
+                out.append(f"{c.cluster_id} in {c.region} ({c.key}): ended"
+                           + (f" — {c.reason}" if c.reason else ""))
+            else:
+                out.append(f"{c.cluster_id} in {c.region} ({c.key})")
+        return out
+
+    def facts(self) -> dict[str, Any]:
+        """What the student relies on (the digest covers these: a new address, password,
+        host key or cluster is a changed card; a cluster going from STARTING to WAITING
+        is not)."""
+        return {"seat": self.seat, "students": [list(s) for s in self.students],
+                "address": self.address, "user": self.user, "login": self.login,
+                "password": self.password, "key_file": self.key_file,
+                "host_key": self.host_key,
+                "clusters": [[c.key, c.cluster_id, c.region] for c in self.clusters],
+                "identity": self.identity, "allowed": list(self.allowed),
+                "denied": list(self.denied)}
+
+    def digest(self) -> str:
+        raw = json.dumps(self.facts(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+
+    def lines(self) -> list[tuple[str, str]]:
+        """(label, value) in the order every format shows them."""
+        out = [("Seat", self.seat),
+               ("Students", ", ".join(f"{n} <{e}>" if e else n for n, e in self.students)),
+               ("Machine", self.machine_text),
+               ("Login user", self.user),
+               ("Key file" if self.login == "key" else "Password", self.secret_text)]
+        if self.host_key:
+            out.append(("Host key", f"{self.host_key}"
+                        + (f" ({self.fingerprint})" if self.fingerprint else "")))
+        if self.known_hosts_line:
+            out.append((f"Save as {self.known_hosts_file}", self.known_hosts_line))
+        if self.ssh_command:
+            out.append(("Connect", self.ssh_command))
+        for text in self.cluster_texts():
+            out.append(("EMR cluster", text))
+        if self.identity:
+            out.append(("AWS identity", f"{self.identity}; its keys are in {CREDENTIALS} "
+                                        "on the machine"))
+        if self.allowed:
+            out.append(("May", "; ".join(self.allowed)))
+        if self.denied:
+            out.append(("May not", "; ".join(self.denied)))
+        return out
+
+
+def openssh_argv(host: str, port: int, user: str, known_hosts: str,
+                 identity: str | None = None) -> list[str]:
+    """The OpenSSH command that logs in to ``user@host:port`` trusting only the host key in
+    ``known_hosts`` (``host key`` on port 22, ``[host]:port key`` otherwise)."""
+    argv = ["ssh"]
+    if identity:
+        argv += ["-i", identity, "-o", "IdentitiesOnly=yes"]
+    if port != 22:
+        argv += ["-p", str(port)]
+    return argv + ["-o", f"UserKnownHostsFile={known_hosts}", *PINNED_OPTIONS,
+                   f"{user}@{host}"]
+
+
+# ------------------------------------------------------------------------- building cards
+
+def chosen_seats(course: Course, names: Iterable[str] | None) -> list[Seat]:
+    """The seats named (a seat or one of its students), each once in the order named; all
+    seats when None or empty. An unknown name is bad input naming the course file."""
+    names = list(names or [])
+    if not names:
+        return list(course.seats)
+    by_id = {s.id: s for s in course.seats}
+    of_student = {st.id: seat for seat in course.seats for st in seat.students}
+    out: dict[str, Seat] = {}
+    for name in names:
+        seat = by_id.get(name) or of_student.get(name)
+        if seat is None:
+            hint = did_you_mean(name, list(by_id) + list(of_student))
+            raise InputError(f"{course.path}: {name!r} is no seat or student of {course.id}. "
+                             f"Fix: {hint or 'run `labtui status COURSE` to list the seats'}")
+        out.setdefault(seat.id, seat)
+    return list(out.values())
+
+
+def cards(ctx: Any, course: Course, seats: Iterable[str] | None = None) -> list[Card]:
+    """Every chosen seat's card, from one look at the machines and one at the clusters."""
+    from labtui.services import inventory
+
+    if course.machines is None:
+        raise InputError(f"{course.path}: the course has no [machines] section, so there is "
+                         "no machine to hand out. Fix: add one (see sample_course.toml)")
+    chosen = chosen_seats(course, seats)
+    state = ctx.state.course(course.id)
+    found = inventory.machines(ctx.aws, course.id, course.regions).by_seat()
+    clusters = _clusters(ctx, course)
+    remote = _remote(ctx, course, state)
+    return [_card(ctx, course, state, seat, found.get(seat.id, []), clusters, remote)
+            for seat in chosen]
+
+
+def _remote(ctx: Any, course: Course, state: CourseState) -> Any:
+    """The seam to a machine's address and pinned key (it never logs in here, so it needs
+    no private key)."""
+    from labtui.services.machines import KnownHosts
+    from labtui.services.remote import Remote
+
+    user = course.machines.user if course.machines else "ubuntu"
+    return Remote(ctx.aws, ctx.resolver, KnownHosts(state), "", user)
+
+
+def _clusters(ctx: Any, course: Course) -> dict[str, Any]:
+    """Each cluster key's live cluster, else the last that ended (clusterops.latest, for
+    every key at once)."""
+    if course.clusters is None:
+        return {}
+    from labtui import clusterops
+    from labtui.services import clusters as clusters_service
+
+    found = dict(clusterops.live(ctx, course))
+    if any(key not in found for key in course.cluster_units):
+        for key, cluster in clusters_service.last_ended(ctx.aws, course.id,
+                                                        course.regions).items():
+            found.setdefault(key, cluster)
+    return found
+
+
+def _card(ctx: Any, course: Course, state: CourseState, seat: Seat, machines: list[Machine],
+          clusters: dict[str, Any], remote: Any) -> Card:
+    from labtui import policy
+    from labtui.services import access
+
+    cfg = course.machines
+    assert cfg is not None
+    live = sorted(machines, key=lambda m: (m.state != "running", m.launched), reverse=False)
+    machine = live[0] if live else None
+    host = port = None
+    host_key = fingerprint = None
+    note = ""
+    if machine is not None and machine.state == "running":
+        try:
+            host, port = remote.address(machine)
+        except ssh.SshError:
+            note = "SSH does not answer yet (it may still be booting)"
+        host_key = remote.known.get(ctx.aws, machine)
+        fingerprint = _fingerprint(host_key)
+    key_file = None
+    password = None
+    if cfg.login == "key":
+        path = state.secrets / "seat_keys" / seat.id   # keys.seat_key's file
+        key_file = str(path) if path.exists() else None
+    else:
+        password = passwords.get(state, seat.id)
+    keys = dict.fromkeys(course.cluster_key(s) for s in seat.students) if course.clusters \
+        else {}
+    lines = []
+    for key in keys:
+        c = clusters.get(key)
+        lines.append(ClusterLine(key, c.cluster_id, c.region, c.state, c.reason) if c
+                     else ClusterLine(key, None, None))
+    identity = None
+    allowed: list[str] = []
+    denied: list[str] = []
+    if access.enabled(course):
+        identity = policy.user_name(course, seat)
+        for case in policy.permissions_table(course, seat.id):
+            (allowed if case.decision.allowed else denied).append(case.what)
+    return Card(course.id, course.name, seat.id,
+                tuple((s.name, s.email) for s in seat.students),
+                machine.state if machine else "absent", cfg.user, cfg.login, host, port, note,
+                password, key_file, host_key, fingerprint, tuple(lines), identity,
+                tuple(allowed), tuple(denied))
+
+
+def _fingerprint(line: str | None) -> str | None:
+    if not line:
+        return None
+    import base64
+
+    try:
+        blob = base64.b64decode(line.split()[1], validate=True)
+    except (IndexError, ValueError):
+        return None
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
+# ------------------------------------------------------------------------------ formats
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _flat(text: str) -> str:
+    """One line of text: control characters (a newline in a roster name) become spaces."""
+    return _CONTROL.sub(" ", text)
+
+
+def text(card: Card) -> str:
+    """The card as plain text (the body of its mail)."""
+    head = f"{card.course_name} ({card.course_id}) — your machine"
+    width = max(len(label) for label, _ in card.lines())
+    body = [f"{label + ':':<{width + 1}} {_flat(value)}" for label, value in card.lines()]
+    return "\n".join([head, "=" * len(head), *body, ""]) + "\n"
+
+
+def csv_text(found: list[Card]) -> str:
+    columns = ["seat", "students", "emails", "machine", "address", "user", "login",
+               "password", "key_file", "host_key", "known_hosts", "ssh_command", "clusters",
+               "identity", "credentials", "may", "may_not"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for c in found:
+        row = [c.seat, "; ".join(n for n, _ in c.students), "; ".join(c.emails),
+               c.machine_text, c.address or "", c.user, c.login, c.password or "",
+               c.key_file or "", c.host_key or "", c.known_hosts_line or "",
+               c.ssh_command or "", "; ".join(c.cluster_texts()), c.identity or "",
+               CREDENTIALS if c.identity else "", "; ".join(c.allowed), "; ".join(c.denied)]
+        writer.writerow([_cell(_flat(v)) for v in row])
+    return out.getvalue()
+
+
+def _cell(value: str) -> str:
+    """A spreadsheet never runs a cell as a formula (a roster name "=HYPERLINK(...)")."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]#!|~<>&])")  # what could start markup mid-line
+
+
+def _md(value: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", _flat(value))
+
+
+def _md_code(value: str) -> str:
+    value = _flat(value)
+    ticks = "`" * (max((len(m) for m in re.findall(r"`+", value)), default=0) + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{ticks}{pad}{value}{pad}{ticks}"
+
+
+_CODE = ("Password", "Key file", "Host key", "Connect", "Login user")
+
+
+def markdown(found: list[Card]) -> str:
+    if not found:
+        return "# Handout\n\nNo seats.\n"
+    out = [f"# {_md(found[0].course_name)} ({_md(found[0].course_id)}) — handout", ""]
+    for c in found:
+        out += [f"## Seat {_md(c.seat)}", ""]
+        for label, value in c.lines():
+            shown = _md_code(value) if label in _CODE or label.startswith("Save as") \
+                else _md(value)
+            out.append(f"- **{_md(label)}:** {shown}")
+        out.append("")
+    return "\n".join(out)
+
+
+_STYLE = """
+body { font-family: sans-serif; margin: 1cm; }
+.card { border: 1px solid #444; border-radius: 6px; padding: 0.6cm; margin-bottom: 1cm;
+        page-break-inside: avoid; break-inside: avoid; }
+.card + .card { page-break-before: always; break-before: page; }
+h1 { font-size: 1.2em; margin: 0 0 0.4cm 0; }
+th { text-align: left; vertical-align: top; padding-right: 1em; white-space: nowrap; }
+td code { word-break: break-all; }
+@media print { .card + .card { margin-top: 0; } }
+"""
+
+
+def html_card(card: Card) -> str:
+    e = html.escape
+    rows = []
+    for label, value in card.lines():
+        cell = f"<code>{e(_flat(value))}</code>" if label in _CODE or \
+            label.startswith("Save as") else e(_flat(value))
+        rows.append(f"<tr><th>{e(label)}</th><td>{cell}</td></tr>")
+    return (f'<section class="card" id="seat-{e(card.seat)}">\n'
+            f"<h1>{e(card.course_name)} ({e(card.course_id)}) — seat {e(card.seat)}</h1>\n"
+            "<table>\n" + "\n".join(rows) + "\n</table>\n</section>\n")
+
+
+def html_page(found: list[Card]) -> str:
+    title = (f"{found[0].course_name} ({found[0].course_id}) — handout" if found
+             else "handout")
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+            + "".join(html_card(c) for c in found) + "</body>\n</html>\n")
+
+
+# ------------------------------------------------------------------------------ writing
+
+def folder_of(ctx: Any, course: Course) -> Path:
+    return ctx.state.course(course.id).root / "handout"
+
+
+def _private_folder(path: Path, given: bool) -> Path:
+    """The folder the cards go to, 0700. A folder given with --to that others may read, or
+    that is not the user's, is refused rather than changed (it may be their Desktop)."""
+    if given and path.exists():
+        if not path.is_dir():
+            raise InputError(f"--to {path}: is not a folder. Fix: name a folder (it is "
+                             "created 0700 when missing)")
+        info = path.stat()
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            who = ("belongs to another user" if info.st_uid != os.geteuid()
+                   else f"can be read by others (mode {info.st_mode & 0o777:o})")
+            raise InputError(f"--to {path}: {who}, and the cards hold passwords. Fix: name "
+                             f"a new folder (labtui creates it 0700) or `chmod 700 {path}`")
+        return path
+    try:
+        return private_dir(path)
+    except OSError as exc:
+        raise InputError(f"--to {path}: cannot be created "
+                         f"({exc.strerror or type(exc).__name__}). Fix: name a folder you "
+                         "may write to") from None
+
+
+def write(ctx: Any, course: Course, to: Path | None = None,
+          found: list[Card] | None = None) -> list[Path]:
+    """Write every seat's card as CSV, Markdown and HTML (each 0600, in a 0700 folder:
+    ``to``, else the course's state folder's ``handout/``); returns the three paths."""
+    found = cards(ctx, course) if found is None else found
+    folder = _private_folder(Path(to).expanduser() if to else folder_of(ctx, course),
+                             given=to is not None)
+    bodies = (csv_text(found), markdown(found), html_page(found))
+    return [write_private(folder / name, body) for name, body in zip(FILES, bodies,
+                                                                      strict=True)]
+
+
+# ------------------------------------------------------------------------------ sending
+
+@dataclass
+class MailResult:
+    """What ``mail`` did: the seats whose card went out (to whom) and those that failed
+    (why); ``cards`` are the cards it tried."""
+
+    sent: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    cards: list[Card] = field(default_factory=list, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def sent(state: CourseState) -> dict[str, dict[str, Any]]:
+    """What went out, by seat: ``{"to": [...], "at": ISO time, "digest": "sha256:..."}``
+    (the roster reads this)."""
+    data = read_json(state.root / "handout" / SENT_FILE)
+    return data if isinstance(data, dict) else {}
+
+
+def delivery(card: Card, record: dict[str, Any] | None) -> str:
+    """"not sent", "sent" (this very card), or "changed since sent"."""
+    if not record:
+        return NOT_SENT
+    return SENT if record.get("digest") == card.digest() else CHANGED
+
+
+def _record(state: CourseState, card: Card, to: tuple[str, ...]) -> None:
+    records = sent(state)
+    records[card.seat] = {"to": list(to), "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                          "digest": card.digest()}
+    private_dir(state.root / "handout")
+    write_json(state.root / "handout" / SENT_FILE, records)
+
+
+def mail(ctx: Any, course: Course, seats: list[str] | None = None,
+         found: list[Card] | None = None) -> MailResult:
+    """Send each chosen seat's students their own card: one message per seat, addressed to
+    its students. Everything that would stop every message (no [mail], no SMTP password,
+    an unverified SES sender, no server) is refused before the first goes out; a seat that
+    fails is named and the others still go."""
+    from labtui.events import CardMailed
+    from labtui.services import mailer
+
+    ctx.refuse_if_read_only("mail")
+    transport = mailer.prepare(ctx, course)   # raises before anything is sent
+    found = cards(ctx, course, seats) if found is None else found
+    state = ctx.state.course(course.id)
+    result = MailResult(cards=found)
+    with transport:
+        for card in found:
+            if not card.emails:
+                why = "no email address in the roster. Fix: add the students' emails"
+                result.failed[card.seat] = why
+                ctx.sink.emit(CardMailed(card.seat, (), ok=False, detail=why))
+                continue
+            try:
+                delivered, refused = transport.send(card.emails, mailer.message(course, card))
+            except LabError as exc:
+                result.failed[card.seat] = str(exc)
+                ctx.sink.emit(CardMailed(card.seat, card.emails, ok=False, detail=str(exc)))
+                continue
+            if delivered:
+                result.sent[card.seat] = delivered
+                _record(state, card, delivered)
+            if refused:
+                why = "refused by the mail server: " + "; ".join(
+                    f"{to} ({reason})" for to, reason in refused.items())
+                result.failed[card.seat] = why + (f" (sent to {', '.join(delivered)})"
+                                                  if delivered else "")
+                ctx.sink.emit(CardMailed(card.seat, tuple(refused), ok=False,
+                                         detail=result.failed[card.seat]))
+            else:
+                ctx.sink.emit(CardMailed(card.seat, delivered))
+    return result

@@ -1,0 +1,272 @@
+"""Handout cards and mail, through the real path: machines brought up on the sandbox (real
+addresses, real passwords), the CLI run as a subprocess, and a real SMTP server (aiosmtpd)
+on 127.0.0.1 that takes the messages."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from labtui import lifecycle
+from labtui.course import load
+from labtui.services import handout, passwords
+
+from .courses import write_course
+from .test_cli import json_lines, run
+
+# aiosmtpd warns of AUTH without TLS: this server is on loopback, for the tests only
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+SMTP_PASSWORD = "smtp-Secret-9731-do-not-print"
+ODD_NAME = "<b>O'Hara & Co</b>"
+# s01 and s02 take mail; the server refuses s03's only address.
+STUDENTS = f"""
+[[roster.students]]
+id = "s01"
+name = "Ada Lovelace"
+email = "ada@example.edu"
+
+[[roster.students]]
+id = "s02"
+name = "{ODD_NAME}"
+email = "ohara@example.edu"
+
+[[roster.students]]
+id = "s03"
+name = "Nobody Here"
+email = "nobody@refused.example.edu"
+"""
+
+
+class Collect:
+    """An aiosmtpd handler that keeps every envelope and refuses some recipients."""
+
+    def __init__(self, refuse: set[str]) -> None:
+        self.refuse = refuse
+        self.envelopes: list = []
+        self.logins: list[str] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        def text(value) -> str:
+            return value.decode() if isinstance(value, bytes) else str(value)
+
+        ok = (isinstance(auth_data, LoginPassword) and text(auth_data.login) == "instructor"
+              and text(auth_data.password) == SMTP_PASSWORD)
+        if ok:
+            self.logins.append(text(auth_data.login))
+        return AuthResult(success=ok, handled=False)  # the server answers 235 / 535
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on 127.0.0.1 (a free port) that wants a login, started and
+    stopped here."""
+    handler = Collect({"nobody@refused.example.edu"})
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port,
+                            server_hostname="localhost", authenticator=handler.authenticate,
+                            auth_require_tls=False, auth_required=True,
+                            auth_exclude_mechanism=["LOGIN"])
+    controller.start()
+    handler.port = port
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+def mail_section(port: int, user: bool = True) -> str:
+    return (f'[mail]\nfrom = "instructor@example.edu"\nsmtp_host = "127.0.0.1"\n'
+            f'smtp_port = {port}\nstarttls = false\n' + ('user = "instructor"\n' if user else ""))
+
+
+def course_file(tmp_path: Path, extra: str = "") -> Path:
+    return write_course(tmp_path, "handout", students=0, machines='login = "password"',
+                        extra=STUDENTS + extra)
+
+
+def messages(handler: Collect) -> dict[str, email.message.EmailMessage]:
+    """Each delivered message by its (one) recipient."""
+    out = {}
+    for envelope in handler.envelopes:
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert len(envelope.rcpt_tos) == 1
+        out[envelope.rcpt_tos[0]] = msg
+    return out
+
+
+def body(msg) -> str:
+    return "\n".join(part.get_content() for part in msg.walk()
+                     if part.get_content_type() in ("text/plain", "text/html"))
+
+
+def test_cards_and_mail_journey(ctx, smtp, tmp_path, monkeypatch) -> None:
+    path = course_file(tmp_path, mail_section(smtp.port))
+    course = load(path)
+    result = lifecycle.up(ctx, course, setup_wait=30)
+    assert sorted(result.set_up) == ["s01", "s02", "s03"]
+    state = ctx.state.course(course.id)
+    secret = {s: passwords.get(state, s) for s in ("s01", "s02", "s03")}
+    assert all(secret.values()) and len(set(secret.values())) == 3
+
+    # -- the three files, private, each card with its own password and no other's
+    done = run("handout", str(path), "--sandbox", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {r["seat"]: r for r in json_lines(done.stdout) if r["type"] == "card"}
+    assert {r["delivery"] for r in rows.values()} == {"not sent"}
+    assert all(r["address"].startswith("127.") for r in rows.values())
+    folder = state.root / "handout"
+    files = [folder / name for name in handout.FILES]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o600] * 3
+    for word in secret.values():
+        assert word not in done.stdout + done.stderr
+    cards = {c.seat: c for c in handout.cards(ctx, course)}
+    for seat, card in cards.items():
+        shown = handout.text(card) + handout.html_card(card)
+        assert secret[seat] in shown
+        assert not [s for s, w in secret.items() if s != seat and w in shown]
+        assert card.address == rows[seat]["address"]
+        assert card.ssh_command and f"{course.machines.user}@" in card.ssh_command
+        assert card.known_hosts_line and card.host_key in card.known_hosts_line
+    page = files[2].read_text()
+    assert ODD_NAME not in page
+    assert "&lt;b&gt;O&#x27;Hara &amp; Co&lt;/b&gt;" in page
+    assert ODD_NAME not in files[1].read_text()          # Markdown escapes it too
+    assert "O'Hara & Co" in files[0].read_text()          # CSV keeps the name as it is
+
+    # -- mail: no terminal, no --yes: refused, nothing sent
+    env = {"LABTUI_SMTP_PASSWORD": SMTP_PASSWORD}
+    refused = run("mail", str(path), "--sandbox", env=env)
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert smtp.envelopes == []
+
+    # -- one message per seat, each with its own card; the refused seat is named
+    sent = run("mail", str(path), "--sandbox", "--yes", env=env)
+    assert sent.returncode == 1, sent.stdout + sent.stderr
+    assert "s03: FAILED" in sent.stdout and "nobody@refused.example.edu" in sent.stdout
+    assert "2 of 3 card(s) sent" in sent.stdout
+    got = messages(smtp)
+    assert sorted(got) == ["ada@example.edu", "ohara@example.edu"]
+    for to, seat in (("ada@example.edu", "s01"), ("ohara@example.edu", "s02")):
+        text = body(got[to])
+        assert secret[seat] in text
+        assert not [s for s, w in secret.items() if s != seat and w in text]
+        assert got[to]["To"].addresses[0].addr_spec == to
+    assert smtp.logins == ["instructor"]
+    records = handout.sent(state)
+    assert sorted(records) == ["s01", "s02"]
+    assert records["s01"]["to"] == ["ada@example.edu"]
+    assert records["s01"]["digest"] == cards["s01"].digest()
+
+    # -- a new password makes s01's card "changed since sent"; mail SEAT sends it again
+    lifecycle.reset_seat_password(ctx, course, "s01")
+    again = run("handout", str(path), "--sandbox", "--json")
+    rows = {r["seat"]: r["delivery"] for r in json_lines(again.stdout) if r["type"] == "card"}
+    assert rows == {"s01": "changed since sent", "s02": "sent", "s03": "not sent"}
+    resent = run("mail", str(path), "s01", "--sandbox", "--yes", "--json", env=env)
+    assert resent.returncode == 0, resent.stderr
+    assert [e["seat"] for e in json_lines(resent.stdout) if e["type"] == "card_mailed"] == \
+        ["s01"]
+    assert len(smtp.envelopes) == 3
+    new = passwords.get(state, "s01")
+    assert new != secret["s01"] and new in body(messages(smtp)["ada@example.edu"])
+
+    # -- a stopped machine says so on its card
+    lifecycle.stop(ctx, course, ["s03"])
+    [stopped] = handout.cards(ctx, course, ["s03"])
+    assert stopped.address is None and "not running (stopped)" in handout.text(stopped)
+    assert "next `labtui handout`" in handout.text(stopped)
+
+    # -- the SMTP password is nowhere but the environment
+    outputs = [done, refused, sent, again, resent]
+    assert not [o for o in outputs if SMTP_PASSWORD in o.stdout + o.stderr]
+    for kept in state.root.rglob("*"):
+        if kept.is_file():
+            assert SMTP_PASSWORD.encode() not in kept.read_bytes(), kept
+    assert not [e for e in smtp.envelopes if SMTP_PASSWORD.encode() in e.content]
+
+
+def test_no_mail_section_is_bad_input_with_the_fix(sandbox_state, tmp_path) -> None:
+    path = course_file(tmp_path)
+    done = run("mail", str(path), "--sandbox", "--yes")
+    assert done.returncode == 2
+    assert str(path) in done.stderr and "[mail]" in done.stderr and "Fix:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_login_without_the_password_is_refused_before_sending(smtp, sandbox_state,
+                                                                 tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("LABTUI_SMTP_PASSWORD", raising=False)
+    path = course_file(tmp_path, mail_section(smtp.port))
+    done = run("mail", str(path), "--sandbox", "--yes")
+    assert done.returncode == 2 and "LABTUI_SMTP_PASSWORD" in done.stderr
+    assert "Fix:" in done.stderr and smtp.envelopes == []
+
+
+def test_a_wrong_smtp_password_is_named_and_never_shown(smtp, sandbox_state, tmp_path) -> None:
+    path = course_file(tmp_path, mail_section(smtp.port))
+    wrong = "wrong-Password-4417"
+    done = run("mail", str(path), "--sandbox", "--yes", env={"LABTUI_SMTP_PASSWORD": wrong})
+    assert done.returncode == 1 and "refused the login" in done.stderr
+    assert wrong not in done.stdout + done.stderr and smtp.envelopes == []
+
+
+def test_ses_needs_a_verified_sender(ctx, tmp_path) -> None:
+    path = course_file(tmp_path, '[mail]\nfrom = "instructor@example.edu"\nvia = "ses"\n')
+    done = run("mail", str(path), "s01", "--sandbox", "--yes")
+    assert done.returncode == 1
+    assert "not verified" in done.stderr and "verify-email-identity" in done.stderr
+    ctx.aws.client("ses", "us-east-1").verify_email_identity(
+        EmailAddress="instructor@example.edu")
+    done = run("mail", str(path), "s01", "s02", "--sandbox", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = handout.sent(ctx.state.course("handout"))
+    assert sorted(records) == ["s01", "s02"] and records["s02"]["to"] == ["ohara@example.edu"]
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends  # the sandbox's moto runs in this process
+
+    raw = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
+    assert [(m.source, m.destinations[0]) for m in raw] == [
+        ("instructor@example.edu", "ada@example.edu"),
+        ("instructor@example.edu", "ohara@example.edu")]
+    assert "seat s02" in email.message_from_string(raw[1].raw_data)["Subject"]
+
+
+def test_a_folder_others_may_read_is_refused(ctx, tmp_path) -> None:
+    path = course_file(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    done = run("handout", str(path), "--sandbox", "--to", str(shared))
+    assert done.returncode == 2 and "chmod 700" in done.stderr
+    assert list(shared.iterdir()) == []
+    fresh = tmp_path / "cards" / "day1"
+    done = run("handout", str(path), "--sandbox", "--to", str(fresh))
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    assert sorted(p.name for p in fresh.iterdir()) == sorted(handout.FILES)
+    text = (fresh / "cards.md").read_text()
+    assert "## Seat s03" in text and "no machine yet" in text
