@@ -86,12 +86,20 @@ def rotate(ctx: Context, course: Course, name: str) -> Rotated:
 
 
 def _handouts(ctx: Context, course: Course) -> dict[str, str]:
-    """Seat -> when its card was mailed (labtui/services/handout.py records it)."""
-    try:
-        from labtui.services import handout
-    except ImportError:  # the handout service lands with its own commit
+    """Seat -> "sent <when>" or "changed since sent" (its card now differs from the one
+    mailed, e.g. a new address after a restart), from labtui/services/handout.py's record."""
+    from labtui.services import handout
+
+    records = handout.sent(ctx.state.course(course.id))
+    if not records:
         return {}
-    return handout.sent_status(ctx, course)
+    out = {}
+    for card in handout.cards(ctx, course, [s for s in records if s in
+                                            {seat.id for seat in course.seats}]):
+        said = handout.delivery(card, records.get(card.seat))
+        out[card.seat] = (f"sent {records[card.seat].get('at', '')}" if said == handout.SENT
+                          else said)
+    return out
 
 
 @dataclass

@@ -214,3 +214,40 @@ def test_a_taken_bucket_name_is_refused_before_anything_is_created(ctx, sandbox_
     assert ctx.aws.client("ec2").describe_instances()["Reservations"] == []
     assert ctx.aws.client("iam").list_users(PathPrefix="/labtui/acc/")["Users"] == []
     assert "acc-course-scratch" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
+
+def test_a_late_student_gets_a_seat_and_a_removed_one_is_reported(ctx, sandbox_state,
+                                                                  tmp_path: Path) -> None:
+    path = tmp_path / "course.toml"
+    path.write_text(COURSE)
+    lifecycle.up(ctx, load(path), skip_setup=True)
+    before = {s.seat: s.instance_id for s in lifecycle.status(ctx, load(path))}
+    late = COURSE.replace('[machines]', '[[roster.students]]\nid = "s03"\nname = "Three"\n'
+                          'email = "three@example.edu"\n\n[machines]')
+    path.write_text(late)
+    course = load(path)
+    lifecycle.up(ctx, course, skip_setup=True)
+    now = {s.seat: s.instance_id for s in lifecycle.status(ctx, course)}
+    assert {k: now[k] for k in before} == before and now["s03"] is not None
+    iam = ctx.aws.client("iam")
+    assert iam.get_user(UserName="labtui-acc-s03")["User"]["Path"] == "/labtui/acc/"
+
+    # s02 leaves the roster: reported with what AWS still holds for it, nothing deleted
+    path.write_text(late.replace('[[roster.students]]\nid = "s02"\nname = "Two"\n'
+                                 'email = "two@example.edu"\n', ""))
+    course = load(path)
+    assert [s.id for s in course.students] == ["s01", "s03"]
+    shown = run("roster", str(path), "--sandbox", "--json",
+                "--state-dir", str(sandbox_state.root))
+    assert shown.returncode == 0, shown.stderr
+    lines = json_lines(shown.stdout)
+    rows = {line["student"]: line for line in lines if line["type"] == "student"}
+    assert sorted(rows) == ["s01", "s03"]
+    assert rows["s03"]["machine"] in ("pending", "running") and rows["s03"]["credentials"]
+    [summary] = [line for line in lines if line["type"] == "roster"]
+    assert summary["removed"] == [f"seat s02: 1 machine(s) ({before['s02']})",
+                                  "IAM user labtui-acc-s02"]
+    human = run("roster", str(path), "--sandbox", "--state-dir", str(sandbox_state.root))
+    assert "not in the roster any more: seat s02" in human.stdout
+    assert iam.get_user(UserName="labtui-acc-s02")["User"]["UserName"] == "labtui-acc-s02"
+    lifecycle.down(ctx, course)
