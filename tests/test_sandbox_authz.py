@@ -239,6 +239,10 @@ def test_a_student_changes_no_identity_and_reads_no_user_data(world):
     assert code_of(student.iam.create_user, UserName="intruder") == "AccessDenied"
     assert "intruder" not in {u["UserName"] for u in admin.iam.list_users()["Users"]}
     assert code_of(student.iam.create_access_key, UserName=world.name) == "AccessDenied"
+    role = admin.iam.create_role(RoleName="authz-admin", AssumeRolePolicyDocument="{}")
+    assert code_of(student.sts.assume_role, RoleArn=role["Role"]["Arn"],
+                   RoleSessionName="escalate") == "AccessDenied"
+    admin.iam.delete_role(RoleName="authz-admin")
     assert len(admin.iam.list_access_keys(UserName=world.name)["AccessKeyMetadata"]) == 1
     reply = admin.ec2.describe_instances(Filters=[
         {"Name": "tag:aws:elasticmapreduce:job-flow-id", "Values": [world.cluster]}])
@@ -360,3 +364,69 @@ def test_an_assumed_roles_key_is_decided_by_the_roles_policies(world):
         f"User: arn:aws:sts::{ACCOUNT_ID}:assumed-role/authz-reader/i-machine is not "
         "authorized to perform: s3:PutObject")
     assert creds["SecretAccessKey"] not in error.response["Error"]["Message"]
+
+
+# -- what a request asks, read from the wire (no sandbox needed) -------------------------
+
+def _asks(method: str, uri: str, service: str = "s3", body: bytes = b"",
+          **headers: str) -> list[tuple[str, str]]:
+    import io
+
+    from labtui.sandbox import authz
+
+    path, _, query = uri.partition("?")
+    environ = {"REQUEST_METHOD": method, "RAW_URI": uri, "PATH_INFO": path,
+               "QUERY_STRING": query, "CONTENT_LENGTH": str(len(body)),
+               "wsgi.input": io.BytesIO(body),
+               **{f"HTTP_{k.upper()}": v for k, v in headers.items()}}
+    if service != "s3" and "X_AMZ_TARGET" not in {k.upper() for k in headers}:
+        environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+    request = authz.Request(environ, authz.Caller("AKIAEXAMPLE", REGION, service))
+    _, asks = authz.asks_of(request, ACCOUNT_ID)
+    assert environ["wsgi.input"].read() == body  # put back for moto
+    return [(a.action, a.resource) for a in asks]
+
+
+def test_s3_requests_are_read_as_their_iam_actions():
+    from labtui.sandbox import authz
+
+    b = "arn:aws:s3:::bkt"
+    assert _asks("GET", "/") == [("s3:ListAllMyBuckets", "*")]
+    assert _asks("HEAD", "/bkt") == [("s3:ListBucket", b)]
+    assert _asks("GET", "/bkt?location") == [("s3:GetBucketLocation", b)]
+    assert _asks("PUT", "/bkt?tagging") == [("s3:PutBucketTagging", b)]
+    assert _asks("DELETE", "/bkt?policy") == [("s3:DeleteBucketPolicy", b)]
+    assert _asks("GET", "/bkt?versions&prefix=a") == [("s3:ListBucketVersions", b)]
+    assert _asks("GET", "/bkt/a%20b/%C3%A9.txt?versionId=3") == [
+        ("s3:GetObjectVersion", f"{b}/a b/é.txt")]
+    assert _asks("PUT", "/bkt/k?partNumber=2&uploadId=u",
+                 X_AMZ_COPY_SOURCE="other/x%2By.txt?versionId=1") == [
+        ("s3:PutObject", f"{b}/k"), ("s3:GetObject", "arn:aws:s3:::other/x+y.txt")]
+    assert _asks("DELETE", "/bkt/k?uploadId=u") == [("s3:AbortMultipartUpload", f"{b}/k")]
+    assert _asks("POST", "/bkt?delete", body=b'<Delete xmlns="http://s3.amazonaws.com/doc/'
+                 b'2006-03-01/"><Object><Key>a</Key></Object><Object><Key>b/c</Key>'
+                 b'</Object></Delete>') == [("s3:DeleteObject", f"{b}/a"),
+                                            ("s3:DeleteObject", f"{b}/b/c")]
+    with pytest.raises(authz.Refused) as unknown:
+        _asks("PUT", "/bkt?intelligent-tiering")
+    assert unknown.value.ask.action == "s3:PutIntelligent-tiering"
+
+
+def test_query_and_json_requests_name_their_resources():
+    body = b"Action=StopInstances&Version=2016-11-15&InstanceId.1=i-1&InstanceId.2=i-2"
+    assert _asks("POST", "/", "ec2", body) == [
+        ("ec2:StopInstances", f"arn:aws:ec2:{REGION}:{ACCOUNT_ID}:instance/i-1"),
+        ("ec2:StopInstances", f"arn:aws:ec2:{REGION}:{ACCOUNT_ID}:instance/i-2")]
+    assert _asks("POST", "/", "ec2", b"Action=DescribeInstances&InstanceId.1=i-1") == [
+        ("ec2:DescribeInstances", "*")]
+    assert _asks("POST", "/", "iam", b"Action=CreateUser&UserName=u&Path=/p/") == [
+        ("iam:CreateUser", f"arn:aws:iam::{ACCOUNT_ID}:user/p/u")]
+    assert _asks("POST", "/", "iam", b"Action=ListUsers") == [("iam:ListUsers", "*")]
+    cluster = f"arn:aws:elasticmapreduce:{REGION}:{ACCOUNT_ID}:cluster/"
+    assert _asks("POST", "/", "elasticmapreduce", b'{"JobFlowIds": ["j-1", "j-2"]}',
+                 X_AMZ_TARGET="ElasticMapReduce.TerminateJobFlows") == [
+        ("elasticmapreduce:TerminateJobFlows", cluster + "j-1"),
+        ("elasticmapreduce:TerminateJobFlows", cluster + "j-2")]
+    assert _asks("POST", "/", "elasticmapreduce", b"{}",
+                 X_AMZ_TARGET="ElasticMapReduce.ListClusters") == [
+        ("elasticmapreduce:ListClusters", "*")]
