@@ -536,7 +536,8 @@ def _style(environ: dict[str, Any], caller: Caller) -> str:
 
 
 class Authorizer:
-    """Decides requests signed with a student's key; the others pass (``None``)."""
+    """Decides requests signed with a student's key or an assumed role's; the others pass
+    (``None``)."""
 
     def __init__(self) -> None:
         self._students: set[str] = set()   # every key ever seen as a student's
