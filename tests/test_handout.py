@@ -4,8 +4,10 @@ on 127.0.0.1 that takes the messages."""
 
 from __future__ import annotations
 
+import csv
 import email
 import email.policy
+import io
 import socket
 import stat
 from pathlib import Path
@@ -16,7 +18,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from labtui import lifecycle
 from labtui.course import load
-from labtui.services import handout, passwords
+from labtui.services import handout, passwords, ssh
+from labtui.services.hostkeys import HostKey
 
 from .courses import write_course
 from .test_cli import json_lines, run
@@ -122,7 +125,7 @@ def body(msg) -> str:
                      if part.get_content_type() in ("text/plain", "text/html"))
 
 
-def test_cards_and_mail_journey(ctx, smtp, tmp_path, monkeypatch) -> None:
+def test_cards_and_mail_journey(ctx, smtp, tmp_path, capsys) -> None:
     path = course_file(tmp_path, mail_section(smtp.port))
     course = load(path)
     result = lifecycle.up(ctx, course, setup_wait=30)
@@ -132,9 +135,9 @@ def test_cards_and_mail_journey(ctx, smtp, tmp_path, monkeypatch) -> None:
     assert all(secret.values()) and len(set(secret.values())) == 3
 
     # -- the three files, private, each card with its own password and no other's
-    done = run("handout", str(path), "--sandbox", "--json")
-    assert done.returncode == 0, done.stderr
-    rows = {r["seat"]: r for r in json_lines(done.stdout) if r["type"] == "card"}
+    code, out, err = cli(capsys, "handout", str(path), "--sandbox", "--json")
+    assert code == 0, err
+    rows = {r["seat"]: r for r in json_lines(out) if r["type"] == "card"}
     assert {r["delivery"] for r in rows.values()} == {"not sent"}
     assert all(r["address"].startswith("127.") for r in rows.values())
     folder = state.root / "handout"
@@ -142,7 +145,8 @@ def test_cards_and_mail_journey(ctx, smtp, tmp_path, monkeypatch) -> None:
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o600] * 3
     for word in secret.values():
-        assert word not in done.stdout + done.stderr
+        assert word not in out + err
+    printed = [out + err]
     cards = {c.seat: c for c in handout.cards(ctx, course)}
     for seat, card in cards.items():
         shown = handout.text(card) + handout.html_card(card)
@@ -183,8 +187,9 @@ def test_cards_and_mail_journey(ctx, smtp, tmp_path, monkeypatch) -> None:
 
     # -- a new password makes s01's card "changed since sent"; mail SEAT sends it again
     lifecycle.reset_seat_password(ctx, course, "s01")
-    again = run("handout", str(path), "--sandbox", "--json")
-    rows = {r["seat"]: r["delivery"] for r in json_lines(again.stdout) if r["type"] == "card"}
+    code, out, err = cli(capsys, "handout", str(path), "--sandbox", "--json")
+    printed.append(out + err)
+    rows = {r["seat"]: r["delivery"] for r in json_lines(out) if r["type"] == "card"}
     assert rows == {"s01": "changed since sent", "s02": "sent", "s03": "not sent"}
     resent = run("mail", str(path), "s01", "--sandbox", "--yes", "--json", env=env)
     assert resent.returncode == 0, resent.stderr
@@ -201,48 +206,82 @@ def test_cards_and_mail_journey(ctx, smtp, tmp_path, monkeypatch) -> None:
     assert "next `labtui handout`" in handout.text(stopped)
 
     # -- the SMTP password is nowhere but the environment
-    outputs = [done, refused, sent, again, resent]
-    assert not [o for o in outputs if SMTP_PASSWORD in o.stdout + o.stderr]
+    printed += [o.stdout + o.stderr for o in (refused, sent, resent)]
+    assert not [text for text in printed if SMTP_PASSWORD in text]
     for kept in state.root.rglob("*"):
         if kept.is_file():
             assert SMTP_PASSWORD.encode() not in kept.read_bytes(), kept
     assert not [e for e in smtp.envelopes if SMTP_PASSWORD.encode() in e.content]
 
 
-def test_no_mail_section_is_bad_input_with_the_fix(sandbox_state, tmp_path) -> None:
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI in this process (the cheap commands: no machine is booted for these)."""
+    from labtui.cli import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_no_mail_section_is_bad_input_with_the_fix(sandbox_state, tmp_path, capsys) -> None:
     path = course_file(tmp_path)
-    done = run("mail", str(path), "--sandbox", "--yes")
-    assert done.returncode == 2
-    assert str(path) in done.stderr and "[mail]" in done.stderr and "Fix:" in done.stderr
-    assert "Traceback" not in done.stderr
+    code, _, err = cli(capsys, "mail", str(path), "--sandbox", "--yes")
+    assert code == 2
+    assert str(path) in err and "[mail]" in err and "Fix:" in err
+    assert "Traceback" not in err
 
 
-def test_a_login_without_the_password_is_refused_before_sending(smtp, sandbox_state,
-                                                                 tmp_path, monkeypatch) -> None:
+def test_a_login_without_the_password_is_refused_before_sending(
+        smtp, sandbox_state, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.delenv("LABTUI_SMTP_PASSWORD", raising=False)
     path = course_file(tmp_path, mail_section(smtp.port))
-    done = run("mail", str(path), "--sandbox", "--yes")
-    assert done.returncode == 2 and "LABTUI_SMTP_PASSWORD" in done.stderr
-    assert "Fix:" in done.stderr and smtp.envelopes == []
+    code, _, err = cli(capsys, "mail", str(path), "--sandbox", "--yes")
+    assert code == 2 and "LABTUI_SMTP_PASSWORD" in err
+    assert "Fix:" in err and smtp.envelopes == []
 
 
-def test_a_wrong_smtp_password_is_named_and_never_shown(smtp, sandbox_state, tmp_path) -> None:
+def test_a_wrong_smtp_password_is_named_and_never_shown(smtp, sandbox_state, tmp_path,
+                                                        monkeypatch, capsys) -> None:
     path = course_file(tmp_path, mail_section(smtp.port))
     wrong = "wrong-Password-4417"
-    done = run("mail", str(path), "--sandbox", "--yes", env={"LABTUI_SMTP_PASSWORD": wrong})
-    assert done.returncode == 1 and "refused the login" in done.stderr
-    assert wrong not in done.stdout + done.stderr and smtp.envelopes == []
+    monkeypatch.setenv("LABTUI_SMTP_PASSWORD", wrong)
+    code, out, err = cli(capsys, "mail", str(path), "--sandbox", "--yes")
+    assert code == 1 and "refused the login" in err and "nothing was sent" in err
+    assert wrong not in out + err and smtp.envelopes == []
 
 
-def test_ses_needs_a_verified_sender(ctx, tmp_path) -> None:
+def test_a_group_gets_one_message_addressed_to_its_students(smtp, sandbox_state, tmp_path,
+                                                            monkeypatch, capsys) -> None:
+    """per = "group": one seat, one card, one message to both of its students; a seat with
+    no machine yet says so."""
+    monkeypatch.setenv("LABTUI_SMTP_PASSWORD", SMTP_PASSWORD)
+    roster = "".join(f'[[roster.students]]\nid = "{sid}"\nname = "{sid.upper()}"\n'
+                     f'email = "{sid}@example.edu"\ngroup = "{group}"\n\n'
+                     for sid, group in (("a1", "g1"), ("a2", "g1"), ("b1", "g2")))
+    path = write_course(tmp_path, "groups", students=0, machines='per = "group"',
+                        extra=roster + mail_section(smtp.port))
+    code, out, err = cli(capsys, "mail", str(path), "a2", "--sandbox", "--yes", "--json")
+    assert code == 0, out + err
+    [envelope] = smtp.envelopes
+    assert sorted(envelope.rcpt_tos) == ["a1@example.edu", "a2@example.edu"]
+    msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert sorted(a.addr_spec for a in msg["To"].addresses) == sorted(envelope.rcpt_tos)
+    assert "seat g1" in msg["Subject"] and "no machine yet" in body(msg)
+    assert "b1@example.edu" not in body(msg)
+    mailed = [e for e in json_lines(out) if e["type"] == "card_mailed"]
+    assert [(e["seat"], sorted(e["to"])) for e in mailed] == [
+        ("g1", ["a1@example.edu", "a2@example.edu"])]
+
+
+def test_ses_needs_a_verified_sender(ctx, tmp_path, capsys) -> None:
     path = course_file(tmp_path, '[mail]\nfrom = "instructor@example.edu"\nvia = "ses"\n')
-    done = run("mail", str(path), "s01", "--sandbox", "--yes")
-    assert done.returncode == 1
-    assert "not verified" in done.stderr and "verify-email-identity" in done.stderr
+    code, _, err = cli(capsys, "mail", str(path), "s01", "--sandbox", "--yes")
+    assert code == 1
+    assert "not verified" in err and "verify-email-identity" in err
     ctx.aws.client("ses", "us-east-1").verify_email_identity(
         EmailAddress="instructor@example.edu")
-    done = run("mail", str(path), "s01", "s02", "--sandbox", "--yes")
-    assert done.returncode == 0, done.stdout + done.stderr
+    code, out, err = cli(capsys, "mail", str(path), "s01", "s02", "--sandbox", "--yes")
+    assert code == 0, out + err
     records = handout.sent(ctx.state.course("handout"))
     assert sorted(records) == ["s01", "s02"] and records["s02"]["to"] == ["ohara@example.edu"]
     from moto.core import DEFAULT_ACCOUNT_ID
@@ -255,18 +294,44 @@ def test_ses_needs_a_verified_sender(ctx, tmp_path) -> None:
     assert "seat s02" in email.message_from_string(raw[1].raw_data)["Subject"]
 
 
-def test_a_folder_others_may_read_is_refused(ctx, tmp_path) -> None:
+def test_a_folder_others_may_read_is_refused(sandbox_state, tmp_path, capsys) -> None:
     path = course_file(tmp_path)
     shared = tmp_path / "shared"
-    shared.mkdir(mode=0o755)
+    shared.mkdir()
     shared.chmod(0o755)
-    done = run("handout", str(path), "--sandbox", "--to", str(shared))
-    assert done.returncode == 2 and "chmod 700" in done.stderr
+    code, _, err = cli(capsys, "handout", str(path), "--sandbox", "--to", str(shared))
+    assert code == 2 and "chmod 700" in err
     assert list(shared.iterdir()) == []
     fresh = tmp_path / "cards" / "day1"
-    done = run("handout", str(path), "--sandbox", "--to", str(fresh))
-    assert done.returncode == 0, done.stderr
+    code, _, err = cli(capsys, "handout", str(path), "--sandbox", "--to", str(fresh))
+    assert code == 0, err
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
     assert sorted(p.name for p in fresh.iterdir()) == sorted(handout.FILES)
+    assert [stat.S_IMODE(p.stat().st_mode) for p in fresh.iterdir()] == [0o600] * 3
     text = (fresh / "cards.md").read_text()
     assert "## Seat s03" in text and "no machine yet" in text
+
+
+def test_formats_escape_what_a_roster_may_hold() -> None:
+    """No AWS: a key-login card; a spreadsheet never runs a name as a formula, Markdown and
+    HTML show markup as text, a newline in a name never splits a line."""
+    line = HostKey.generate().public_line
+    card = handout.Card("c1", "Course <1>", "s09",
+                        (("=HYPERLINK(\"http://x\")", "h@example.edu"),
+                         ("Line\nBreak & <i>x</i>", "l@example.edu")),
+                        "running", "ubuntu", "key", "127.0.0.9", 2222,
+                        key_file="/state/seat_keys/s09", host_key=line,
+                        fingerprint=handout._fingerprint(line))
+    assert card.fingerprint == ssh.parse_public_key(line).fingerprint  # as OpenSSH shows it
+    assert card.ssh_argv[:5] == ["ssh", "-i", "/state/seat_keys/s09", "-o",
+                                 "IdentitiesOnly=yes"]
+    assert "-p" in card.ssh_argv and "StrictHostKeyChecking=yes" in card.ssh_argv
+    assert card.known_hosts_line.startswith("[127.0.0.9]:2222 ssh-ed25519 ")
+    assert card.password is None and "Key file" in dict(card.lines())
+    rows = list(csv.reader(io.StringIO(handout.csv_text([card]))))
+    assert rows[1][1].startswith("'=HYPERLINK") and "\n" not in rows[1][1]
+    page = handout.html_page([card])
+    assert "<i>" not in page and "&lt;i&gt;" in page and "Course &lt;1&gt;" in page
+    md = handout.markdown([card])
+    assert "<i>" not in md and "Line Break" in md
+    assert all(len(line.split("\n")) == 1 for line in handout.text(card).splitlines())

@@ -505,7 +505,7 @@ def mail(ctx: Any, course: Course, seats: list[str] | None = None,
     its students. Everything that would stop every message (no [mail], no SMTP password,
     an unverified SES sender, no server) is refused before the first goes out; a seat that
     fails is named and the others still go."""
-    from labtui.events import CardMailed
+    from labtui.events import Progress
     from labtui.services import mailer
 
     ctx.refuse_if_read_only("mail")
@@ -514,28 +514,38 @@ def mail(ctx: Any, course: Course, seats: list[str] | None = None,
     state = ctx.state.course(course.id)
     result = MailResult(cards=found)
     with transport:
-        for card in found:
-            if not card.emails:
-                why = "no email address in the roster. Fix: add the students' emails"
-                result.failed[card.seat] = why
-                ctx.sink.emit(CardMailed(card.seat, (), ok=False, detail=why))
-                continue
-            try:
-                delivered, refused = transport.send(card.emails, mailer.message(course, card))
-            except LabError as exc:
-                result.failed[card.seat] = str(exc)
-                ctx.sink.emit(CardMailed(card.seat, card.emails, ok=False, detail=str(exc)))
-                continue
-            if delivered:
-                result.sent[card.seat] = delivered
-                _record(state, card, delivered)
-            if refused:
-                why = "refused by the mail server: " + "; ".join(
-                    f"{to} ({reason})" for to, reason in refused.items())
-                result.failed[card.seat] = why + (f" (sent to {', '.join(delivered)})"
-                                                  if delivered else "")
-                ctx.sink.emit(CardMailed(card.seat, tuple(refused), ok=False,
-                                         detail=result.failed[card.seat]))
-            else:
-                ctx.sink.emit(CardMailed(card.seat, delivered))
+        for done, card in enumerate(found, 1):
+            _send(ctx, course, state, transport, card, result)
+            ctx.sink.emit(Progress("mail", done, len(found), len(result.failed)))
     return result
+
+
+def _send(ctx: Any, course: Course, state: CourseState, transport: Any, card: Card,
+          result: MailResult) -> None:
+    """One seat's message; its outcome in ``result``, an event, and sent.json."""
+    from labtui.events import CardMailed
+    from labtui.services import mailer
+
+    if not card.emails:
+        why = "no email address in the roster. Fix: add the students' emails"
+        result.failed[card.seat] = why
+        ctx.sink.emit(CardMailed(card.seat, (), ok=False, detail=why))
+        return
+    try:
+        delivered, refused = transport.send(card.emails, mailer.message(course, card))
+    except LabError as exc:
+        result.failed[card.seat] = str(exc)
+        ctx.sink.emit(CardMailed(card.seat, card.emails, ok=False, detail=str(exc)))
+        return
+    if delivered:
+        result.sent[card.seat] = delivered
+        _record(state, card, delivered)
+    if not refused:
+        ctx.sink.emit(CardMailed(card.seat, delivered))
+        return
+    why = "refused by the mail server: " + "; ".join(f"{to} ({reason})"
+                                                     for to, reason in refused.items())
+    result.failed[card.seat] = why + (f" (sent to {', '.join(delivered)})" if delivered
+                                      else "")
+    ctx.sink.emit(CardMailed(card.seat, tuple(refused), ok=False,
+                             detail=result.failed[card.seat]))

@@ -55,9 +55,9 @@ def prepare(ctx: Any, course: Course) -> Smtp | Ses:
     first message."""
     cfg = settings(course)
     if cfg.via == "ses":
-        transport: Smtp | Ses = Ses(ctx.aws, cfg.sender, cfg.ses_region or course.regions[0])
-        transport.check()
-        return transport
+        ses = Ses(ctx.aws, cfg.sender, cfg.ses_region or course.regions[0])
+        ses.check()
+        return ses
     password = os.environ.get(PASSWORD_ENV) or None
     if cfg.user and password is None:
         raise InputError(f"{course.path}: [mail] user = {cfg.user!r} logs in to "
@@ -129,8 +129,10 @@ class Smtp:
     def _where(self) -> str:
         return f"{self.cfg.smtp_host}:{self.cfg.smtp_port}"
 
-    def open(self) -> smtplib.SMTP:
+    def open(self, first: bool = True) -> smtplib.SMTP:
+        """Connect, STARTTLS, log in; ``first``: no message has gone out yet."""
         cfg = self.cfg
+        none = "; nothing was sent" if first else ""
         local = "localhost" if ssh.is_loopback(cfg.smtp_host) else None
         fix = "Fix: check [mail] smtp_host and smtp_port, and that the server runs"
         try:
@@ -143,28 +145,34 @@ class Smtp:
                                       timeout=TIMEOUT)
         except (OSError, smtplib.SMTPException) as exc:
             raise LabError(f"cannot reach the SMTP server {self._where()} "
-                           f"({self._reply(exc)}); nothing was sent. {fix}") from None
+                           f"({self._reply(exc)}){none}. {fix}") from None
         try:
             if cfg.starttls and cfg.smtp_port != 465:
+                client.ehlo_or_helo_if_needed()
+                if not client.has_extn("starttls"):
+                    client.close()
+                    raise LabError(f"the SMTP server {self._where()} does not offer STARTTLS, "
+                                   "so the cards (and a login) would cross the network in "
+                                   f"clear{none}. Fix: use the server's submission port (587 "
+                                   "with STARTTLS, or 465), or set starttls = false for a "
+                                   "server on this machine")
                 client.starttls(context=ssl.create_default_context())
             if cfg.user:
                 client.login(cfg.user, self._password or "")
         except smtplib.SMTPNotSupportedError:
             client.close()
-            raise LabError(f"the SMTP server {self._where()} does not offer STARTTLS, so "
-                           "the password would cross the network in clear; nothing was "
-                           "sent. Fix: use the server's submission port (587 with STARTTLS "
-                           "or 465), or set starttls = false for a server on this "
-                           "machine") from None
+            raise LabError(f"the SMTP server {self._where()} offers no login (AUTH){none}. "
+                           "Fix: remove [mail] user if it takes mail without one, or use "
+                           "its submission port") from None
         except smtplib.SMTPAuthenticationError as exc:
             client.close()
             raise LabError(f"the SMTP server {self._where()} refused the login of "
-                           f"{cfg.user!r} ({self._reply(exc)}); nothing was sent. Fix: check "
+                           f"{cfg.user!r} ({self._reply(exc)}){none}. Fix: check "
                            f"[mail] user and ${PASSWORD_ENV}") from None
         except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
             client.close()
             raise LabError(f"the SMTP session with {self._where()} failed "
-                           f"({self._reply(exc)}); nothing was sent. {fix}") from None
+                           f"({self._reply(exc)}){none}. {fix}") from None
         return client
 
     def __enter__(self) -> Smtp:
@@ -185,7 +193,7 @@ class Smtp:
         did not go out at all."""
         for attempt in (1, 2):
             if self._client is None:
-                self._client = self.open()
+                self._client = self.open(first=False)
             try:
                 refused = self._client.send_message(msg, from_addr=self.cfg.sender,
                                                     to_addrs=list(recipients))
