@@ -8,8 +8,11 @@ import csv
 import email
 import email.policy
 import io
+import os
+import shlex
 import socket
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -125,6 +128,27 @@ def body(msg) -> str:
                      if part.get_content_type() in ("text/plain", "text/html"))
 
 
+def logs_in_with_the_card(card, folder: Path) -> None:
+    """What a student does: save the known_hosts line, run the card's ssh command, type
+    the card's password (OpenSSH asks SSH_ASKPASS here)."""
+    folder.mkdir()
+    (folder / card.known_hosts_file).write_text(card.known_hosts_line + "\n")
+    askpass = folder / "askpass"
+    askpass.write_text('#!/bin/sh\nprintf "%s\\n" "$CARD_PASSWORD"\n')
+    askpass.chmod(0o700)
+    argv = shlex.split(card.ssh_command)
+    # -F /dev/null: this computer's own ~/.ssh/config is no part of the card
+    argv[1:1] = ["-F", "/dev/null", "-o", "PreferredAuthentications=password",
+                 "-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10"]
+    done = subprocess.run([*argv, "echo", "logged-in-as-$(id -un)"], cwd=folder,
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "SSH_ASKPASS": str(askpass),
+                               "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0",
+                               "CARD_PASSWORD": card.password})
+    assert done.returncode == 0, done.stderr
+    assert f"logged-in-as-{card.user}" in done.stdout
+
+
 def test_cards_and_mail_journey(ctx, smtp, tmp_path, capsys) -> None:
     path = course_file(tmp_path, mail_section(smtp.port))
     course = load(path)
@@ -155,6 +179,7 @@ def test_cards_and_mail_journey(ctx, smtp, tmp_path, capsys) -> None:
         assert card.address == rows[seat]["address"]
         assert card.ssh_command and f"{course.machines.user}@" in card.ssh_command
         assert card.known_hosts_line and card.host_key in card.known_hosts_line
+    logs_in_with_the_card(cards["s01"], tmp_path / "student")
     page = files[2].read_text()
     assert ODD_NAME not in page
     assert "&lt;b&gt;O&#x27;Hara &amp; Co&lt;/b&gt;" in page

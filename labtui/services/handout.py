@@ -167,9 +167,12 @@ class Card:
             out.append(("Host key", f"{self.host_key}"
                         + (f" ({self.fingerprint})" if self.fingerprint else "")))
         if self.known_hosts_line:
-            out.append((f"Save as {self.known_hosts_file}", self.known_hosts_line))
+            out.append(("known_hosts line", self.known_hosts_line))
         if self.ssh_command:
-            out.append(("Connect", self.ssh_command))
+            out.append(("Connect", f"save the known_hosts line as {self.known_hosts_file} "
+                                   "in the folder you run ssh from (ssh then trusts this "
+                                   "machine's key and no other), then run:"))
+            out.append(("", self.ssh_command))
         for text in self.cluster_texts():
             out.append(("EMR cluster", text))
         if self.identity:
@@ -332,7 +335,8 @@ def text(card: Card) -> str:
     """The card as plain text (the body of its mail)."""
     head = f"{card.course_name} ({card.course_id}) — your machine"
     width = max(len(label) for label, _ in card.lines())
-    body = [f"{label + ':':<{width + 1}} {_flat(value)}" for label, value in card.lines()]
+    body = [f"{label + ':' if label else '':<{width + 1}} {_flat(value)}"
+            for label, value in card.lines()]
     return "\n".join([head, "=" * len(head), *body, ""]) + "\n"
 
 
@@ -372,7 +376,7 @@ def _md_code(value: str) -> str:
     return f"{ticks}{pad}{value}{pad}{ticks}"
 
 
-_CODE = ("Password", "Key file", "Host key", "Connect", "Login user")
+_CODE = ("Password", "Key file", "Host key", "known_hosts line", "", "Login user")
 
 
 def markdown(found: list[Card]) -> str:
@@ -382,9 +386,8 @@ def markdown(found: list[Card]) -> str:
     for c in found:
         out += [f"## Seat {_md(c.seat)}", ""]
         for label, value in c.lines():
-            shown = _md_code(value) if label in _CODE or label.startswith("Save as") \
-                else _md(value)
-            out.append(f"- **{_md(label)}:** {shown}")
+            shown = _md_code(value) if label in _CODE else _md(value)
+            out.append(f"- **{_md(label)}:** {shown}" if label else f"  {shown}")
         out.append("")
     return "\n".join(out)
 
@@ -405,8 +408,7 @@ def html_card(card: Card) -> str:
     e = html.escape
     rows = []
     for label, value in card.lines():
-        cell = f"<code>{e(_flat(value))}</code>" if label in _CODE or \
-            label.startswith("Save as") else e(_flat(value))
+        cell = f"<code>{e(_flat(value))}</code>" if label in _CODE else e(_flat(value))
         rows.append(f"<tr><th>{e(label)}</th><td>{cell}</td></tr>")
     return (f'<section class="card" id="seat-{e(card.seat)}">\n'
             f"<h1>{e(card.course_name)} ({e(card.course_id)}) — seat {e(card.seat)}</h1>\n"
