@@ -17,14 +17,12 @@ from labtui.services import handout, mailer
 def cmd_handout(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     cards = handout.cards(ctx, course)
     paths = handout.write(ctx, course, Path(args.to) if args.to else None, found=cards)
-    records = handout.sent(ctx.state.course(course.id))
+    status = handout.deliveries(ctx, course, cards)
     for card in cards:
-        status = handout.delivery(card, records.get(card.seat))
         emit(args, {"type": "card", "seat": card.seat, "state": card.state,
-                    "address": card.address, "delivery": status},
-             f"{card.seat:<12}{card.machine_text}; {status}")
-    changed = [c.seat for c in cards
-               if handout.delivery(c, records.get(c.seat)) == handout.CHANGED]
+                    "address": card.address, "delivery": status[card.seat]},
+             f"{card.seat:<12}{card.machine_text}; {status[card.seat]}")
+    changed = [seat for seat, said in status.items() if said == handout.CHANGED]
     folder = paths[0].parent
     emit(args, {"type": "written", "folder": str(folder), "files": [str(p) for p in paths],
                 "cards": len(cards), "changed_since_sent": changed},

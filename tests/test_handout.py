@@ -24,7 +24,7 @@ from labtui.course import load
 from labtui.services import handout, passwords, ssh
 from labtui.services.hostkeys import HostKey
 
-from .courses import write_course
+from .courses import CLUSTER, write_course
 from .test_cli import json_lines, run
 
 # aiosmtpd warns of AUTH without TLS: this server is on loopback, for the tests only
@@ -320,7 +320,11 @@ def test_ses_needs_a_verified_sender(ctx, tmp_path, capsys) -> None:
 
 
 def test_a_folder_others_may_read_is_refused(sandbox_state, tmp_path, capsys) -> None:
-    path = course_file(tmp_path)
+    """--to: a folder others may read is refused, a new one made 0700; before `up` each
+    card says there is no machine or cluster yet, and names its AWS identity and what it
+    may do."""
+    path = course_file(tmp_path, CLUSTER + '[access]\nusers = true\n'
+                                 'permissions = ["submit-steps", "view-clusters"]\n')
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o755)
@@ -335,6 +339,11 @@ def test_a_folder_others_may_read_is_refused(sandbox_state, tmp_path, capsys) ->
     assert [stat.S_IMODE(p.stat().st_mode) for p in fresh.iterdir()] == [0o600] * 3
     text = (fresh / "cards.md").read_text()
     assert "## Seat s03" in text and "no machine yet" in text
+    section = text[text.index("## Seat s02"):text.index("## Seat s03")]
+    assert "s02: no cluster yet" in section
+    assert "labtui-handout-s02; its keys are in \\~/.aws/credentials" in section
+    assert "add a step to its own cluster (s02)" in section.split("**May not:**")[0]
+    assert "launch a machine" in section.split("**May not:**")[1]
 
 
 def test_formats_escape_what_a_roster_may_hold() -> None:

@@ -26,10 +26,11 @@ import os
 import re
 import shlex
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labtui.course import Course, Seat
 from labtui.errors import InputError, LabError
@@ -37,6 +38,9 @@ from labtui.schema import did_you_mean
 from labtui.services import passwords, ssh
 from labtui.services.inventory import Machine
 from labtui.state import CourseState, private_dir, read_json, write_json, write_private
+
+if TYPE_CHECKING:
+    from labtui.context import Context
 
 FILES = ("cards.csv", "cards.md", "cards.html")
 SENT_FILE = "sent.json"
@@ -77,6 +81,7 @@ class Card:
     fingerprint: str | None = None
     clusters: tuple[ClusterLine, ...] = ()
     identity: str | None = None
+    role: bool = False                             # the identity is the machine's role
     allowed: tuple[str, ...] = ()
     denied: tuple[str, ...] = ()
 
@@ -149,7 +154,7 @@ class Card:
                 "password": self.password, "key_file": self.key_file,
                 "host_key": self.host_key,
                 "clusters": [[c.key, c.cluster_id, c.region] for c in self.clusters],
-                "identity": self.identity, "allowed": list(self.allowed),
+                "identity": self.identity, "role": self.role, "allowed": list(self.allowed),
                 "denied": list(self.denied)}
 
     def digest(self) -> str:
@@ -175,7 +180,11 @@ class Card:
             out.append(("", self.ssh_command))
         for text in self.cluster_texts():
             out.append(("EMR cluster", text))
-        if self.identity:
+        if self.identity and self.role:
+            out.append(("AWS identity", f"{self.identity}, the machine's own role (instance "
+                                        "profile): the AWS CLI and SDKs on the machine use "
+                                        "it by themselves; there are no keys to keep"))
+        elif self.identity:
             out.append(("AWS identity", f"{self.identity}; its keys are in {CREDENTIALS} "
                                         "on the machine"))
         if self.allowed:
@@ -219,7 +228,7 @@ def chosen_seats(course: Course, names: Iterable[str] | None) -> list[Seat]:
     return list(out.values())
 
 
-def cards(ctx: Any, course: Course, seats: Iterable[str] | None = None) -> list[Card]:
+def cards(ctx: Context, course: Course, seats: Iterable[str] | None = None) -> list[Card]:
     """Every chosen seat's card, from one look at the machines and one at the clusters."""
     from labtui.services import inventory
 
@@ -231,11 +240,15 @@ def cards(ctx: Any, course: Course, seats: Iterable[str] | None = None) -> list[
     found = inventory.machines(ctx.aws, course.id, course.regions).by_seat()
     clusters = _clusters(ctx, course)
     remote = _remote(ctx, course, state)
-    return [_card(ctx, course, state, seat, found.get(seat.id, []), clusters, remote)
-            for seat in chosen]
+    # a machine's address is confirmed by a TCP probe of its SSH port (up to 2 s when it
+    # does not answer): the seats are looked at side by side
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(chosen)))) as pool:
+        return list(pool.map(lambda seat: _card(ctx, course, state, seat,
+                                                found.get(seat.id, []), clusters, remote),
+                             chosen))
 
 
-def _remote(ctx: Any, course: Course, state: CourseState) -> Any:
+def _remote(ctx: Context, course: Course, state: CourseState) -> Any:
     """The seam to a machine's address and pinned key (it never logs in here, so it needs
     no private key)."""
     from labtui.services.machines import KnownHosts
@@ -245,7 +258,7 @@ def _remote(ctx: Any, course: Course, state: CourseState) -> Any:
     return Remote(ctx.aws, ctx.resolver, KnownHosts(state), "", user)
 
 
-def _clusters(ctx: Any, course: Course) -> dict[str, Any]:
+def _clusters(ctx: Context, course: Course) -> dict[str, Any]:
     """Each cluster key's live cluster, else the last that ended (clusterops.latest, for
     every key at once)."""
     if course.clusters is None:
@@ -261,14 +274,14 @@ def _clusters(ctx: Any, course: Course) -> dict[str, Any]:
     return found
 
 
-def _card(ctx: Any, course: Course, state: CourseState, seat: Seat, machines: list[Machine],
+def _card(ctx: Context, course: Course, state: CourseState, seat: Seat, machines: list[Machine],
           clusters: dict[str, Any], remote: Any) -> Card:
     from labtui import policy
     from labtui.services import access
 
     cfg = course.machines
     assert cfg is not None
-    live = sorted(machines, key=lambda m: (m.state != "running", m.launched), reverse=False)
+    live = sorted(machines, key=lambda m: (m.state != "running", m.launched))
     machine = live[0] if live else None
     host = port = None
     host_key = fingerprint = None
@@ -295,6 +308,8 @@ def _card(ctx: Any, course: Course, state: CourseState, seat: Seat, machines: li
         lines.append(ClusterLine(key, c.cluster_id, c.region, c.state, c.reason) if c
                      else ClusterLine(key, None, None))
     identity = None
+    # [access] credentials = "instance-profile": a role on the machine instead of keys
+    role = getattr(course.access, "credentials", "keys") == "instance-profile"
     allowed: list[str] = []
     denied: list[str] = []
     if access.enabled(course):
@@ -305,7 +320,7 @@ def _card(ctx: Any, course: Course, state: CourseState, seat: Seat, machines: li
                 tuple((s.name, s.email) for s in seat.students),
                 machine.state if machine else "absent", cfg.user, cfg.login, host, port, note,
                 password, key_file, host_key, fingerprint, tuple(lines), identity,
-                tuple(allowed), tuple(denied))
+                role and identity is not None, tuple(allowed), tuple(denied))
 
 
 def _fingerprint(line: str | None) -> str | None:
@@ -352,7 +367,8 @@ def csv_text(found: list[Card]) -> str:
                c.machine_text, c.address or "", c.user, c.login, c.password or "",
                c.key_file or "", c.host_key or "", c.known_hosts_line or "",
                c.ssh_command or "", "; ".join(c.cluster_texts()), c.identity or "",
-               CREDENTIALS if c.identity else "", "; ".join(c.allowed), "; ".join(c.denied)]
+               "instance profile" if c.role else CREDENTIALS if c.identity else "",
+               "; ".join(c.allowed), "; ".join(c.denied)]
         writer.writerow([_cell(_flat(v)) for v in row])
     return out.getvalue()
 
@@ -425,7 +441,7 @@ def html_page(found: list[Card]) -> str:
 
 # ------------------------------------------------------------------------------ writing
 
-def folder_of(ctx: Any, course: Course) -> Path:
+def folder_of(ctx: Context, course: Course) -> Path:
     return ctx.state.course(course.id).root / "handout"
 
 
@@ -451,7 +467,7 @@ def _private_folder(path: Path, given: bool) -> Path:
                          "may write to") from None
 
 
-def write(ctx: Any, course: Course, to: Path | None = None,
+def write(ctx: Context, course: Course, to: Path | None = None,
           found: list[Card] | None = None) -> list[Path]:
     """Write every seat's card as CSV, Markdown and HTML (each 0600, in a 0700 folder:
     ``to``, else the course's state folder's ``handout/``); returns the three paths."""
@@ -493,6 +509,15 @@ def delivery(card: Card, record: dict[str, Any] | None) -> str:
     return SENT if record.get("digest") == card.digest() else CHANGED
 
 
+def deliveries(ctx: Context, course: Course, found: list[Card] | None = None
+               ) -> dict[str, str]:
+    """Each seat's "not sent", "sent" or "changed since sent" (its card now against the
+    digest of the one that went out)."""
+    records = sent(ctx.state.course(course.id))
+    return {c.seat: delivery(c, records.get(c.seat))
+            for c in (cards(ctx, course) if found is None else found)}
+
+
 def _record(state: CourseState, card: Card, to: tuple[str, ...]) -> None:
     records = sent(state)
     records[card.seat] = {"to": list(to), "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -501,7 +526,7 @@ def _record(state: CourseState, card: Card, to: tuple[str, ...]) -> None:
     write_json(state.root / "handout" / SENT_FILE, records)
 
 
-def mail(ctx: Any, course: Course, seats: list[str] | None = None,
+def mail(ctx: Context, course: Course, seats: list[str] | None = None,
          found: list[Card] | None = None) -> MailResult:
     """Send each chosen seat's students their own card: one message per seat, addressed to
     its students. Everything that would stop every message (no [mail], no SMTP password,
@@ -522,7 +547,7 @@ def mail(ctx: Any, course: Course, seats: list[str] | None = None,
     return result
 
 
-def _send(ctx: Any, course: Course, state: CourseState, transport: Any, card: Card,
+def _send(ctx: Context, course: Course, state: CourseState, transport: Any, card: Card,
           result: MailResult) -> None:
     """One seat's message; its outcome in ``result``, an event, and sent.json."""
     from labtui.events import CardMailed
