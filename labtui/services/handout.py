@@ -229,12 +229,17 @@ def chosen_seats(course: Course, names: Iterable[str] | None) -> list[Seat]:
 
 
 def cards(ctx: Context, course: Course, seats: Iterable[str] | None = None) -> list[Card]:
-    """Every chosen seat's card, from one look at the machines and one at the clusters."""
+    """The cards of the seats named (seats or students; every seat when None), from one
+    look at the machines and one at the clusters."""
     from labtui.services import inventory
 
     if course.machines is None:
         raise InputError(f"{course.path}: the course has no [machines] section, so there is "
                          "no machine to hand out. Fix: add one (see sample_course.toml)")
+    if seats is not None:
+        seats = list(seats)
+        if not seats:
+            return []
     chosen = chosen_seats(course, seats)
     state = ctx.state.course(course.id)
     found = inventory.machines(ctx.aws, course.id, course.regions).by_seat()

@@ -187,6 +187,11 @@ class Smtp:
             except (OSError, smtplib.SMTPException):
                 client.close()
 
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
     def send(self, recipients: tuple[str, ...], msg: EmailMessage
              ) -> tuple[tuple[str, ...], dict[str, str]]:
         """(delivered to, {refused address: the server's reply}); LabError when the message
@@ -199,7 +204,7 @@ class Smtp:
                                                     to_addrs=list(recipients))
                 break
             except smtplib.SMTPServerDisconnected:
-                self._client = None
+                self._drop()
                 if attempt == 2:
                     raise LabError(f"the SMTP server {self._where()} closed the connection "
                                    "while sending. Fix: send again (labtui mail COURSE "
@@ -207,7 +212,8 @@ class Smtp:
             except smtplib.SMTPRecipientsRefused as exc:
                 return (), {to: self._reply_of(answer) for to, answer in exc.recipients.items()}
             except (smtplib.SMTPException, OSError) as exc:
-                self._client = None
+                if isinstance(exc, OSError):  # the session is gone; a refusal keeps it
+                    self._drop()
                 raise LabError(f"the SMTP server {self._where()} did not take the message "
                                f"({self._reply(exc)}). Fix: send again later (labtui mail "
                                "COURSE SEAT)") from None
