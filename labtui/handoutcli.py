@@ -21,7 +21,7 @@ def cmd_handout(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     for card in cards:
         emit(args, {"type": "card", "seat": card.seat, "state": card.state,
                     "address": card.address, "delivery": status[card.seat]},
-             f"{card.seat:<12}{card.machine_text}; {status[card.seat]}")
+             f"{card.seat:<12}{card.machine_short:<34}card {status[card.seat]}")
     changed = [seat for seat, said in status.items() if said == handout.CHANGED]
     folder = paths[0].parent
     emit(args, {"type": "written", "folder": str(folder), "files": [str(p) for p in paths],

@@ -206,6 +206,7 @@ def test_cards_and_mail_journey(ctx, smtp, tmp_path, capsys) -> None:
         assert got[to]["To"].addresses[0].addr_spec == to
     assert smtp.logins == ["instructor"]
     records = handout.sent(state)
+    assert stat.S_IMODE((folder / handout.SENT_FILE).stat().st_mode) == 0o600
     assert sorted(records) == ["s01", "s02"]
     assert records["s01"]["to"] == ["ada@example.edu"]
     assert records["s01"]["digest"] == cards["s01"].digest()
@@ -332,8 +333,9 @@ def test_a_folder_others_may_read_is_refused(sandbox_state, tmp_path, capsys) ->
     assert code == 2 and "chmod 700" in err
     assert list(shared.iterdir()) == []
     fresh = tmp_path / "cards" / "day1"
-    code, _, err = cli(capsys, "handout", str(path), "--sandbox", "--to", str(fresh))
+    code, out, err = cli(capsys, "handout", str(path), "--sandbox", "--to", str(fresh))
     assert code == 0, err
+    assert f"wrote 3 card(s) to {fresh}" in out and out.count("no machine yet") == 3
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
     assert sorted(p.name for p in fresh.iterdir()) == sorted(handout.FILES)
     assert [stat.S_IMODE(p.stat().st_mode) for p in fresh.iterdir()] == [0o600] * 3

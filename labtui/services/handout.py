@@ -128,6 +128,14 @@ class Card:
                 "starts")
 
     @property
+    def machine_short(self) -> str:
+        if self.address:
+            return f"running at {self.address}"
+        if self.state == "running":
+            return "running, SSH not answering yet"
+        return "no machine yet" if self.state == "absent" else self.state
+
+    @property
     def secret_text(self) -> str:
         if self.login == "key":
             return self.key_file or "no key yet (it is made when the machine is set up)"
