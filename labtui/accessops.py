@@ -61,8 +61,11 @@ def rotate(ctx: Context, course: Course, name: str) -> Rotated:
     if shared:
         machines = lifecycle.running_machines(ctx, course, seats)
     state = ctx.state.course(course.id)
-    keys, old = access.rotate(ctx.aws, course, state, seat)
     remote = lifecycle.remote_for(ctx, course)
+    if policy.uses_profiles(course):  # no key anywhere: the role's credentials rotate alone
+        return Rotated(seat, policy.user_name(course, seat), "", None, [],
+                       _new_password(ctx, course, remote, machines, seat))
+    keys, old = access.rotate(ctx.aws, course, state, seat)
     installed = []
     for machine in machines:
         client = remote.connect(machine, wait=30)
@@ -75,10 +78,7 @@ def rotate(ctx: Context, course: Course, name: str) -> Rotated:
         ctx.sink.emit(SeatChanged(machine.seat, "keys rotated", keys.access_key_id))
     if old:
         access.retire(ctx.aws, keys.user, old)
-    password_file = None
-    if course.machines is not None and course.machines.login == "password":
-        machine = next(m for m in machines if m.seat == seat)
-        password_file = reset_password(remote, machine, state, ctx.sink, course.machines.user)
+    password_file = _new_password(ctx, course, remote, machines, seat)
     ctx.sink.emit(StepDone(f"{seat}: new keys on {len(installed)} machine(s)"
                            + ("; a new password" if password_file else "")
                            + (f"; old key {old} deleted" if old else "")))
@@ -100,6 +100,15 @@ def _handouts(ctx: Context, course: Course) -> dict[str, str]:
         out[card.seat] = (f"sent {records[card.seat].get('at', '')}" if said == handout.SENT
                           else said)
     return out
+
+
+def _new_password(ctx: Context, course: Course, remote: Any, machines: list[Any],
+                  seat: str) -> Path | None:
+    if course.machines is None or course.machines.login != "password":
+        return None
+    machine = next(m for m in machines if m.seat == seat)
+    return reset_password(remote, machine, ctx.state.course(course.id), ctx.sink,
+                          course.machines.user)
 
 
 @dataclass
@@ -147,7 +156,8 @@ def roster(ctx: Context, course: Course) -> Roster:
         key = clusterops.key_of(course, seat.id) if course.clusters is not None else None
         cluster = live.get(key) if key else None
         has_keys = (access.enabled(course) and policy.user_name(course, seat) in users
-                    and access.stored_keys(state, course, seat.id) is not None)
+                    and (policy.uses_profiles(course)
+                         or access.stored_keys(state, course, seat.id) is not None))
         for student in seat.students:
             rows.append(RosterRow(student.id, student.name, student.email, seat.id, machine,
                                   f"{cluster.cluster_id} {cluster.state}" if cluster else "-",

@@ -142,6 +142,10 @@ class Access:
     console: bool = False
     permissions: tuple[str, ...] = ()
     identity: str = "student"
+    # "keys": an IAM user whose access key setup writes to ~/.aws/credentials on the seat;
+    # "instance-profile": the seat's machine gets a role instead (no key anywhere), for
+    # students who use AWS only from their machine.
+    credentials: str = "keys"
 
 
 @dataclass(frozen=True)
@@ -727,8 +731,12 @@ def _access(t: Table) -> Access:
     permissions = t.str_list("permissions", example='permissions = ["submit-steps"]',
                              check=_permission)
     identity = t.text("identity", default="student", choices=("student", "shared"))
+    credentials = t.text("credentials", default="keys", choices=("keys", "instance-profile"))
     t.finish()
-    return Access(users, console, permissions, identity or "student")
+    if console and credentials == "instance-profile":
+        t.problem("credentials", '"instance-profile" gives students no IAM user to sign in to '
+                  "the console with", 'use credentials = "keys", or drop console')
+    return Access(users, console, permissions, identity or "student", credentials or "keys")
 
 
 def _mail(t: Table) -> Mail:

@@ -18,6 +18,7 @@ from labtui.course import Course
 from labtui.errors import CourseError, InputError, LabError
 from labtui.events import LogLine, Problem, QuotaRequested, SeatChanged, StepDone
 from labtui.plan import Facts, Plan, instance_types, make_plan, quota_codes
+from labtui.policy import uses_profiles
 from labtui.schema import did_you_mean
 from labtui.services import (
     access,
@@ -641,7 +642,8 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
                        cluster=(cluster.region, cluster.cluster_id) if cluster else None,
                        cloud_tmp_dir=_scratch_tmp(course, machine.seat),
                        aws_keys=(access.stored_keys(state, course, machine.seat)
-                                 if access.enabled(course) else None))
+                                 if access.enabled(course) and not uses_profiles(course)
+                                 else None))
         except Exception as exc:
             if remote.stopped:  # Ctrl-C ended it: not failed, the rerun takes it up
                 setup_state.mark(ctx.aws, [machine], "pending", "interrupted")

@@ -66,6 +66,17 @@ def user_name(course: Course, seat: Seat | str) -> str:
     return f"labtui-{course.id}-{identity_of(course, seat)}"
 
 
+def uses_profiles(course: Course) -> bool:
+    """Whether seats get an instance profile (a role) instead of an IAM user's keys."""
+    access = course.access
+    return bool(access and access.users and access.credentials == "instance-profile")
+
+
+def profile_name(course: Course, seat: Seat | str) -> str | None:
+    """The instance profile (and role) of the seat's machine, when the course uses them."""
+    return user_name(course, seat) if uses_profiles(course) else None
+
+
 def iam_path(course_id: str) -> str:
     """The IAM path of a course's student users and their policies."""
     return f"/labtui/{course_id}/"
@@ -178,8 +189,10 @@ def decide(principal_arn: str, policies: list[dict[str, Any]], action: str, reso
 
     docs = [Policy(f"{principal_arn}#policy{i}", f"policy{i}", doc)
             for i, doc in enumerate(policies)]
-    node = Node(principal_arn, "AIDALABTUISANDBOX", docs, [], None, None, 1, False, False, None,
-                False, dict(tags or {}))
+    # a role's node needs a trust policy; which principals may assume it is not asked here
+    trust = {"Version": "2012-10-17", "Statement": []} if ":role/" in principal_arn else None
+    node = Node(principal_arn, "AIDALABTUISANDBOX", docs, [], trust, None, 1, False, False,
+                None, False, dict(tags or {}))
     keys = CaseInsensitiveDict(dict(context or {}))
     allowed = query_interface.local_check_authorization_full(node, action, resource, keys)
     if allowed:
@@ -275,7 +288,8 @@ def _cases(course: Course, seat_id: str, account: str) -> list[tuple[str, str, s
 def permissions_table(course: Course, seat_id: str, account: str = ACCOUNT) -> list[Case]:
     """What the seat's identity may and may not do, each line decided by ``decide``."""
     policy = seat_policy(course, seat_id, account)
-    arn = f"arn:aws:iam::{account}:user{user_path(course)}{user_name(course, seat_id)}"
+    kind = "role" if uses_profiles(course) else "user"
+    arn = f"arn:aws:iam::{account}:{kind}{user_path(course)}{user_name(course, seat_id)}"
     return [Case(what, action, resource, context,
                  decide(arn, [policy], action, resource, context))
             for what, action, resource, context in _cases(course, seat_id, account)]

@@ -251,3 +251,57 @@ def test_a_late_student_gets_a_seat_and_a_removed_one_is_reported(ctx, sandbox_s
     assert "not in the roster any more: seat s02" in human.stdout
     assert iam.get_user(UserName="labtui-acc-s02")["User"]["UserName"] == "labtui-acc-s02"
     lifecycle.down(ctx, course)
+
+
+# Run on a seat: AWS from the machine itself, with the credentials of its instance profile
+# (the sandbox's metadata service hands them out, as EC2's does).
+FROM_THE_MACHINE = """
+import os, boto3
+from botocore.exceptions import ClientError
+url = os.environ["AWS_ENDPOINT_URL"]
+s3, ec2 = boto3.client("s3", endpoint_url=url), boto3.client("ec2", endpoint_url=url)
+def attempt(label, call):
+    try:
+        call()
+        print(label, "allowed")
+    except ClientError as exc:
+        print(label, exc.response["Error"]["Code"])
+attempt("own-scratch", lambda: s3.put_object(Bucket="acc-course-scratch", Key="s01/a", Body=b"1"))
+attempt("other-scratch", lambda: s3.put_object(Bucket="acc-course-scratch", Key="s02/a",
+        Body=b"1"))
+attempt("run-instances", lambda: ec2.run_instances(ImageId="ami-12c6146b", MinCount=1,
+        MaxCount=1, InstanceType="t3.micro"))
+print("me", boto3.client("sts", endpoint_url=url).get_caller_identity()["Arn"])
+"""
+
+
+def test_an_instance_profile_replaces_keys(ctx, sandbox_state, tmp_path: Path) -> None:
+    path = tmp_path / "course.toml"
+    path.write_text(COURSE.replace('login = "password"', 'login = "password"\n'
+                                   'packages = ["python3-boto3"]').replace(
+        "users = true", 'users = true\ncredentials = "instance-profile"'))
+    course = load(path)
+    result = lifecycle.up(ctx, course, setup_wait=60)
+    assert result.setup_failed == {}
+    iam, ec2 = ctx.aws.client("iam"), ctx.aws.client("ec2")
+    assert iam.list_users(PathPrefix="/labtui/acc/")["Users"] == []
+    for seat in ("s01", "s02"):
+        machine = lifecycle.seat_machine(ctx, course, seat)
+        [instance] = ec2.describe_instances(InstanceIds=[machine.instance_id])[
+            "Reservations"][0]["Instances"]
+        assert instance["IamInstanceProfile"]["Arn"].endswith(
+            f":instance-profile/labtui/acc/labtui-acc-{seat}")
+        status, text = on_seat(ctx, course, seat, "ls -a ~/.aws; cat ~/.aws/config")
+        assert text.split() == [".", "..", "config", "[default]", "region", "=", "us-east-1"]
+    status, out = on_seat(ctx, course, "s01", f"python3 - <<'EOF'\n{FROM_THE_MACHINE}\nEOF")
+    assert status == 0, out
+    said = dict(line.split(" ", 1) for line in out.splitlines())
+    assert said == {"own-scratch": "allowed", "other-scratch": "AccessDenied",
+                    "run-instances": "UnauthorizedOperation",
+                    "me": said["me"]} and ":assumed-role/labtui-acc-s01/" in said["me"]
+    rows = {r.student: r for r in accessops.roster(ctx, course).rows}
+    assert rows["s01"].credentials and rows["s02"].credentials
+    report = lifecycle.down(ctx, course)
+    assert report.left == []
+    assert iam.list_roles(PathPrefix="/labtui/acc/")["Roles"] == []
+    assert iam.list_instance_profiles(PathPrefix="/labtui/acc/")["InstanceProfiles"] == []

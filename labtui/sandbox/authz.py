@@ -190,9 +190,7 @@ def find_role_session(key: str) -> Principal | None:
             if session is None:
                 continue
             name = session.role_arn.rsplit("/", 1)[-1]
-            # decide() builds a PMapper node without a trust policy, which PMapper refuses
-            # for a role: the role's policies are evaluated as those of a user of its name
-            iam_arn = f"arn:aws:iam::{account}:user/{name}"
+            iam_arn = session.role_arn
             role = next((r for _, iam in _items(dict.get(iam_backends, account))
                          for _, r in _items(getattr(iam, "roles", {}))
                          if r.arn == session.role_arn), None)

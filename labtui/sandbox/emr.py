@@ -394,7 +394,8 @@ def _instance_profile(account: str, name: str | None) -> str | None:
     from moto.iam.models import iam_backends
 
     iam = dict.get(iam_backends, account)
-    backend = dict.get(iam, "global") if iam is not None else None
+    # moto keeps IAM under its partition ("aws"); dict.get never makes a backend
+    backend = dict.get(iam, "aws") if iam is not None else None
     profiles = getattr(backend, "instance_profiles", {}) if backend is not None else {}
     return name if any(p.name == name for p in list(profiles.values())) else None
 

@@ -18,7 +18,7 @@ from typing import Any
 from labtui.course import Course, Seat
 from labtui.errors import AwsError
 from labtui.events import EventSink, LogLine
-from labtui.policy import identity_of, seat_policy, user_name, user_path
+from labtui.policy import identity_of, seat_policy, user_name, user_path, uses_profiles
 from labtui.services import tags
 from labtui.services.aws import Aws, translate_errors
 from labtui.state import CourseState
@@ -83,25 +83,60 @@ def ensure(aws: Aws, course: Course, state: CourseState, sink: EventSink) -> dic
     for identity, seat in identities(course).items():
         name = user_name(course, seat or identity)
         labels = tags.tags(course.id, seat.id if seat else None)
+        document = json.dumps(seat_policy(course, seat.id if seat else identity, account),
+                              separators=(",", ":"))
+        arn = _ensure_policy(iam, policy_arn(account, course, identity),
+                             f"labtui-{course.id}-{identity}", course, document, labels)
+        if uses_profiles(course):
+            _ensure_profile(iam, course, name, arn, labels)
+            continue
         with translate_errors(f"iam.CreateUser {name}"):
             try:
                 iam.get_user(UserName=name)
             except iam.exceptions.NoSuchEntityException:
                 iam.create_user(UserName=name, Path=user_path(course), Tags=labels)
-        document = json.dumps(seat_policy(course, seat.id if seat else identity, account),
-                              separators=(",", ":"))
-        arn = _ensure_policy(iam, policy_arn(account, course, identity),
-                             f"labtui-{course.id}-{identity}", course, document, labels)
         with translate_errors(f"iam.AttachUserPolicy {name}"):
             attached = {p["PolicyArn"] for p in iam.list_attached_user_policies(
                 UserName=name)["AttachedPolicies"]}
             if arn not in attached:
                 iam.attach_user_policy(UserName=name, PolicyArn=arn)
         out[identity] = _ensure_key(iam, state, identity, name)
-    if out:
-        sink.emit(LogLine(f"{len(out)} student identit{'y' if len(out) == 1 else 'ies'} "
-                          f"with their policy and keys ({user_path(course)})"))
+    count = len(identities(course))
+    sink.emit(LogLine(f"{count} student identit{'y' if count == 1 else 'ies'} with their "
+                      f"policy and {'machine role' if uses_profiles(course) else 'keys'} "
+                      f"({user_path(course)})"))
     return out
+
+
+EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+    "Action": "sts:AssumeRole"}]})
+
+
+def _ensure_profile(iam: Any, course: Course, name: str, policy: str,
+                    labels: list[dict[str, str]]) -> None:
+    """The seat's machine role (trusted by EC2, holding the seat's policy) and the instance
+    profile of the same name that carries it."""
+    with translate_errors(f"iam.CreateRole {name}"):
+        try:
+            iam.get_role(RoleName=name)
+        except iam.exceptions.NoSuchEntityException:
+            iam.create_role(RoleName=name, Path=user_path(course),
+                            AssumeRolePolicyDocument=EC2_TRUST, Tags=labels,
+                            Description="labtui: a seat's machine role")
+        attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(
+            RoleName=name)["AttachedPolicies"]}
+        if policy not in attached:
+            iam.attach_role_policy(RoleName=name, PolicyArn=policy)
+    with translate_errors(f"iam.CreateInstanceProfile {name}"):
+        try:
+            profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        except iam.exceptions.NoSuchEntityException:
+            profile = iam.create_instance_profile(InstanceProfileName=name,
+                                                  Path=user_path(course),
+                                                  Tags=labels)["InstanceProfile"]
+        if not any(r["RoleName"] == name for r in profile.get("Roles", [])):
+            iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
 
 
 def _ensure_policy(iam: Any, arn: str, name: str, course: Course, document: str,
@@ -193,9 +228,11 @@ def config_file(region: str) -> str:
 
 
 def identity_names(aws: Aws, course: Course) -> set[str]:
-    """The names of the course's IAM users that exist now (for the roster)."""
+    """The names of the course's IAM users (or machine roles) that exist now."""
+    method, key, name = (("list_roles", "Roles", "RoleName") if uses_profiles(course)
+                         else ("list_users", "Users", "UserName"))
     try:
-        return {u["UserName"] for u in aws.paginate("iam", IAM_REGION, "list_users", "Users",
-                                                     PathPrefix=user_path(course))}
+        return {u[name] for u in aws.paginate("iam", IAM_REGION, method, key,
+                                              PathPrefix=user_path(course))}
     except AwsError:
         return set()

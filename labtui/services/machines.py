@@ -51,6 +51,7 @@ from typing import Any
 from labtui.course import Course
 from labtui.errors import AwsError, InputError
 from labtui.events import EventSink, LogLine, NullSink, Problem, Progress, SeatChanged
+from labtui.policy import profile_name
 from labtui.services import cloudinit, quotas, tags
 from labtui.services.aws import Aws, translate_errors
 from labtui.services.hostkeys import HostKey
@@ -71,6 +72,7 @@ QUOTA_ERRORS = frozenset({
 CAPACITY_ERRORS = ZONE_ERRORS | QUOTA_ERRORS
 GONE_STATES = ("shutting-down", "terminated")
 LAUNCH_CONCURRENCY = 16   # run_instances calls in flight at once
+PROFILE_ATTEMPTS = 6      # RunInstances asked again while a new instance profile propagates
 MAX_TOKENS = 8            # fresh ClientTokens tried for one seat before giving up
 
 # Public SSM parameters naming the current image in every region; {arch} is the
@@ -501,6 +503,9 @@ class _Launch:
             TagSpecifications=[{"ResourceType": kind, "Tags": labels}
                                for kind in ("instance", "volume")],
         )
+        profile = profile_name(self.course, seat)
+        if profile:  # the seat's own role: AWS from the machine without a key on it
+            spec["IamInstanceProfile"] = {"Name": profile}
         if machines_cfg.market == "spot":
             options: dict[str, Any] = {"SpotInstanceType": "persistent",
                                        "InstanceInterruptionBehavior": "stop"}
@@ -515,9 +520,9 @@ class _Launch:
         for _ in range(MAX_TOKENS):
             token = client_token(self.course.id, seat, incarnation, salt)
             try:
-                with translate_errors(f"ec2.RunInstances {seat}: {machines_cfg.instance_type} "
-                                      f"in {zone}"):
-                    instance = ec2.run_instances(ClientToken=token, **spec)["Instances"][0]
+                instance = self._run(ec2, token, spec,
+                                     f"ec2.RunInstances {seat}: {machines_cfg.instance_type} "
+                                     f"in {zone}")
             except AwsError as exc:
                 if exc.code != "IdempotentParameterMismatch":
                     raise
@@ -538,6 +543,21 @@ class _Launch:
             return machine
         raise AwsError(f"{seat}: every ClientToken tried in {region} belongs to a terminated "
                        "machine; launch it again later", code="ClientTokenExhausted")
+
+    def _run(self, ec2: Any, token: str, spec: dict[str, Any], doing: str) -> dict[str, Any]:
+        """RunInstances; a new instance profile takes EC2 some seconds to know (IAM is
+        eventually consistent): "Invalid IAM Instance Profile" is asked again a few times."""
+        attempt = 0
+        while True:
+            try:
+                with translate_errors(doing):
+                    return ec2.run_instances(ClientToken=token, **spec)["Instances"][0]
+            except AwsError as exc:
+                attempt += 1
+                if (exc.code != "InvalidParameterValue" or "Instance Profile" not in str(exc)
+                        or attempt >= PROFILE_ATTEMPTS):
+                    raise
+                time.sleep(min(2 ** attempt, 10))
 
     def _holder(self, region: str, seat: str, token: str) -> dict[str, Any] | None:
         """The instance EC2 made for ``token`` (another run's launch of this seat): the

@@ -21,6 +21,7 @@ import paramiko
 from labtui.course import Course
 from labtui.errors import LabError
 from labtui.events import EventSink, LogLine, SeatChanged
+from labtui.policy import profile_name
 from labtui.services import access, passwords, ssh
 from labtui.services.inventory import Machine
 from labtui.services.remote import Remote
@@ -138,6 +139,12 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
                      step=f"setup step {index}/{len(cfg.setup)}")
         if aws_keys is not None:
             install_aws_keys(client, log, aws_keys, machine.region)
+        elif profile_name(course, machine.seat):
+            ssh.run(client, "mkdir -p ~/.aws && chmod 700 ~/.aws", timeout=60)
+            ssh.put(client, access.config_file(machine.region).encode(), ".aws/config",
+                    mode=0o600)
+            log.line(f"== wrote ~/.aws/config ({machine.region}); AWS credentials come from "
+                     f"the machine's role {profile_name(course, machine.seat)}, no key")
         elif access.enabled(course):
             log.line("== no AWS keys for this seat yet (its identity is made by `up`)")
         if course.clusters is not None:

@@ -522,16 +522,6 @@ class Teardown:
         iam = self.aws.client("iam", "us-east-1")
         for user in self._tagged_iam("list_users", "Users", "UserName", "user"):
             self._delete_user(iam, user)
-        for policy in self._pages("list_policies", "Policies", Scope="Local",
-                                  PathPrefix=iam_path(self.course_id)):
-            arn = policy["Arn"]
-            for version in self._pages("list_policy_versions", "Versions", PolicyArn=arn):
-                if not version["IsDefaultVersion"]:
-                    self._try(f"iam delete version {version['VersionId']} of {arn}", partial(
-                        iam.delete_policy_version, PolicyArn=arn,
-                        VersionId=version["VersionId"]))
-            if self._try(f"iam delete policy {arn}", partial(iam.delete_policy, PolicyArn=arn)):
-                self.report.count("IAM policies")
         for profile in self._tagged_iam("list_instance_profiles", "InstanceProfiles",
                                         "InstanceProfileName", "profile"):
             roles = self._call(f"iam.GetInstanceProfile {profile}", partial(
@@ -548,6 +538,16 @@ class Teardown:
             self._strip_policies("role", role)
             if self._try(f"iam delete role {role}", partial(iam.delete_role, RoleName=role)):
                 self.report.count("roles")
+        for policy in self._pages("list_policies", "Policies", Scope="Local",
+                                  PathPrefix=iam_path(self.course_id)):
+            arn = policy["Arn"]
+            for version in self._pages("list_policy_versions", "Versions", PolicyArn=arn):
+                if not version["IsDefaultVersion"]:
+                    self._try(f"iam delete version {version['VersionId']} of {arn}", partial(
+                        iam.delete_policy_version, PolicyArn=arn,
+                        VersionId=version["VersionId"]))
+            if self._try(f"iam delete policy {arn}", partial(iam.delete_policy, PolicyArn=arn)):
+                self.report.count("IAM policies")
 
     def _strip_policies(self, kind: str, name: str) -> None:
         """Detach the managed and delete the inline policies of a user or role."""
@@ -797,6 +797,10 @@ def iam_leftovers(aws: Aws, course_id: str,
             aws.paginate("iam", "us-east-1", method, key, **kwargs)), sleep)
     return ([Leftover("global", "IAM user", u["UserName"], "exists")
              for u in pages("list_users", "Users", PathPrefix=path)]
+            + [Leftover("global", "IAM role", r["RoleName"], "exists")
+               for r in pages("list_roles", "Roles", PathPrefix=path)]
+            + [Leftover("global", "instance profile", p["InstanceProfileName"], "exists")
+               for p in pages("list_instance_profiles", "InstanceProfiles", PathPrefix=path)]
             + [Leftover("global", "IAM policy", p["PolicyName"], "exists")
                for p in pages("list_policies", "Policies", Scope="Local", PathPrefix=path)])
 
