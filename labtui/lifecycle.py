@@ -29,6 +29,7 @@ from labtui.services import (
     network,
     quotas,
     setup_state,
+    ssh,
     tags,
     teardown,
 )
@@ -778,17 +779,15 @@ def ssh_command(ctx: Context, course: Course, seat: str) -> list[str]:
     state = ctx.state.course(course.id)
     name = target.host if target.port == 22 else f"[{target.host}]:{target.port}"
     known = write_private(state.secrets / "ssh_known_hosts", f"{name} {target.host_key}\n")
-    # -F: a config of labtui's own, so nothing in the user's ~/.ssh/config applies
     config = write_private(state.secrets / "ssh_config", "# labtui: no user settings\n")
     key_path = state.secrets / keys.KEY_FILE
     binary = shutil.which("ssh")
     if binary is None:
         raise InputError("the `ssh` program is not installed. Fix: install an OpenSSH client")
-    return [binary, "-F", str(config), "-i", str(key_path), "-p", str(target.port),
-            "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={known}", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "HostKeyAlgorithms=ssh-ed25519", "-o", "ForwardAgent=no",
-            "-o", "ForwardX11=no", f"{target.user}@{target.host}"]
+    argv = ssh.openssh_argv(target.host, target.port, target.user, str(known),
+                            identity=str(key_path))
+    # -F: a config of labtui's own, so nothing in the user's ~/.ssh/config applies
+    return [binary, "-F", str(config), *argv[1:]]
 
 
 # -- sweep: what is left in the account, in every region -------------------------------------

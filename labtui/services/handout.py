@@ -46,9 +46,6 @@ FILES = ("cards.csv", "cards.md", "cards.html")
 SENT_FILE = "sent.json"
 CREDENTIALS = "~/.aws/credentials"
 # How a student's OpenSSH trusts the machine: only the pinned key, no prompt, no agent.
-PINNED_OPTIONS = ("-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null",
-                  "-o", "HostKeyAlgorithms=ssh-ed25519", "-o", "ForwardAgent=no",
-                  "-o", "ForwardX11=no")
 NOT_SENT, SENT, CHANGED = "not sent", "sent", "changed since sent"
 
 
@@ -109,7 +106,7 @@ class Card:
     def ssh_argv(self) -> list[str] | None:
         if self.host is None or self.port is None or not self.host_key:
             return None
-        return openssh_argv(self.host, self.port, self.user, self.known_hosts_file,
+        return ssh.openssh_argv(self.host, self.port, self.user, self.known_hosts_file,
                             self.key_file if self.login == "key" else None)
 
     @property
@@ -200,19 +197,6 @@ class Card:
         if self.denied:
             out.append(("May not", "; ".join(self.denied)))
         return out
-
-
-def openssh_argv(host: str, port: int, user: str, known_hosts: str,
-                 identity: str | None = None) -> list[str]:
-    """The OpenSSH command that logs in to ``user@host:port`` trusting only the host key in
-    ``known_hosts`` (``host key`` on port 22, ``[host]:port key`` otherwise)."""
-    argv = ["ssh"]
-    if identity:
-        argv += ["-i", identity, "-o", "IdentitiesOnly=yes"]
-    if port != 22:
-        argv += ["-p", str(port)]
-    return argv + ["-o", f"UserKnownHostsFile={known_hosts}", *PINNED_OPTIONS,
-                   f"{user}@{host}"]
 
 
 # ------------------------------------------------------------------------- building cards

@@ -355,3 +355,21 @@ def get(client: paramiko.SSHClient, remote_path: str,
 
 __all__ = ["SshError", "SshUnreachable", "SshTarget", "connect", "run", "put", "get",
            "set_loopback_only", "is_loopback", "parse_public_key", "load_private_key"]
+
+
+PINNED_OPTIONS = ("-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null",
+                  "-o", "HostKeyAlgorithms=ssh-ed25519", "-o", "ForwardAgent=no",
+                  "-o", "ForwardX11=no")
+
+
+def openssh_argv(host: str, port: int, user: str, known_hosts: str,
+                 identity: str | None = None) -> list[str]:
+    """The OpenSSH command that logs in to ``user@host:port`` trusting only the host key in
+    ``known_hosts`` (``host key`` on port 22, ``[host]:port key`` otherwise)."""
+    argv = ["ssh"]
+    if identity:
+        argv += ["-i", identity, "-o", "IdentitiesOnly=yes"]
+    if port != 22:
+        argv += ["-p", str(port)]
+    return argv + ["-o", f"UserKnownHostsFile={known_hosts}", *PINNED_OPTIONS,
+                   f"{user}@{host}"]
