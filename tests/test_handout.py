@@ -21,7 +21,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from labtui import lifecycle
 from labtui.course import load
-from labtui.services import handout, passwords, ssh
+from labtui.services import handout, keys, passwords, ssh
 from labtui.services.hostkeys import HostKey
 
 from .courses import CLUSTER, write_course
@@ -284,8 +284,10 @@ def test_a_group_gets_one_message_addressed_to_its_students(smtp, sandbox_state,
     roster = "".join(f'[[roster.students]]\nid = "{sid}"\nname = "{sid.upper()}"\n'
                      f'email = "{sid}@example.edu"\ngroup = "{group}"\n\n'
                      for sid, group in (("a1", "g1"), ("a2", "g1"), ("b1", "g2")))
-    path = write_course(tmp_path, "groups", students=0, machines='per = "group"',
+    path = write_course(tmp_path, "groups", students=0,
+                        machines='per = "group"\nlogin = "key"',
                         extra=roster + mail_section(smtp.port))
+    private, _ = keys.seat_key(sandbox_state.course("groups"), "g1")  # as setup makes it
     code, out, err = cli(capsys, "mail", str(path), "a2", "--sandbox", "--yes", "--json")
     assert code == 0, out + err
     [envelope] = smtp.envelopes
@@ -294,6 +296,11 @@ def test_a_group_gets_one_message_addressed_to_its_students(smtp, sandbox_state,
     assert sorted(a.addr_spec for a in msg["To"].addresses) == sorted(envelope.rcpt_tos)
     assert "seat g1" in msg["Subject"] and "no machine yet" in body(msg)
     assert "b1@example.edu" not in body(msg)
+    # the seat's own private key goes with its card (login = "key"), named as the card's
+    # ssh command names it; no other seat's
+    [attached] = [p for p in msg.iter_attachments() if p.get_filename() == "groups-g1.key"]
+    assert attached.get_content() == private.encode()
+    assert [p.get_filename() for p in msg.iter_attachments()] == ["groups-g1.key"]
     mailed = [e for e in json_lines(out) if e["type"] == "card_mailed"]
     assert [(e["seat"], sorted(e["to"])) for e in mailed] == [
         ("g1", ["a1@example.edu", "a2@example.edu"])]
@@ -359,8 +366,8 @@ def test_formats_escape_what_a_roster_may_hold() -> None:
                         key_file="/state/seat_keys/s09", host_key=line,
                         fingerprint=handout._fingerprint(line))
     assert card.fingerprint == ssh.parse_public_key(line).fingerprint  # as OpenSSH shows it
-    assert card.ssh_argv[:5] == ["ssh", "-i", "/state/seat_keys/s09", "-o",
-                                 "IdentitiesOnly=yes"]
+    # the key as the student saves it beside the card (mailed with it)
+    assert card.ssh_argv[:5] == ["ssh", "-i", "c1-s09.key", "-o", "IdentitiesOnly=yes"]
     assert "-p" in card.ssh_argv and "StrictHostKeyChecking=yes" in card.ssh_argv
     assert card.known_hosts_line.startswith("[127.0.0.9]:2222 ssh-ed25519 ")
     assert card.password is None and "Key file" in dict(card.lines())

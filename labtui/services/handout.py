@@ -97,6 +97,11 @@ class Card:
         return f"{self.course_id}-{self.seat}.known_hosts"
 
     @property
+    def key_name(self) -> str:
+        """The name the seat's private key has beside its card (mailed as an attachment)."""
+        return f"{self.course_id}-{self.seat}.key"
+
+    @property
     def known_hosts_line(self) -> str | None:
         if self.host is None or self.port is None or not self.host_key:
             return None
@@ -107,7 +112,7 @@ class Card:
         if self.host is None or self.port is None or not self.host_key:
             return None
         return ssh.openssh_argv(self.host, self.port, self.user, self.known_hosts_file,
-                            self.key_file if self.login == "key" else None)
+                                self.key_name if self.login == "key" else None)
 
     @property
     def ssh_command(self) -> str | None:

@@ -16,6 +16,7 @@ import ssl
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 from typing import Any
 
 from labtui.course import Course, Mail
@@ -93,6 +94,13 @@ def message(course: Course, card: Any) -> EmailMessage:
     msg["Message-ID"] = make_msgid("labtui", domain=cfg.sender.rpartition("@")[2] or None)
     msg.set_content(handout.text(card))
     msg.add_alternative(handout.html_page([card]), subtype="html")
+    # what the card's ssh command names, beside it: the pinned host key, and the key
+    if card.known_hosts_line:
+        msg.add_attachment((card.known_hosts_line + "\n").encode(), maintype="text",
+                           subtype="plain", filename=card.known_hosts_file)
+    if card.login == "key" and card.key_file:
+        msg.add_attachment(Path(card.key_file).read_bytes(), maintype="application",
+                           subtype="octet-stream", filename=card.key_name)
     return msg
 
 
