@@ -15,7 +15,7 @@ from labtui import clusterops, lifecycle
 from labtui.course import load
 from labtui.events import ClusterChanged
 from labtui.sandbox.container import runtime_problem
-from labtui.services import tags
+from labtui.services import handout, tags
 
 from .test_cli import json_lines, run
 from .test_setup import on_seat
@@ -250,6 +250,12 @@ def test_a_class_with_clusters_from_up_to_down(ctx, sandbox, sandbox_state,
     assert said["me"].endswith(":user/labtui/emr/labtui-emr-s01")
     assert _wait_step(ctx, course, "s01", said["own"]) == "COMPLETED"
     assert len(clusterops.live(ctx, course)) == 2
+    # each seat's handout card names its group's cluster, and only its own identity
+    cards = {c.seat: c for c in handout.cards(ctx, course)}
+    for seat, key in (("s01", "red"), ("s02", "red"), ("s03", "blue")):
+        assert cards[seat].cluster_texts() == [
+            f"{running[key].cluster_id} in us-east-1 ({key})"]
+        assert cards[seat].identity == f"labtui-emr-{seat}"
 
     # idle clusters end by their auto-termination policy (the sandbox's clock moved on an
     # hour); the next up gives each group a new one and says why
