@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 from rich.cells import cell_len
@@ -139,6 +139,43 @@ class SeatRow:
     @property
     def has_machine(self) -> bool:
         return self.cells["instance"] not in (UNKNOWN, NONE)
+
+
+def cursor_key(rows: DataTable) -> str | None:
+    """The key of the row under the cursor (None when the table has no rows)."""
+    if rows.row_count == 0:
+        return None
+    return str(rows.coordinate_to_cell_key(rows.cursor_coordinate).row_key.value)
+
+
+def show_only(rows: RowTable, wanted: Sequence[str], cells: Callable[[str], Sequence[str]],
+              column: str, order: Mapping[str, int]) -> None:
+    """Make a filtered table show exactly the rows ``wanted`` (their keys, in order), each
+    row's cells from ``cells(key)`` (escaped), sorted by ``column`` whose value is the key.
+    A few rows coming or going are removed and added by key (the rows that stay are not
+    touched); more than a few, and the rows are laid anew in order, which costs less than
+    many remove_row calls (each renumbers every row) and a sort. The cursor stays on its
+    row when the row stays. The machines and the roster views filter with it."""
+    wanted_set = set(wanted)
+    present = rows.rows
+    gone = [str(key.value) for key in present if str(key.value) not in wanted_set]
+    missing = [key for key in wanted if key not in present]
+    if not gone and not missing:
+        return
+    cursor = cursor_key(rows)
+    if len(gone) + len(missing) > REBUILD_AFTER:
+        rows.replace_rows((key, cells(key)) for key in wanted)
+        if cursor in wanted_set:
+            rows.move_cursor(row=rows.get_row_index(cursor))
+        return
+    for key in gone:
+        rows.remove_row(key)
+    for key in missing:
+        rows.add_row(*cells(key), key=key)
+    if missing:
+        rows.sort(column, key=order.__getitem__)
+    if cursor in wanted_set:
+        rows.move_cursor(row=rows.get_row_index(cursor), scroll=False)
 
 
 class FilterInput(Input):
@@ -382,35 +419,13 @@ class MachinesView(SummaryView):
             rows.update_rows(updates, wider)
 
     def _sync_rows(self) -> None:
-        """Make the table show exactly the seats the filter lets through, in course order.
-        A few seats coming or going are removed and added by key (the rows that stay are
-        not touched); more than a few, and the rows are laid anew in order, which costs
-        less than many remove_row calls (each renumbers every row) and a sort."""
+        """Make the table show exactly the seats the filter lets through, in course order
+        (``show_only``)."""
         if not self.loaded or not self.is_mounted:
             return
-        rows = self.rows
         words = self.filter_words
-        wanted = [seat for seat, row in self.seats.items() if row.matches(words)]
-        wanted_set = set(wanted)
-        present = rows.rows
-        gone = [str(key.value) for key in present if str(key.value) not in wanted_set]
-        missing = [seat for seat in wanted if seat not in present]
-        if not gone and not missing:
-            return
-        cursor = self.cursor_seat()
-        if len(gone) + len(missing) > REBUILD_AFTER:
-            rows.replace_rows((seat, self.seats[seat].table_cells()) for seat in wanted)
-            if cursor in wanted_set:
-                rows.move_cursor(row=rows.get_row_index(cursor))
-            return
-        for seat in gone:
-            rows.remove_row(seat)
-        for seat in missing:
-            rows.add_row(*self.seats[seat].table_cells(), key=seat)
-        if missing:
-            rows.sort("seat", key=self.order.__getitem__)
-        if cursor in wanted_set:
-            rows.move_cursor(row=rows.get_row_index(cursor), scroll=False)
+        show_only(self.rows, [seat for seat, row in self.seats.items() if row.matches(words)],
+                  lambda seat: self.seats[seat].table_cells(), "seat", self.order)
 
     # -- the status line ------------------------------------------------------------------------
 
@@ -448,10 +463,7 @@ class MachinesView(SummaryView):
     # -- selection ------------------------------------------------------------------------------
 
     def cursor_seat(self) -> str | None:
-        rows = self.rows
-        if rows.row_count == 0:
-            return None
-        return str(rows.coordinate_to_cell_key(rows.cursor_coordinate).row_key.value)
+        return cursor_key(self.rows)
 
     def targets(self) -> list[str]:
         """The marked seats in course order, or the cursor's seat when none is marked."""
