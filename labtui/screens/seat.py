@@ -2,12 +2,15 @@
 
 Enter on a seat of the machines view pushes this screen; escape goes back. It shows the
 seat's machine (instance, type, region, address, state, launch time, setup state and error,
-students, tags), and three panes: the setup log (the local file, tailed while the screen is
-open), the console output (what the boot and cloud-init printed; ``c`` reloads it), and the
-output of commands. Keys: ``x`` the command line (output streams in line by line, then the exit
-status), ``f`` tail a remote file, ``s`` re-run setup, ``p`` reset the password (confirmed;
-the screen says where the new one is stored and never shows it), ``b`` reboot (confirmed),
-``!`` an interactive shell (the app suspends and runs OpenSSH with the pinned host key).
+students, tags), and four panes: the setup log (the local file, tailed while the screen is
+open), the console output (what the boot and cloud-init printed; ``c`` reloads it), the
+output of commands, and the seat's AWS permissions (``a``: what its identity may and may not
+do, each line decided by IAM's policy evaluation, ``accessops.table``, loaded once in the
+screen's worker; or a line saying the course gives students no AWS identity). Keys: ``x``
+the command line (output streams in line by line, then the exit status), ``f`` tail a
+remote file, ``s`` re-run setup, ``p`` reset the password (confirmed; the screen says where
+the new one is stored and never shows it), ``b`` reboot (confirmed), ``!`` an interactive
+shell (the app suspends and runs OpenSSH with the pinned host key).
 
 A read-only console shows all of it and refuses every key that changes something, and also
 commands, file tails and the shell: a TA's console is for looking.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -26,29 +30,51 @@ from textual import events, on
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, Log, Static, TabbedContent, TabPane
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Log,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
-from labtui import lifecycle
+from labtui import accessops, lifecycle, policy
 from labtui.course import Course
+from labtui.errors import LabError
 from labtui.events import Event, LogLine, SeatChanged
 from labtui.screens.confirm import ConfirmModal, PromptModal
 from labtui.screens.host import SEAT_GROUP, Lab
 from labtui.screens.jobs import Job, reboot_job, setup_job
 from labtui.screens.messages import SeatLoaded, SeatText, ShellReady
-from labtui.services import inventory, tags
+from labtui.services import access, inventory, tags
 from labtui.terminal import plain
 
 if TYPE_CHECKING:
     from labtui.context import Context
     from labtui.lifecycle import SeatStatus
+    from labtui.policy import Case
     from labtui.services.inventory import Machine
 
 TAIL_BYTES = 64 * 1024      # how much of the setup log to show at first
 TAIL_EVERY = 1.0            # seconds between looks at the setup log
 REMOTE_TAIL_LINES = 200
 OUTPUT_PREFIX = {"stderr": "! ", "labtui": "» "}  # a command's lines in the output pane
+PERMISSION_COLUMNS = (("What", "what"), ("Decision", "decision"), ("Action", "action"))
+
+
+@dataclass
+class PermissionsLoaded(Message):
+    """The seat's permissions table (``accessops.table``), or why it could not be read."""
+
+    user: str | None
+    cases: list[Case]
+    error: str = ""
 
 
 def remote_path(path: str) -> str:
@@ -75,6 +101,8 @@ class SeatScreen(Screen[None]):
                 tooltip="Show the seat's setup log (kept locally, followed live)"),
         Binding("o", "output", "Output", id="seat.output", show=False,
                 tooltip="Show the output of the commands run here"),
+        Binding("a", "permissions", "Permissions", id="seat.permissions", show=False,
+                tooltip="Show what the seat's AWS identity may and may not do"),
         Binding("f", "tail_file", "Tail file", id="seat.tail",
                 tooltip=f"Show the last {REMOTE_TAIL_LINES} lines of a file on the machine"),
         Binding("s", "setup", "Re-run setup", id="seat.setup",
@@ -103,6 +131,7 @@ class SeatScreen(Screen[None]):
         self._log_rest = b""
         self._log_said_missing = False
         self._reload_timer: Timer | None = None
+        self.permissions_loaded = False
 
     @property
     def lab(self) -> Lab:
@@ -123,9 +152,26 @@ class SeatScreen(Screen[None]):
                 yield Log(id="seat-console", max_lines=5000)
             with TabPane("Output (x, f)", id="seat-output-pane"):
                 yield Log(id="seat-output", max_lines=5000)
+            with TabPane("Permissions (a)", id="seat-permissions-pane"):
+                yield from self.compose_permissions()
         yield Input(placeholder=f"x: a command to run on {self.seat} (enter runs it, escape "
                                 "leaves the line)", id="seat-command")
         yield Footer()
+
+    def compose_permissions(self) -> ComposeResult:
+        if not access.enabled(self.course):
+            yield Static("The course gives students no AWS identity, so the seat has no AWS "
+                         "permissions: [access] users = true in the course file gives each "
+                         "seat its own IAM user (see sample_course.toml).",
+                         id="seat-permissions-note", classes="note", markup=False)
+            return
+        yield Static("Loading the seat's permissions…", id="seat-permissions-note",
+                     classes="note", markup=False)
+        rows: DataTable = DataTable(id="seat-permissions", cursor_type="row",
+                                    zebra_stripes=True)
+        for label, key in PERMISSION_COLUMNS:
+            rows.add_column(label, key=key)
+        yield rows
 
     def on_mount(self) -> None:
         self.title = self.app.title
@@ -165,8 +211,41 @@ class SeatScreen(Screen[None]):
         self.post_message(SeatLoaded(status, machine))
         if machine is None:
             self.post_message(SeatText("console", "The seat has no machine: no console."))
+        else:
+            self.post_message(SeatText("console", lifecycle.console(ctx, machine)))
+        if access.enabled(self.course) and not self.permissions_loaded:
+            self.fetch_permissions(ctx)
+
+    def fetch_permissions(self, ctx: Context) -> None:
+        """In the thread worker: the seat's permissions table (one STS call for the
+        account's id, then the policy evaluated locally)."""
+        try:
+            _, cases = accessops.table(ctx, self.course, self.seat)
+        except LabError as exc:
+            self.post_message(PermissionsLoaded(None, [], f"Could not load the seat's "
+                                                          f"permissions: {exc}"))
             return
-        self.post_message(SeatText("console", lifecycle.console(ctx, machine)))
+        self.post_message(PermissionsLoaded(policy.user_name(self.course, self.seat), cases))
+
+    @on(PermissionsLoaded)
+    def show_permissions(self, message: PermissionsLoaded) -> None:
+        note = self.query_one("#seat-permissions-note", Static)
+        if message.error:
+            note.update(Text(message.error, style="bold red"))
+            return
+        self.permissions_loaded = True
+        note.update(f"{self.seat}: IAM user {message.user}. Each line is decided by IAM's "
+                    "policy evaluation of the seat's policy; * denied explicitly (no other "
+                    "policy can allow it). `labtui access COURSE "
+                    f"{self.seat}` prints the policy.")
+        rows = self.query_one("#seat-permissions", DataTable)
+        rows.clear()
+        for index, case in enumerate(message.cases):
+            decision = case.decision
+            word = decision.word + ("*" if decision.explicit_deny else "")
+            rows.add_row(Text(case.what), Text(word, style="green" if decision.allowed
+                                               else "bold red"),
+                         Text(case.action), key=str(index))
 
     @on(SeatLoaded)
     def show_seat(self, message: SeatLoaded) -> None:
@@ -279,6 +358,9 @@ class SeatScreen(Screen[None]):
 
     def action_output(self) -> None:
         self.show_pane("seat-output-pane")
+
+    def action_permissions(self) -> None:
+        self.show_pane("seat-permissions-pane")
 
     def action_reload(self) -> None:
         self.reload()
