@@ -289,10 +289,13 @@ def _card(ctx: Context, course: Course, state: CourseState, seat: Seat, machines
     host_key = fingerprint = None
     note = ""
     if machine is not None and machine.state == "running":
-        try:
-            host, port = remote.address(machine)
-        except ssh.SshError:
-            note = "SSH does not answer yet (it may still be booting)"
+        # where the machine is, from what EC2 says (the sandbox: its loopback address);
+        # no connection to it: the roster builds cards at every refresh
+        where = remote.resolver.address(machine.raw)
+        if where is None:
+            note = "no address yet (it may still be booting)"
+        else:
+            host, port = where
         host_key = remote.known.get(ctx.aws, machine)
         fingerprint = _fingerprint(host_key)
     key_file = None
