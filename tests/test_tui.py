@@ -263,6 +263,16 @@ async def test_command_palette_switches_view(course: Course, sandbox_state: Stat
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
 
+        # and the roster's actions, by name
+        await pilot.press("ctrl+p")
+        await pilot.press(*"roster")
+        await pilot.pause(0.3)
+        shown = screen_text(app)
+        for action in ("Roster: handouts", "Roster: mail cards", "Roster: rotate keys"):
+            assert action in shown
+        await pilot.press("escape")
+        await pilot.pause()
+
 
 async def test_help_lists_every_key(course: Course, sandbox_state: StateDir) -> None:
     app = make_app(course, sandbox_state)

@@ -1,9 +1,9 @@
 """The command palette's labtui commands: every view and every action, by name.
 
-The app runs them; this provider only lists them (``ctrl+p`` opens the palette). The machines,
-clusters and sweep actions and the seat and cluster screens' actions come from those classes'
-bindings, so a key and its palette command can never drift apart. A seat's (a cluster's)
-actions are listed when the palette is opened on its screen.
+The app runs them; this provider only lists them (``ctrl+p`` opens the palette). The
+machines, clusters, roster and sweep actions and the seat and cluster screens' actions come
+from those classes' bindings, so a key and its palette command can never drift apart. A
+seat's (a cluster's) actions are listed when the palette is opened on its screen.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from labtui.screens.cluster import ClusterScreen
 from labtui.screens.clusters import ClustersView
 from labtui.screens.machines import MachinesView
 from labtui.screens.main import VIEWS
+from labtui.screens.roster import RosterView
 from labtui.screens.seat import SeatScreen
 from labtui.screens.sweep import SweepView
 
@@ -66,6 +67,11 @@ class LabCommands(Provider):
                            partial(view_action, app, ClustersView.VIEW_ID, binding.action),
                            f"{binding.tooltip} (key {app.get_key_display(binding)} on the "
                            "clusters view)")
+            for binding in described(RosterView.BINDINGS):
+                yield (f"Roster: {binding.description.lower()}",
+                       partial(view_action, app, RosterView.VIEW_ID, binding.action),
+                       f"{binding.tooltip} (key {app.get_key_display(binding)} on the roster "
+                       "view)")
             for binding in described(SweepView.BINDINGS):
                 yield (f"Sweep: {binding.description.lower()}",
                        partial(view_action, app, SweepView.VIEW_ID, binding.action),
