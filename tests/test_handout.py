@@ -152,7 +152,7 @@ def logs_in_with_the_card(card, folder: Path) -> None:
 def test_cards_and_mail_journey(ctx, smtp, tmp_path, capsys) -> None:
     path = course_file(tmp_path, mail_section(smtp.port))
     course = load(path)
-    result = lifecycle.up(ctx, course, setup_wait=30)
+    result = lifecycle.up(ctx, course, setup_wait=60)
     assert sorted(result.set_up) == ["s01", "s02", "s03"]
     state = ctx.state.course(course.id)
     secret = {s: passwords.get(state, s) for s in ("s01", "s02", "s03")}

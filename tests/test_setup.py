@@ -54,7 +54,7 @@ def on_seat(ctx, course, seat: str, command: str) -> tuple[int, str]:
 
 def test_up_sets_up_every_seat_and_rerun_skips_done_steps(ctx, sandbox, tmp_path) -> None:
     course = load(course_file(tmp_path))
-    result = lifecycle.up(ctx, course, setup_wait=20)
+    result = lifecycle.up(ctx, course, setup_wait=60)
     assert sorted(result.set_up) == ["s01", "s02"] and result.setup_failed == {}
     seats = {s.seat: s for s in lifecycle.status(ctx, course)}
     assert {s.setup for s in seats.values()} == {"done"}
@@ -112,7 +112,7 @@ def test_failed_setup_is_named_and_others_finish(ctx, sandbox, tmp_path) -> None
 
 def test_exec_all_streams_prefixed_output_and_exit_status(ctx, tmp_path) -> None:
     course = load(course_file(tmp_path, students=3))
-    lifecycle.up(ctx, course, setup_wait=20)
+    lifecycle.up(ctx, course, setup_wait=60)
     outcomes, lines = exec_lines(
         ctx, course, None, 'echo "seat $(whoami)"; echo oops >&2; [ -e hello.txt ] && exit 3')
     assert {o.key: o.value for o in outcomes} == {"s01": 3, "s02": 3, "s03": 3}
@@ -122,7 +122,7 @@ def test_exec_all_streams_prefixed_output_and_exit_status(ctx, tmp_path) -> None
 
 def test_reset_password_changes_login(ctx, tmp_path) -> None:
     course = load(course_file(tmp_path, students=1))
-    lifecycle.up(ctx, course, setup_wait=20)
+    lifecycle.up(ctx, course, setup_wait=60)
     state = ctx.state.course("setup")
     old = passwords.get(state, "s01")
     path = lifecycle.reset_seat_password(ctx, course, "s01")
@@ -155,7 +155,8 @@ def test_wrong_pinned_host_key_is_refused(ctx, tmp_path) -> None:
     seat = eventually(lambda: lifecycle.status(ctx, course), lambda s: s[0].address)[0]
     known = lifecycle.machines.KnownHosts(ctx.state.course("setup"))
     known.add({seat.instance_id: HostKey.generate().public_line})  # an impostor's key
-    outcomes = lifecycle.setup(ctx, course, wait=5)
+    # the wait covers a slow boot; once sshd answers, the wrong key is refused at once
+    outcomes = lifecycle.setup(ctx, course, wait=60)
     assert not outcomes[0].ok and "host key" in outcomes[0].error.lower()
 
 
@@ -163,7 +164,7 @@ def test_key_login_installs_the_seats_own_key(ctx, tmp_path) -> None:
     from labtui.services import keys
 
     course = load(course_file(tmp_path, students=1, login="key"))
-    lifecycle.up(ctx, course, setup_wait=20)
+    lifecycle.up(ctx, course, setup_wait=60)
     state = ctx.state.course("setup")
     private, public = keys.seat_key(state, "s01")
     assert (state.secrets / "seat_keys" / "s01").stat().st_mode & 0o077 == 0
@@ -193,7 +194,7 @@ def test_mrjob_conf_points_at_the_seats_cluster(ctx, sandbox, tmp_path) -> None:
         Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1,
                    "KeepJobFlowAliveWhenNoSteps": True},
         Tags=tags.tags("setup", "s01"))["JobFlowId"]
-    result = lifecycle.up(ctx, course, setup_wait=20, cluster_wait=120)
+    result = lifecycle.up(ctx, course, setup_wait=60, cluster_wait=120)
     assert len(result.clusters_started) == 1 and cluster_id not in result.clusters_started
     seats = {s.seat: s for s in lifecycle.status(ctx, course)}
     assert seats["s01"].setup == "done"
@@ -204,7 +205,7 @@ def test_mrjob_conf_points_at_the_seats_cluster(ctx, sandbox, tmp_path) -> None:
     assert f"cluster_id: {own}" in on_seat(ctx, course, "s02", "cat .mrjob.conf")[1]
     assert tags.as_dict(emr.describe_cluster(ClusterId=own)["Cluster"]["Tags"])[tags.SEAT] \
         == "s02"
-    again = lifecycle.up(ctx, course, setup_wait=20, cluster_wait=120)
+    again = lifecycle.up(ctx, course, setup_wait=60, cluster_wait=120)
     assert again.clusters_started == []  # never a second cluster for a seat
     emr.terminate_job_flows(JobFlowIds=[cluster_id, own])
 
@@ -214,7 +215,7 @@ def test_pip_user_install_fails_plainly_in_the_setup_log(ctx, tmp_path) -> None:
     is named and its setup log shows pip's own error."""
     course = load(course_file(tmp_path, students=1,
                               setup='"python3 -m pip install --user six"'))
-    result = lifecycle.up(ctx, course, setup_wait=20)
+    result = lifecycle.up(ctx, course, setup_wait=60)
     assert list(result.setup_failed) == ["s01"]
     assert "setup step 1/1 failed" in result.setup_failed["s01"]
     log = (ctx.state.course("setup").logs / "s01.log").read_text()
@@ -228,7 +229,7 @@ def test_setup_steps_run_as_written_in_a_script(ctx, tmp_path) -> None:
              '"""cat >> ~/ran.txt <<EOF\nfrom a heredoc\nEOF""", '
              '"case ubuntu in ubuntu) echo matched >> ~/ran.txt;; *) exit 3;; esac"')
     course = load(course_file(tmp_path, students=1, setup=steps))
-    result = lifecycle.up(ctx, course, setup_wait=20)
+    result = lifecycle.up(ctx, course, setup_wait=60)
     assert result.setup_failed == {}
     assert on_seat(ctx, course, "s01", "cat ran.txt") == (
         0, "commented\nfrom a heredoc\nmatched")
