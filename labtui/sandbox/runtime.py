@@ -113,7 +113,9 @@ class Sandbox:
     def reset(self) -> None:
         """Forget every AWS resource (moto's reset) and close every SSH listener."""
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
+        # a bound, not an estimate: the reset takes a quarter of a second, but a loaded
+        # machine (two test workers and their machines' boots) has made it wait ten
+        with urllib.request.urlopen(request, timeout=120):
             pass
         self.quotas.reset()
         self._apply_quotas()
