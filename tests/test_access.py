@@ -275,6 +275,7 @@ print("me", boto3.client("sts", endpoint_url=url).get_caller_identity()["Arn"])
 """
 
 
+@pytest.mark.timeout(300)  # a whole journey, several boots: 120 s bounds one step
 def test_an_instance_profile_replaces_keys(ctx, sandbox_state, tmp_path: Path) -> None:
     path = tmp_path / "course.toml"
     path.write_text(COURSE.replace('login = "password"', 'login = "password"\n'

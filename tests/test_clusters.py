@@ -145,6 +145,7 @@ def _waiting(emr, cluster_id: str, timeout: float = 60) -> dict:
         time.sleep(0.5)
 
 
+@pytest.mark.timeout(300)  # a whole journey, several boots: 120 s bounds one step
 def test_a_class_with_clusters_from_up_to_down(ctx, sandbox, sandbox_state,
                                                tmp_path: Path) -> None:
     (tmp_path / "bootstrap.sh").write_text(BOOTSTRAP)

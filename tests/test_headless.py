@@ -7,10 +7,13 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from .test_cli import json_lines, run
 from .test_setup import course_file
 
 
+@pytest.mark.timeout(300)  # a whole journey, several boots: 120 s bounds one step
 def test_class_day_from_a_script(sandbox_state, tmp_path: Path) -> None:
     env = {"LABTUI_STATE_DIR": str(sandbox_state.root)}
     course = str(course_file(tmp_path, students=3))

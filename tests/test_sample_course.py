@@ -21,6 +21,7 @@ pytestmark = pytest.mark.skipif(runtime_problem() is not None,
                                 reason=f"no sandbox machines here: {runtime_problem()}")
 
 
+@pytest.mark.timeout(300)  # a whole journey, several boots: 120 s bounds one step
 def test_sample_course_sets_up_on_real_machines(ctx, tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     roster = (tmp_path / "examples" / "students.csv").read_text().splitlines()

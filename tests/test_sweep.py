@@ -73,6 +73,7 @@ def findings_of(lines: list[dict]) -> dict[str, dict]:
     return {line["id"]: line for line in found}
 
 
+@pytest.mark.timeout(300)  # a whole journey, several boots: 120 s bounds one step
 def test_sweep_finds_the_leftovers_and_removes_them(ctx, capsys) -> None:
     planted = plant(ctx)
 
