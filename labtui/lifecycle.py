@@ -279,7 +279,7 @@ def up(ctx: Context, course: Course,
             clusterops.check_buckets(ctx, course)   # data added to a running class
             clusterops.ensure_buckets(ctx, course)
             _upload_data(ctx, course)  # new or changed data files go up on any rerun
-        _ensure_identities(ctx, course)  # a changed policy or a lost key converges too
+        new_keys = _ensure_identities(ctx, course)  # a changed policy or lost key converges
     else:
         check_cap(ctx, course, count + nodes)
         clusterops.check_buckets(ctx, course)  # a taken bucket name: before anything else
@@ -290,7 +290,7 @@ def up(ctx: Context, course: Course,
             billing.ensure_billing(ctx.aws, course, ctx.sink)
         clusterops.ensure_buckets(ctx, course)
         _upload_data(ctx, course)
-        _ensure_identities(ctx, course)
+        new_keys = _ensure_identities(ctx, course)
         network_for, key_name_for = _per_region(ctx, course)
         if count:
             _launch(ctx, course, to_create, result, network_for, key_name_for)
@@ -301,7 +301,7 @@ def up(ctx: Context, course: Course,
             result.clusters_started = [c.cluster_id for c in started]
     if not skip_setup:
         # a seat whose cluster is new gets its ~/.mrjob.conf again, even when set up
-        renewed = seats_of_keys(course, [c.seat for c in started])
+        renewed = seats_of_keys(course, [c.seat for c in started]) + new_keys
         outcomes = setup(ctx, course, wait=setup_wait, concurrency=concurrency, also=renewed)
         result.setup_failed = {o.key: o.error for o in outcomes if not o.ok}
         result.set_up = [o.key for o in outcomes if o.ok]
@@ -327,10 +327,14 @@ def _upload_data(ctx: Context, course: Course) -> None:
                            + (f", {skipped} unchanged" if skipped else "")))
 
 
-def _ensure_identities(ctx: Context, course: Course) -> None:
-    if access.enabled(course):
-        access.ensure(ctx.aws, course, ctx.state.course(course.id), ctx.sink)
-        ctx.sink.emit(StepDone("student identities"))
+def _ensure_identities(ctx: Context, course: Course) -> list[str]:
+    """The course's student identities; returns the seats whose key is new (set up again,
+    so their machine gets it)."""
+    if not access.enabled(course):
+        return []
+    renewed = access.ensure(ctx.aws, course, ctx.state.course(course.id), ctx.sink)
+    ctx.sink.emit(StepDone("student identities"))
+    return renewed
 
 
 def _say_ready(ctx: Context, course: Course, result: UpResult,

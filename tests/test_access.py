@@ -146,6 +146,14 @@ def test_each_seat_gets_its_own_identity_and_only_its_key(instructor, ctx, sandb
     assert ADMIN_SECRET not in shown.stdout + shown.stderr
     assert before["s02"]["aws_secret_access_key"] not in shown.stdout + shown.stderr
 
+    # another computer (its state folder lacks s02's secret) runs up: s02 gets a new key,
+    # and its machine, set up long ago, gets that key too, not a dead one
+    (ctx.state.course("acc").secrets / "aws" / "s02.json").unlink()
+    lifecycle.up(ctx, course, setup_wait=60)
+    [meta] = iam.list_access_keys(UserName="labtui-acc-s02")["AccessKeyMetadata"]
+    assert meta["AccessKeyId"] != before["s02"]["aws_access_key_id"]
+    assert _keys_on(ctx, course, "s02")["aws_access_key_id"] == meta["AccessKeyId"]
+
     report = lifecycle.down(ctx, course)
     assert report.left == []
     assert iam.list_users(PathPrefix="/labtui/acc/")["Users"] == []

@@ -74,12 +74,15 @@ def policy_arn(account: str, course: Course, identity: str) -> str:
     return f"arn:aws:iam::{account}:policy{user_path(course)}labtui-{course.id}-{identity}"
 
 
-def ensure(aws: Aws, course: Course, state: CourseState, sink: EventSink) -> dict[str, Keys]:
+def ensure(aws: Aws, course: Course, state: CourseState, sink: EventSink) -> list[str]:
     """Every identity of the course exists with its current policy and one key whose
-    secret is kept locally; returns identity name -> Keys. Reruns converge."""
+    secret is kept locally. Reruns converge. Returns the seats whose key is new (made now,
+    e.g. from another computer whose state folder lacks the secret): their machines need it
+    installed again."""
     iam = aws.client("iam", IAM_REGION)
     account = account_id(aws)
     out: dict[str, Keys] = {}
+    before = {identity: _read(state, identity) for identity in identities(course)}
     for identity, seat in identities(course).items():
         name = user_name(course, seat or identity)
         labels = tags.tags(course.id, seat.id if seat else None)
@@ -105,7 +108,8 @@ def ensure(aws: Aws, course: Course, state: CourseState, sink: EventSink) -> dic
     sink.emit(LogLine(f"{count} student identit{'y' if count == 1 else 'ies'} with their "
                       f"policy and {'machine role' if uses_profiles(course) else 'keys'} "
                       f"({user_path(course)})"))
-    return out
+    new = {identity for identity, keys in out.items() if keys != before.get(identity)}
+    return [seat.id for seat in course.seats if identity_of(course, seat) in new]
 
 
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
