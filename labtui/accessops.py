@@ -55,11 +55,9 @@ def rotate(ctx: Context, course: Course, name: str) -> Rotated:
     ctx.refuse_if_read_only("rotate")
     require_access(course)
     seat = seat_id(course, name)
-    shared = course.access is not None and course.access.identity == "shared"
-    seats = [s.id for s in course.seats] if shared else [seat]
     machines = lifecycle.running_machines(ctx, course, [seat], strict=True, doing="rotate")
-    if shared:
-        machines = lifecycle.running_machines(ctx, course, seats)
+    if policy.shared(course):  # one key for the class: every running machine gets it
+        machines = lifecycle.running_machines(ctx, course, None)
     state = ctx.state.course(course.id)
     remote = lifecycle.remote_for(ctx, course)
     if policy.uses_profiles(course):  # no key anywhere: the role's credentials rotate alone
@@ -85,21 +83,19 @@ def rotate(ctx: Context, course: Course, name: str) -> Rotated:
     return Rotated(seat, keys.user, keys.access_key_id, old, installed, password_file)
 
 
-def _handouts(ctx: Context, course: Course) -> dict[str, str]:
+def _handouts(ctx: Context, course: Course, found: Any) -> dict[str, str]:
     """Seat -> "sent <when>" or "changed since sent" (its card now differs from the one
-    mailed, e.g. a new address after a restart), from labtui/services/handout.py's record."""
+    mailed, e.g. a new address after a restart), from labtui/services/handout.py's record;
+    the cards are made from the machines the roster already read."""
     from labtui.services import handout
 
     records = handout.sent(ctx.state.course(course.id))
-    if not records:
+    mailed = [s.id for s in course.seats if s.id in records]
+    if not mailed:
         return {}
-    out = {}
-    for card in handout.cards(ctx, course, [s for s in records if s in
-                                            {seat.id for seat in course.seats}]):
-        said = handout.delivery(card, records.get(card.seat))
-        out[card.seat] = (f"sent {records[card.seat].get('at', '')}" if said == handout.SENT
-                          else said)
-    return out
+    said = handout.deliveries(ctx, course, handout.cards(ctx, course, mailed, found=found))
+    return {seat: f"sent {records[seat].get('at', '')}" if word == handout.SENT else word
+            for seat, word in said.items()}
 
 
 def _new_password(ctx: Context, course: Course, remote: Any, machines: list[Any],
@@ -148,7 +144,7 @@ def roster(ctx: Context, course: Course) -> Roster:
     by_seat = found.by_seat()
     live = clusterops.live(ctx, course) if course.clusters is not None else {}
     users = access.identity_names(ctx.aws, course) if access.enabled(course) else set()
-    sent = _handouts(ctx, course)
+    sent = _handouts(ctx, course, found)
     rows = []
     for seat in course.seats:
         machines = sorted(by_seat.get(seat.id, []), key=lambda m: m.state != "running")
@@ -168,9 +164,7 @@ def roster(ctx: Context, course: Course) -> Roster:
     keys = set(course.cluster_units) if course.clusters is not None else set()
     removed += [f"cluster {c.cluster_id} of {k}" for k, c in sorted(live.items())
                 if k not in keys]
-    wanted = {policy.user_name(course, s) for s in course.seats} | (
-        {policy.user_name(course, "")} if course.access and course.access.identity == "shared"
-        else set())
+    wanted = {policy.user_name(course, s) for s in course.seats}  # one name when shared
     removed += [f"IAM user {u}" for u in sorted(users - wanted)]
     return Roster(rows, removed)
 

@@ -54,10 +54,14 @@ def _compat() -> None:
             setattr(collections, name, getattr(collections.abc, name))
 
 
+def shared(course: Course) -> bool:
+    """Whether the class shares one identity (``[access] identity = "shared"``)."""
+    return course.access is not None and course.access.identity == "shared"
+
+
 def identity_of(course: Course, seat: Seat | str) -> str:
     """The name part of the seat's IAM user (``students`` for a shared identity)."""
-    access = course.access
-    if access is not None and access.identity == "shared":
+    if shared(course):
         return SHARED_USER
     return seat if isinstance(seat, str) else seat.id
 
@@ -109,9 +113,9 @@ def seat_policy(course: Course, seat: Seat | str, account: str = ACCOUNT) -> dic
     """The identity policy of the seat's IAM user (of every seat's, when shared)."""
     access = course.access
     granted = set(access.permissions if access else ())
-    shared = access is not None and access.identity == "shared"
+    one = shared(course)
     seat_id = seat if isinstance(seat, str) else seat.id
-    seats = course.seats if shared else (course.seat(seat_id),)
+    seats = course.seats if one else (course.seat(seat_id),)
     storage = course.storage
     out: list[dict[str, Any]] = []
     if "read-data" in granted and storage and storage.data_bucket:
@@ -121,10 +125,10 @@ def seat_policy(course: Course, seat: Seat | str, account: str = ACCOUNT) -> dic
                               f"arn:aws:s3:::{data}"))
     if "write-scratch" in granted and storage and storage.scratch_bucket:
         scratch = storage.scratch_bucket
-        prefixes = ["*"] if shared else [seat_id]
+        prefixes = ["*"] if one else [seat_id]
         out.append(_statement("OwnScratch", SCRATCH_ACTIONS,
                               [f"arn:aws:s3:::{scratch}/{p}/*" for p in prefixes]))
-        listing: dict[str, Any] = {} if shared else {"StringLike": {"s3:prefix": [
+        listing: dict[str, Any] = {} if one else {"StringLike": {"s3:prefix": [
             f"{seat_id}/*", f"{seat_id}/", seat_id]}}
         out.append(_statement("ListOwnScratch", ["s3:ListBucket"],
                               f"arn:aws:s3:::{scratch}", listing or None))
@@ -134,7 +138,7 @@ def seat_policy(course: Course, seat: Seat | str, account: str = ACCOUNT) -> dic
     if course.clusters is not None and keys and granted & {"submit-steps", "view-clusters"}:
         cluster_arn = f"arn:aws:elasticmapreduce:*:{account}:cluster/*"
         tagged = {"StringEquals": {"elasticmapreduce:ResourceTag/labtui:course": course.id}}
-        if not shared:
+        if not one:
             tagged["StringEquals"]["elasticmapreduce:ResourceTag/labtui:seat"] = keys
         actions = list(VIEW_ACTIONS)
         if "submit-steps" in granted:
@@ -152,7 +156,7 @@ def seat_policy(course: Course, seat: Seat | str, account: str = ACCOUNT) -> dic
                     {"StringLike": {"s3:prefix": [f"{p}*" for b, p in places if b == bucket]}}))
     if "start-stop-own" in granted and course.machines is not None:
         condition = {"StringEquals": {"aws:ResourceTag/labtui:course": course.id}}
-        if not shared:
+        if not one:
             condition["StringEquals"]["aws:ResourceTag/labtui:seat"] = seat_id
         out.append(_statement("StartStopOwnMachine", ["ec2:StartInstances", "ec2:StopInstances"],
                               f"arn:aws:ec2:*:{account}:instance/*", condition))

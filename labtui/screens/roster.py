@@ -34,7 +34,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input
 
-from labtui import accessops
+from labtui import accessops, policy
 from labtui.course import Course
 from labtui.errors import InputError
 from labtui.events import LogLine
@@ -438,7 +438,7 @@ class RosterView(SummaryView):
             self.app.notify("No seat under the cursor.", severity="warning")
             return
         course = self.course
-        shared = course.access is not None and course.access.identity == "shared"
+        shared = policy.shared(course)
         password = course.machines is not None and course.machines.login == "password"
         body = ("A new access key is made for "
                 + ("the class's shared identity and installed on every running machine"

@@ -18,7 +18,7 @@ from typing import Any
 from labtui.course import Course, Seat
 from labtui.errors import AwsError
 from labtui.events import EventSink, LogLine
-from labtui.policy import identity_of, seat_policy, user_name, user_path, uses_profiles
+from labtui.policy import identity_of, seat_policy, shared, user_name, user_path, uses_profiles
 from labtui.services import tags
 from labtui.services.aws import Aws, translate_errors
 from labtui.state import CourseState
@@ -45,7 +45,7 @@ def enabled(course: Course) -> bool:
 
 def identities(course: Course) -> dict[str, Seat | None]:
     """Identity name -> its seat (None for the class's shared identity)."""
-    if course.access is not None and course.access.identity == "shared":
+    if shared(course):
         return {identity_of(course, ""): None}
     return {seat.id: seat for seat in course.seats}
 

@@ -225,9 +225,11 @@ def chosen_seats(course: Course, names: Iterable[str] | None) -> list[Seat]:
     return list(out.values())
 
 
-def cards(ctx: Context, course: Course, seats: Iterable[str] | None = None) -> list[Card]:
+def cards(ctx: Context, course: Course, seats: Iterable[str] | None = None, *,
+          found: Any = None) -> list[Card]:
     """The cards of the seats named (seats or students; every seat when None), from one
-    look at the machines and one at the clusters."""
+    look at the machines (``found``: an Inventory the caller already has) and one at the
+    clusters."""
     from labtui.services import inventory
 
     if course.machines is None:
@@ -239,14 +241,13 @@ def cards(ctx: Context, course: Course, seats: Iterable[str] | None = None) -> l
             return []
     chosen = chosen_seats(course, seats)
     state = ctx.state.course(course.id)
-    found = inventory.machines(ctx.aws, course.id, course.regions).by_seat()
+    by_seat = (found or inventory.machines(ctx.aws, course.id, course.regions)).by_seat()
     clusters = _clusters(ctx, course)
     remote = _remote(ctx, course, state)
-    # a machine's address is confirmed by a TCP probe of its SSH port (up to 2 s when it
-    # does not answer): the seats are looked at side by side
+    # a machine's pinned host key may need its user-data read once: seats side by side
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(chosen)))) as pool:
         return list(pool.map(lambda seat: _card(ctx, course, state, seat,
-                                                found.get(seat.id, []), clusters, remote),
+                                                by_seat.get(seat.id, []), clusters, remote),
                              chosen))
 
 
