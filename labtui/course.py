@@ -177,9 +177,41 @@ class Network:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """A file fetched onto every machine into the notebooks' folder: from the data bucket
+    (``s3://``; the machine downloads it through a short-lived presigned URL, no key) or a
+    URL, checked against ``sha256`` when given."""
+
+    source: str
+    dest: str              # relative to the working folder
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class Jupyter:
+    """``[jupyter]``: a notebook server on each machine, on 127.0.0.1 only, reached through
+    an SSH tunnel. The environment is a pip ``requirements`` file (installed into a venv at
+    ``ENV_DIR``), a conda ``environment`` file, or neither (the image provides jupyter)."""
+
     port: int = 8888
     notebooks: tuple[Path, ...] = ()
+    templates: Path | None = None
+    workdir: str = "~/work"
+    requirements: Path | None = None
+    environment: Path | None = None
+    server: str = "lab"
+    command: str | None = None
+    daily: bool = False
+    data: tuple[DataFile, ...] = ()
+
+    def template_files(self) -> list[tuple[Path, str]]:
+        """(local file, name under the working folder) of every template notebook."""
+        found = [(path, path.name) for path in self.notebooks]
+        if self.templates is not None:
+            found += [(path, path.relative_to(self.templates).as_posix())
+                      for path in sorted(self.templates.rglob("*"))
+                      if path.is_file() and ".ipynb_checkpoints" not in path.parts]
+        return list({name: (path, name) for path, name in found}.values())
 
 
 @dataclass(frozen=True)
@@ -807,16 +839,91 @@ def _teardown(t: Table) -> Teardown:
     return Teardown(tuple(save) if t.has("save") else ("~/work",), bucket)
 
 
+JUPYTER_SERVERS = ("lab", "notebook", "server")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_RELATIVE = re.compile(r"[A-Za-z0-9._-][A-Za-z0-9._/-]*")
+
+
 def _jupyter(t: Table, base: Path) -> Jupyter:
     port = t.integer("port", default=8888, minimum=1024, maximum=65535)
     notebooks = t.str_list("notebooks", example='notebooks = ["notebooks/lab1.ipynb"]')
+    found = []
     for index, notebook in enumerate(notebooks):
+        key = f"notebooks[{index}]"
         if not (base / notebook).is_file():
-            t.problem(f"notebooks[{index}]",
-                      f"{notebook!r} does not exist (looked for {(base / notebook).resolve()})",
+            t.problem(key, f"{notebook!r} does not exist (looked for "
+                      f"{(base / notebook).resolve()})",
                       "create it, or give its path relative to the course file")
+        elif _inside_key(t, key, notebook, base, base / notebook):
+            found.append(base / notebook)
+    templates = None
+    folder = t.text("templates", example='templates = "notebooks/"')
+    if folder:
+        if not (base / folder).is_dir():
+            t.problem("templates", f"{folder!r} is not a folder (looked for "
+                      f"{(base / folder).resolve()})", "give a folder relative to the course file")
+        elif _inside_key(t, "templates", folder, base, base / folder):
+            templates = base / folder
+    workdir = t.text("workdir", default="~/work", example='workdir = "~/work"',
+                    check=_save_path)
+    if workdir and any(c in workdir for c in "*?[]"):
+        t.problem("workdir", f"{workdir!r} is a pattern, not a folder", 'use e.g. "~/work"')
+    env_files = {}
+    for key, example in (("requirements", 'requirements = "requirements.txt"'),
+                         ("environment", 'environment = "environment.yml"')):
+        name = t.text(key, example=example)
+        if name and _exists(t, key, base / name) and _inside_key(t, key, name, base,
+                                                                 base / name):
+            env_files[key] = base / name
+    if len(env_files) == 2:
+        t.problem("environment", "and requirements are both given",
+                  "give one: requirements (pip) or environment (conda)")
+    server = t.text("server", default="lab", choices=JUPYTER_SERVERS)
+    command = t.text("command", example='command = "jupyter lab"')
+    daily = t.flag("daily")
+    data = []
+    for item in t.tables("data", example='[[jupyter.data]] source = "s3://bucket/file.csv"'):
+        source = item.text("source", required=True, example='source = "s3://bucket/file.csv"',
+                           check=_data_source)
+        dest = item.text("dest", example='dest = "data/file.csv"')
+        digest = item.text("sha256", example='sha256 = "<64 hex digits>"')
+        item.finish()
+        if digest and not _SHA256.fullmatch(digest):
+            item.problem("sha256", f"{digest!r} is not a SHA-256 digest",
+                         "give the 64 lowercase hex digits `sha256sum FILE` prints")
+            continue
+        if not source:
+            continue
+        dest = dest or source.rstrip("/").rsplit("/", 1)[-1]
+        if not _RELATIVE.fullmatch(dest) or ".." in dest.split("/"):
+            item.problem("dest", f"{dest!r} is not a path inside the working folder",
+                         'use letters, digits, . _ - and /, e.g. "data/file.csv"')
+            continue
+        data.append(DataFile(source, dest, digest))
     t.finish()
-    return Jupyter(port or 8888, tuple(base / n for n in notebooks))
+    return Jupyter(port or 8888, tuple(found), templates, workdir or "~/work",
+                   env_files.get("requirements"), env_files.get("environment"),
+                   server or "lab", command, daily, tuple(data))
+
+
+def _inside_key(t: Table, key: str, given: str, base: Path, path: Path) -> bool:
+    if path.resolve().is_relative_to(base.resolve()):
+        return True
+    t.problem(key, f"{given!r} is outside the course's folder (it is {path.resolve()}) and "
+              "would be copied to every seat", "move it into the course's folder")
+    return False
+
+
+def _data_source(value: str) -> str | tuple[str, str] | None:
+    if value.startswith("s3://"):
+        problem = checks.s3_uri(value)
+        if problem is None and "/" not in value[5:].strip("/"):
+            return f"{value!r} names a bucket, not a file", 'give s3://bucket/path/file'
+        return problem
+    if value.startswith(("https://", "http://")) and len(value.split("/", 3)) > 3:
+        return None
+    return (f"{value!r} is neither an s3:// path nor a URL",
+            'give "s3://bucket/path/file" or "https://host/path/file"')
 
 
 def _jobs(reader: Reader, t: Table, base: Path) -> Jobs | None:

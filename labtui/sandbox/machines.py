@@ -357,7 +357,10 @@ class MachineManager:
         hostname = _hostname(inst)
         env = {"AWS_ENDPOINT_URL": self.endpoint_url,
                "AWS_EC2_METADATA_SERVICE_ENDPOINT": machine.imds.endpoint,
-               "AWS_DEFAULT_REGION": inst.region_name}
+               "AWS_DEFAULT_REGION": inst.region_name,
+               # the machines share the host's loopback: a service EC2 would bind to
+               # 127.0.0.1 (labtui's notebook server) binds to the machine's own address
+               "LABTUI_SANDBOX_LOOPBACK": host}
         machine.container.boot(
             hostname=hostname,
             boot={"instance_id": iid, "address": host, "port": port, "env": env,

@@ -22,7 +22,7 @@ from labtui.course import Course
 from labtui.errors import LabError
 from labtui.events import EventSink, LogLine, SeatChanged
 from labtui.policy import profile_name
-from labtui.services import access, passwords, ssh
+from labtui.services import access, notebooks, passwords, ssh
 from labtui.services.inventory import Machine
 from labtui.services.remote import Remote
 from labtui.state import CourseState, append_private
@@ -147,6 +147,8 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
                      f"the machine's role {profile_name(course, machine.seat)}, no key")
         elif access.enabled(course):
             log.line("== no AWS keys for this seat yet (its identity is made by `up`)")
+        if course.jupyter is not None:
+            setup_notebooks(client, log, course, machine, state, remote)
         if course.clusters is not None:
             if cluster:
                 region, cluster_id = cluster
@@ -158,6 +160,43 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
         log.line("setup done")
     finally:
         client.close()
+
+
+def setup_notebooks(client: paramiko.SSHClient, log: SeatLog, course: Course, machine: Machine,
+                    state: CourseState, remote: Remote) -> None:
+    """[jupyter]: the environment, the templates, the data, then the server (answering)."""
+    cfg, user = course.jupyter, course.machines.user if course.machines else "ubuntu"
+    assert cfg is not None
+    step = notebooks.environment_step(cfg)
+    if step is not None:
+        name, command, remote_file = step
+        source = cfg.requirements or cfg.environment
+        assert source is not None
+        ssh.run(client, "mkdir -p ~/.labtui", timeout=60)
+        ssh.put(client, str(source), remote_file)
+        run_step(client, log, name, command, once=marker("jupyter-env", source.read_text()),
+                 timeout=1800, step="notebook environment")
+    ssh.run(client, f"mkdir -p {shlex.quote(notebooks.workdir_rel(cfg))}", timeout=60)
+    log.line(f"== notebook templates into {cfg.workdir}")
+    try:
+        placed = notebooks.place_templates(client, cfg)
+    except notebooks.NotebookError as e:
+        log.line(str(e), "error")
+        raise SetupFailed("notebook templates", 1, machine.seat) from None
+    log.line(notebooks.describe_placed(placed) if placed else "(no templates)")
+    for index, item in enumerate(cfg.data, start=1):
+        url = notebooks.data_url(remote.aws, machine.region, item.source)
+        run_step(client, log, f"notebook data {index}/{len(cfg.data)}: {item.source} -> "
+                 f"{cfg.workdir}/{item.dest}", notebooks.data_command(cfg, item.dest, item.sha256),
+                 stdin=notebooks.curl_config(url), step=f"notebook data {index}", timeout=1800)
+    seat_token = notebooks.ensure_token(state, machine.seat)
+    log.line(f"== notebook server on port {cfg.port} (127.0.0.1 only; token kept in "
+             f"{notebooks.token_path(state, machine.seat)})")
+    status = notebooks.install_server(
+        client, cfg, user, seat_token,
+        lambda stream, text: log.line(text, "warning" if stream == "stderr" else "info"))
+    if status != 0:
+        raise SetupFailed("notebook server", status, machine.seat)
 
 
 def install_aws_keys(client: paramiko.SSHClient, log: SeatLog, keys: access.Keys,
