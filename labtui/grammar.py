@@ -21,6 +21,7 @@ CLUSTER_COMMANDS = ("clusters", "submit", "steps", "step-log", "terminate-cluste
                     "replace-cluster")
 ACCESS_COMMANDS = ("access", "rotate", "roster")     # handled in labtui/accesscli.py
 HANDOUT_COMMANDS = ("handout", "mail")               # handled in labtui/handoutcli.py
+NOTEBOOK_COMMANDS = ("notebook", "notebooks")        # handled in labtui/notebookcli.py
 
 
 class Parser(argparse.ArgumentParser):
@@ -155,11 +156,13 @@ def build_parser() -> Parser:
     machine_commands(sub)
     cluster_commands(sub)
     access_commands(sub)
+    notebook_commands(sub)
     sweep_command(sub)
     for name, sub_parser in sub.choices.items():
         module = ("cli" if name in LIGHT else "clustercli" if name in CLUSTER_COMMANDS
                   else "accesscli" if name in ACCESS_COMMANDS
-                  else "handoutcli" if name in HANDOUT_COMMANDS else "headless")
+                  else "handoutcli" if name in HANDOUT_COMMANDS
+                  else "notebookcli" if name in NOTEBOOK_COMMANDS else "headless")
         sub_parser.set_defaults(handler=f"labtui.{module}:cmd_{name.replace('-', '_')}")
     parser.set_defaults(subparsers=sub.choices)
     return parser
@@ -339,6 +342,34 @@ def access_commands(sub: Any) -> None:
                                    "$LABTUI_SMTP_PASSWORD, or SES), and record which went out.")
     common(p)
     p.add_argument("seats", nargs="*", metavar="SEAT", help="seats or students (default: all)")
+
+
+def notebook_commands(sub: Any) -> None:
+    """Jupyter on the seats' machines (labtui/notebookcli.py)."""
+    p = sub.add_parser("notebook", help="a seat's notebook: state, tunnel command, URL",
+                       description="Show the seat's notebook server (up, kernels busy), the "
+                                   "`ssh -L` command that reaches it with the pinned host "
+                                   "key, and its URL; the token stays in its 0600 file and "
+                                   "on the seat's card. --open forwards a free local port "
+                                   "to it until Ctrl-C.")
+    common(p)
+    p.add_argument("seat", metavar="SEAT", help="seat or student id")
+    p.add_argument("--open", action="store_true",
+                   help="open a tunnel to it from here (until Ctrl-C) and watch its kernels")
+    p = sub.add_parser("notebooks", help="push templates to, or collect notebooks from, "
+                                         "every seat",
+                       description="push: send new or updated templates to every running "
+                                   "seat (a notebook the student changed is kept; the new "
+                                   "one lands beside it). collect: bring every seat's "
+                                   "notebooks home into DIR/<seat>/ (and with --to-bucket "
+                                   "to s3://SCRATCH/notebooks/<seat>/).")
+    p.add_argument("action", choices=("push", "collect"), help="push or collect")
+    common(p)
+    p.add_argument("seats", nargs="*", metavar="SEAT", help="seats (default: all)")
+    p.add_argument("--to", metavar="DIR", help="collect: where (default: the course's "
+                                               "state folder, notebooks/)")
+    p.add_argument("--to-bucket", action="store_true",
+                   help="collect: also to the course's scratch bucket")
 
 
 def sweep_command(sub: Any) -> None:

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shlex
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,8 +22,8 @@ import pytest
 
 from labtui import lifecycle
 from labtui.course import load
-from labtui.services import notebooks
-from labtui.services.remote import Remote
+from labtui.services import handout, notebooks
+from labtui.services import machines as ec2
 
 from .courses import write_course
 from .test_lifecycle import eventually
@@ -88,10 +94,35 @@ sha256 = "{hashlib.sha256(body).hexdigest()}"
 """)
 
 
-def test_setup_serves_templates_data_and_a_tunnel(ctx, sandbox, tmp_path, web) -> None:
-    course = load(stand_in_course(tmp_path, *web))
+
+def get_kernels(port: int, token: str) -> int | None:
+    """The HTTP status of /api/kernels on a local port (None: nothing answers)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/kernels",
+                                     headers={"Authorization": f"token {token}"})
+    try:
+        with opener.open(request, timeout=3) as answer:
+            return answer.status
+    except OSError:
+        return None
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    from labtui.cli import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.timeout(300)
+def test_notebook_journey(ctx, sandbox, tmp_path, web, capsys) -> None:
+    path = stand_in_course(tmp_path, *web)
+    course = load(path)
     result = lifecycle.up(ctx, course, setup_wait=90)
     assert sorted(result.set_up) == ["s01", "s02"], result.setup_failed
+
+    # -- setup: the working folder with the templates and both data files
     code, out = on_seat(ctx, course, "s01", "cd work && find . -type f | sort && "
                         "cat data/words.txt data/iris.csv")
     assert code == 0
@@ -100,13 +131,140 @@ def test_setup_serves_templates_data_and_a_tunnel(ctx, sandbox, tmp_path, web) -
                                 "alpha beta", "sepal,petal", "5.1,1.4"]
     state = ctx.state.course("nb")
     machine = lifecycle.seat_machine(ctx, course, "s01")
-    remote = lifecycle.remote_for(ctx, course) if hasattr(lifecycle, "remote_for") else None
-    print(remote)
     remote = lifecycle.remote_for(ctx, course)
     found = notebooks.status(remote, machine, state)
-    assert found.state == "up" and found.kernels == 0, found
+    assert (found.state, found.kernels, found.busy) == ("up", 0, 0), found
+
+    # -- bound to the machine's loopback (the sandbox's stand-in for 127.0.0.1) only
+    host = notebooks.listen_host(remote, machine)
+    assert found.address == host and host.startswith("127.") and host != "127.0.0.1"
+    code, out = on_seat(ctx, course, "s01", "stat -c %a ~/.config/labtui/notebook.token; "
+                        "ss -ltnH 'sport = :8899' | awk '{print $4}' | sort")
+    # the machines share the host's loopback: each seat's server on its own address, none
+    # on every interface
+    assert out.splitlines()[0] == "600" and f"{host}:8899" in out.splitlines()[1:]
+    assert all(line.startswith("127.") and not line.startswith("127.0.0.1:")
+               for line in out.splitlines()[1:]), out
+
+    # -- the instructor's tunnel: it answers, and sees a busy kernel
     tunnel = notebooks.open_tunnel(remote, machine, course, state)
     try:
-        assert tunnel.check().answers
+        assert tunnel.check().answers and tunnel.check().kernels == 0
+        on_seat(ctx, course, "s01", "echo '[{\"name\": \"python3\", \"execution_state\": "
+                "\"busy\"}, {\"name\": \"ir\", \"execution_state\": \"idle\"}]' "
+                "> ~/.standin-kernels.json")
+        check = tunnel.check()
+        assert (check.answers, check.kernels, check.busy) == (True, 2, ("python3",))
     finally:
         tunnel.close()
+    assert notebooks.status(remote, machine, state).short == "up, 1 busy"
+
+    # -- the token: on the card, in its 0600 file, nowhere else labtui writes or shows
+    token = notebooks.token(state, "s01")
+    assert token and token != notebooks.token(state, "s02")
+    assert oct(notebooks.token_path(state, "s01").stat().st_mode & 0o777) == "0o600"
+    cards = {c.seat: c for c in handout.cards(ctx, course)}
+    card = cards["s01"]
+    assert card.notebook_url == f"http://127.0.0.1:8899/lab?token={token}"
+    assert f"-N -L 8899:{host}:8899" in card.tunnel_command
+    assert "StrictHostKeyChecking=yes" in card.tunnel_command
+    assert ("Notebook URL", card.notebook_url) in card.lines()
+    code, out, err = cli(capsys, "notebook", str(path), "s01", "--sandbox")
+    assert code == 0, err
+    assert "notebook up (2 kernel(s), 1 busy)" in out and card.tunnel_command in out
+    assert str(notebooks.token_path(state, "s01")) in out
+    code, out_json, err = cli(capsys, "notebook", str(path), "s02", "--sandbox", "--json")
+    assert code == 0 and json.loads(out_json)["status"]["state"] == "up"
+    shown = out + err + out_json + "\n".join(
+        p.read_text() for p in state.logs.glob("*") if p.is_file())
+    shown += state.event_log.read_text() if state.event_log.exists() else ""
+    shown += lifecycle.console(ctx, machine)
+    tags = ec2.describe(ctx.aws, machine).get("Tags", [])
+    assert token not in shown and token not in json.dumps(tags)
+    code, out = on_seat(ctx, course, "s01", "cat ~/.local/state/labtui/notebook/server.log")
+    assert token in out   # the server printed its URL; labtui never repeats it
+
+    # -- the student's own OpenSSH, with the card's exact command: the pinned host key
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / card.known_hosts_file).write_text(card.known_hosts_line + "\n")
+    shutil.copy(card.key_file, folder / card.key_name)
+    os.chmod(folder / card.key_name, 0o600)
+    argv = shlex.split(card.tunnel_command)
+    argv[1:1] = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes"]
+    ssh_l = subprocess.Popen(argv, cwd=folder, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert eventually(lambda: get_kernels(8899, token), lambda v: v == 200,
+                          timeout=20) == 200
+        assert get_kernels(8899, "wrong-token") is None   # 403: urllib raises, an OSError
+    finally:
+        ssh_l.terminate()
+        ssh_l.wait(timeout=10)
+
+    # -- push: a notebook the student changed is kept, the new one lands beside it
+    on_seat(ctx, course, "s01", "echo '{\"student\": 1}' > work/lab1.ipynb")
+    (tmp_path / "notebooks" / "lab1.ipynb").write_text(notebook("lab 1, corrected"))
+    (tmp_path / "notebooks" / "lab3.ipynb").write_text(notebook("lab 3"))
+    code, out, err = cli(capsys, "notebooks", "push", str(path), "--sandbox")
+    assert code == 0, err
+    assert "notebooks pushed to 2 of 2 seat(s)" in out
+    new_digest = hashlib.sha256((tmp_path / "notebooks" / "lab1.ipynb").read_bytes()
+                                ).hexdigest()[:8]
+    code, out = on_seat(ctx, course, "s01", "cd work && cat lab1.ipynb && ls")
+    assert out.splitlines()[0] == '{"student": 1}'
+    assert f"lab1.{new_digest}.ipynb" in out and "lab3.ipynb" in out
+    code, out = on_seat(ctx, course, "s02", "cd work && cat lab1.ipynb && ls")
+    assert "lab 1, corrected" in out and new_digest not in out   # untouched: updated
+
+    # -- collect: every seat's notebooks, no data, no checkpoints
+    on_seat(ctx, course, "s02", "mkdir -p work/.ipynb_checkpoints && "
+            "echo x > work/.ipynb_checkpoints/lab1-checkpoint.ipynb")
+    to = tmp_path / "collected"
+    code, out, err = cli(capsys, "notebooks", "collect", str(path), "--sandbox", "--to",
+                         str(to))
+    assert code == 0, err
+    got = sorted(p.relative_to(to).as_posix() for p in to.rglob("*") if p.is_file())
+    assert got == [f"s01/lab1.{new_digest}.ipynb", "s01/lab1.ipynb", "s01/lab3.ipynb",
+                   "s01/week2/lab2.ipynb", "s02/lab1.ipynb", "s02/lab3.ipynb",
+                   "s02/week2/lab2.ipynb"]
+    assert (to / "s01" / "lab1.ipynb").read_text() == '{"student": 1}\n'
+
+    # -- the server restarts when it dies, and comes back after a reboot
+    on_seat(ctx, course, "s01", "pkill -f standin.py")
+    back = eventually(lambda: notebooks.status(remote, machine, state),
+                      lambda s: s.state == "up" and s.restarts >= 1, timeout=30)
+    assert back.state == "up" and back.restarts >= 1, back
+    lifecycle.reboot(ctx, course, ["s01"])
+    machine = lifecycle.seat_machine(ctx, course, "s01")
+
+    def after_reboot():
+        try:
+            return notebooks.status(remote, machine, state)
+        except Exception as e:   # still rebooting: SSH refuses
+            return notebooks.Status("s01", "rebooting", error=str(e))
+    again = eventually(after_reboot, lambda s: s.state == "up" and s.restarts == 0,
+                       timeout=120)
+    assert again.state == "up" and again.restarts == 0, again
+
+
+def test_open_tunnel_from_the_shell_until_ctrl_c(ctx, sandbox, tmp_path, web) -> None:
+    path = stand_in_course(tmp_path, *web, students=1)
+    course = load(path)
+    assert lifecycle.up(ctx, course, setup_wait=90).set_up == ["s01"]
+    token = notebooks.token(ctx.state.course("nb"), "s01")
+    run = subprocess.Popen([sys.executable, "-m", "labtui", "notebook", str(path), "s01",
+                            "--open", "--sandbox", "--json"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(run.stdout.readline())
+        assert first["type"] == "tunnel" and first["url"].endswith("/lab")
+        assert json.loads(run.stdout.readline())["answers"] is True
+        assert get_kernels(first["local_port"], token) == 200
+    finally:
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=10)
+    assert run.returncode == 0, err
+    assert json.loads(out.splitlines()[-1])["type"] == "closed"
+    assert token not in out + err
+    assert get_kernels(first["local_port"], token) is None      # closed with the command

@@ -81,6 +81,9 @@ class Card:
     role: bool = False                             # the identity is the machine's role
     allowed: tuple[str, ...] = ()
     denied: tuple[str, ...] = ()
+    notebook_host: str | None = None               # where the server listens on the machine
+    notebook_port: int | None = None
+    notebook_url: str | None = field(default=None, repr=False)   # holds the seat's token
 
     @property
     def address(self) -> str | None:
@@ -117,6 +120,21 @@ class Card:
     @property
     def ssh_command(self) -> str | None:
         argv = self.ssh_argv
+        return shlex.join(argv) if argv else None
+
+    @property
+    def tunnel_argv(self) -> list[str] | None:
+        """OpenSSH forwarding the notebook's port to the student's own computer, trusting
+        only the pinned host key (no prompt, no StrictHostKeyChecking=no)."""
+        argv = self.ssh_argv
+        if argv is None or self.notebook_port is None or self.notebook_host is None:
+            return None
+        forward = f"{self.notebook_port}:{self.notebook_host}:{self.notebook_port}"
+        return [argv[0], "-N", "-L", forward, *argv[1:]]
+
+    @property
+    def tunnel_command(self) -> str | None:
+        argv = self.tunnel_argv
         return shlex.join(argv) if argv else None
 
     @property
@@ -165,7 +183,8 @@ class Card:
                 "host_key": self.host_key,
                 "clusters": [[c.key, c.cluster_id, c.region] for c in self.clusters],
                 "identity": self.identity, "role": self.role, "allowed": list(self.allowed),
-                "denied": list(self.denied)}
+                "denied": list(self.denied), "notebook": self.notebook_url,
+                "notebook_port": self.notebook_port}
 
     def digest(self) -> str:
         raw = json.dumps(self.facts(), sort_keys=True, separators=(",", ":"))
@@ -190,6 +209,16 @@ class Card:
             out.append(("", self.ssh_command))
         for text in self.cluster_texts():
             out.append(("EMR cluster", text))
+        if self.notebook_port is not None:
+            if self.tunnel_command and self.notebook_url:
+                out.append(("Notebook", "with the known_hosts line saved as above, run this "
+                                        "and keep it open (it forwards the notebook to your "
+                                        "computer):"))
+                out.append(("", self.tunnel_command))
+                out.append(("Notebook URL", self.notebook_url))
+            else:
+                out.append(("Notebook", "not ready yet (it is set up with the machine); it "
+                                        "appears on the next `labtui handout`"))
         if self.identity and self.role:
             out.append(("AWS identity", f"{self.identity}, the machine's own role (instance "
                                         "profile): the AWS CLI and SDKs on the machine use "
@@ -322,11 +351,21 @@ def _card(ctx: Context, course: Course, state: CourseState, seat: Seat, machines
         identity = policy.user_name(course, seat)
         for case in policy.permissions_table(course, seat.id):
             (allowed if case.decision.allowed else denied).append(case.what)
+    nb_host = nb_port = nb_url = None
+    if course.jupyter is not None:
+        from labtui.services import notebooks
+
+        nb_port = course.jupyter.port
+        seat_token = notebooks.token(state, seat.id)
+        if host is not None and seat_token:
+            nb_host = notebooks.listen_host(remote, machine) if machine else None
+            nb_url = notebooks.url(nb_port, seat_token, course.jupyter.server)
     return Card(course.id, course.name, seat.id,
                 tuple((s.name, s.email) for s in seat.students),
                 machine.state if machine else "absent", cfg.user, cfg.login, host, port, note,
                 password, key_file, host_key, fingerprint, tuple(lines), identity,
-                role and identity is not None, tuple(allowed), tuple(denied))
+                role and identity is not None, tuple(allowed), tuple(denied), nb_host,
+                nb_port, nb_url)
 
 
 def _fingerprint(line: str | None) -> str | None:
@@ -364,7 +403,7 @@ def text(card: Card) -> str:
 def csv_text(found: list[Card]) -> str:
     columns = ["seat", "students", "emails", "machine", "address", "user", "login",
                "password", "key_file", "host_key", "known_hosts", "ssh_command", "clusters",
-               "identity", "credentials", "may", "may_not"]
+               "identity", "credentials", "may", "may_not", "notebook_tunnel", "notebook_url"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
@@ -374,7 +413,8 @@ def csv_text(found: list[Card]) -> str:
                c.key_file or "", c.host_key or "", c.known_hosts_line or "",
                c.ssh_command or "", "; ".join(c.cluster_texts()), c.identity or "",
                "instance profile" if c.role else CREDENTIALS if c.identity else "",
-               "; ".join(c.allowed), "; ".join(c.denied)]
+               "; ".join(c.allowed), "; ".join(c.denied), c.tunnel_command or "",
+               c.notebook_url or ""]
         writer.writerow([_cell(_flat(v)) for v in row])
     return out.getvalue()
 
@@ -398,7 +438,8 @@ def _md_code(value: str) -> str:
     return f"{ticks}{pad}{value}{pad}{ticks}"
 
 
-_CODE = ("Password", "Key file", "Host key", "known_hosts line", "", "Login user")
+_CODE = ("Password", "Key file", "Host key", "known_hosts line", "", "Login user",
+         "Notebook URL")
 
 
 def markdown(found: list[Card]) -> str:

@@ -27,13 +27,19 @@ class Saved:
 
 
 def save_seat(remote: Remote, machine: Machine, patterns: tuple[str, ...], folder: Path,
-              aws: Aws | None = None, bucket: str | None = None) -> Saved:
-    """Save one seat's work into ``folder`` (and the bucket); raises SshError or AwsError."""
-    names = " ".join(p[2:] for p in patterns)  # validated: "~/" + safe characters and globs
+              aws: Aws | None = None, bucket: str | None = None, *, base: str = "~",
+              prefix: str = "work") -> Saved:
+    """Save one seat's work into ``folder`` (and the bucket, under ``prefix/<seat>/``);
+    raises SshError or AwsError. ``patterns`` (``**`` reaches into folders) are relative to
+    ``base`` on the machine, the home folder by default; Jupyter's checkpoints stay behind."""
+    # validated: "~/" + safe characters and globs
+    names = " ".join(p[len(base) + 1:] if p.startswith(base + "/") else p for p in patterns)
     archive = f"/tmp/labtui-work-{machine.seat}.tar.gz"
-    script = ("cd ~ && shopt -s nullglob dotglob && files=(" + names + ") && "
-              f"tar czf {archive} --ignore-failed-read -- \"${{files[@]}}\" 2>&1 && "
-              'echo "files ${#files[@]}"')
+    where = "~" if base == "~" else "~/" + shlex.quote(base[2:])
+    script = (f"cd {where} && shopt -s nullglob dotglob globstar && files=(" + names + ") && "
+              f'if [ ${{#files[@]}} -eq 0 ]; then tar czf {archive} -T /dev/null; else '
+              f"tar czf {archive} --ignore-failed-read --exclude=.ipynb_checkpoints "
+              '-- "${files[@]}" 2>&1; fi && echo "files ${#files[@]}"')
     client = remote.connect(machine, wait=60)
     lines: list[str] = []
     try:
@@ -53,12 +59,12 @@ def save_seat(remote: Remote, machine: Machine, patterns: tuple[str, ...], folde
         files = sum(1 for p in folder.rglob("*") if p.is_file())
     finally:
         client.close()
-    prefix = None
+    key_prefix = None
     if bucket and aws is not None:
-        prefix = f"work/{machine.seat}/"
+        key_prefix = f"{prefix}/{machine.seat}/"
         s3 = aws.client("s3", "us-east-1")
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            key = prefix + path.relative_to(folder).as_posix()
+            key = key_prefix + path.relative_to(folder).as_posix()
             with translate_errors(f"s3.PutObject s3://{bucket}/{key}"):
                 s3.upload_file(str(path), bucket, key)
-    return Saved(machine.seat, files, folder, prefix)
+    return Saved(machine.seat, files, folder, key_prefix)
