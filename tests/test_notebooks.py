@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -268,3 +269,100 @@ def test_open_tunnel_from_the_shell_until_ctrl_c(ctx, sandbox, tmp_path, web) ->
     assert json.loads(out.splitlines()[-1])["type"] == "closed"
     assert token not in out + err
     assert get_kernels(first["local_port"], token) is None      # closed with the command
+
+
+@pytest.mark.timeout(300)
+def test_a_real_jupyter_server_from_requirements(ctx, sandbox, tmp_path) -> None:
+    """pip installs jupyter-server into the environment's venv on the machine (through the
+    host's package index), and labtui-notebook runs it: it answers through the tunnel with
+    the seat's token, refuses another, and its own log's token never reaches labtui's."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "intro.ipynb").write_text(notebook("intro"))
+    (tmp_path / "requirements.txt").write_text("jupyter-server\n")
+    path = write_course(tmp_path, "jr", students=1, extra="""
+[jupyter]
+port = 8898
+server = "server"
+requirements = "requirements.txt"
+templates = "notebooks"
+daily = true
+""")
+    course = load(path)
+    result = lifecycle.up(ctx, course, setup_wait=90)
+    assert result.set_up == ["s01"], result.setup_failed
+    state = ctx.state.course("jr")
+    machine = lifecycle.seat_machine(ctx, course, "s01")
+    remote = lifecycle.remote_for(ctx, course)
+    code, out = on_seat(ctx, course, "s01", f"{notebooks.ENV_DIR}/bin/jupyter server "
+                        "--version && ls work/*/")
+    assert code == 0 and "intro.ipynb" in out, out
+    # daily: the day's templates in a folder of the day
+    day = time.strftime("%Y-%m-%d")
+    assert on_seat(ctx, course, "s01", "ls work")[1].split() == [day]
+    tunnel = notebooks.open_tunnel(remote, machine, course, state)
+    try:
+        check = tunnel.check()
+        assert (check.answers, check.kernels) == (True, 0), check
+        token = notebooks.token(state, "s01")
+        assert get_kernels(tunnel.local_port, token) == 200
+        assert get_kernels(tunnel.local_port, "not-the-token") is None   # 403
+    finally:
+        tunnel.close()
+    log = (state.logs / "s01.log").read_text()
+    assert "install the notebook environment (pip)" in log and token not in log
+
+
+def test_bad_jupyter_sections_name_the_line_and_the_fix(tmp_path) -> None:
+    from labtui.errors import CourseError
+
+    (tmp_path / "requirements.txt").write_text("jupyterlab\n")
+    (tmp_path / "environment.yml").write_text("name: x\n")
+    path = write_course(tmp_path, "bad", students=1, extra="""
+[jupyter]
+port = 80
+server = "labb"
+templates = "missing/"
+workdir = "/srv/work"
+requirements = "requirements.txt"
+environment = "environment.yml"
+[[jupyter.data]]
+source = "ftp://example.org/x.csv"
+[[jupyter.data]]
+source = "s3://nb-data"
+[[jupyter.data]]
+source = "https://example.org/x.csv"
+dest = "../escape.csv"
+sha256 = "abc"
+""")
+    with pytest.raises(CourseError) as info:
+        load(path)
+    text = "\n".join(str(p) for p in info.value.problems)
+    for expected in ("jupyter.port: must be at least 1024",
+                     "jupyter.server: 'labb' is not one of 'lab', 'notebook', 'server'. "
+                     "Fix: did you mean 'lab'?",
+                     "jupyter.templates: 'missing/' is not a folder",
+                     "jupyter.workdir: '/srv/work' is not a path in the student's home",
+                     "jupyter.environment: and requirements are both given",
+                     "jupyter.data[0].source: 'ftp://example.org/x.csv' is neither an s3:// "
+                     "path nor a URL",
+                     "jupyter.data[1].source: 's3://nb-data' names a bucket, not a file",
+                     "jupyter.data[2].sha256: 'abc' is not a SHA-256 digest"):
+        assert expected in text, text
+    assert all(":" in str(p).split(" ")[0] for p in info.value.problems)  # file:line first
+    done = subprocess.run([sys.executable, "-m", "labtui", "validate", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout
+
+
+def test_a_conda_environment_without_conda_fails_setup_saying_why(ctx, sandbox,
+                                                                  tmp_path) -> None:
+    (tmp_path / "environment.yml").write_text("name: course\ndependencies: [jupyterlab]\n")
+    course = load(write_course(tmp_path, "nc", students=1, extra="""
+[jupyter]
+environment = "environment.yml"
+"""))
+    result = lifecycle.up(ctx, course, setup_wait=90)
+    assert list(result.setup_failed) == ["s01"]
+    assert "notebook environment" in result.setup_failed["s01"]
+    log = (ctx.state.course("nc").logs / "s01.log").read_text()
+    assert "environment.yml needs conda, mamba or micromamba on the machine" in log
