@@ -42,7 +42,8 @@ def test_sample_course_uses_every_section() -> None:
     assert course.access and "submit-steps" in course.access.permissions
     assert course.billing and course.billing.alarms_usd == (25.0, 50.0, 100.0)
     assert course.network.ssh_cidr == "203.0.113.0/24"
-    assert course.jupyter and course.jupyter.notebooks[0].name == "lab1.ipynb"
+    assert course.jupyter and [n for _, n in course.jupyter.template_files()] == ["lab1.ipynb"]
+    assert course.jupyter.requirements and course.jupyter.requirements.name == "requirements.txt"
     assert course.jobs and len(course.jobs.entries) == 3
     assert course.jobs.entries[2].command == "python3 simulate.py --seed 3 --big"
     with pytest.raises(dataclasses.FrozenInstanceError):

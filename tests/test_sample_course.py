@@ -44,3 +44,8 @@ def test_sample_course_sets_up_on_real_machines(ctx, tmp_path: Path) -> None:
                           "head -1 ~/WELCOME.md >/dev/null && echo welcome; test -d ~/work "
                           "&& echo work")
     assert (status, out.splitlines()) == (0, ["git", "mrjob", "welcome", "work"])
+    # JupyterLab from the course's requirements, answering on the machine's loopback, with
+    # the template and the data from the data bucket in the working folder
+    status, out = on_seat(ctx, course, "s01", "labtui-notebook status; ls ~/work ~/work/data")
+    assert status == 0 and out.startswith("up on 127."), out
+    assert "lab1.ipynb" in out and "syllabus.csv" in out
