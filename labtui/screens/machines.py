@@ -3,7 +3,10 @@
 One row per seat (keyed by seat id, so a seat without a machine shows "absent"): its students,
 machine state, region, instance, address, setup state and error; with [clusters], the state
 of the seat's cluster (its first student's key: one ``clusterops.live`` per refresh, and the
-ClusterChanged events). AWS is the source of truth:
+ClusterChanged events); with [jupyter], the state of the seat's notebook server
+(``notebookops.statuses``: every running seat asked at once over SSH, in a worker of its
+own, at a refresh but at most every NOTEBOOKS_EVERY seconds, and at once on r). AWS is the
+source of truth:
 a quiet refresh (``lifecycle.status``: one describe_instances pager per region) runs every few
 seconds in a thread worker that never stacks, and the events the work emits (SeatChanged,
 Progress) update cells in between. Rows are only ever updated in place by key — update_cell,
@@ -39,8 +42,9 @@ from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
+from textual.worker import Worker, WorkerState
 
-from labtui import clusterops, lifecycle
+from labtui import clusterops, lifecycle, notebookops
 from labtui.course import Course
 from labtui.events import ClusterChanged, Event, LogLine, Progress, SeatChanged, StepDone
 from labtui.lifecycle import SeatStatus
@@ -59,19 +63,24 @@ from labtui.screens.jobs import (
     stop_job,
     up_job,
 )
-from labtui.screens.messages import SeatsLoaded
+from labtui.screens.messages import NotebooksLoaded, SeatsLoaded
 from labtui.screens.rowtable import RowTable
 from labtui.services import tags
 
 if TYPE_CHECKING:
     from labtui.context import Context
     from labtui.plan import Plan
+    from labtui.services.inventory import Machine
 
 COLUMNS = (("", "mark"), ("Seat", "seat"), ("Students", "students"), ("State", "state"),
            ("Region", "region"), ("Instance", "instance"), ("Address", "address"),
            ("Setup", "setup"), ("$ so far", "cost"), ("Error", "error"))
 # With [clusters]: the state of the seat's cluster (its first student's key) after setup.
 CLUSTER_COLUMN = ("Cluster", "cluster")
+# With [jupyter]: the seat's notebook server (Status.short), after the cluster's column.
+NOTEBOOK_COLUMN = ("Notebook", "notebook")
+NOTEBOOKS_EVERY = 30.0  # seconds: the quiet refreshes ask the notebook servers at most this often
+NOTEBOOKS_GROUP = "notebooks"
 UNKNOWN = "…"
 NONE = "—"
 MARK = "●"
@@ -104,12 +113,14 @@ class SeatRow:
     __slots__ = ("seat", "cells", "haystack", "shown", "event_at", "snapshot_at", "dirty",
                  "cluster_at", "_names")
 
-    def __init__(self, seat: str, students: str, names: str, cluster: bool = False) -> None:
+    def __init__(self, seat: str, students: str, names: str, cluster: bool = False,
+                 notebook: bool = False) -> None:
         self.seat = seat
         self.cells: dict[str, str] = {
             "mark": "", "seat": seat, "students": students, "state": UNKNOWN,
             "region": UNKNOWN, "instance": UNKNOWN, "address": UNKNOWN, "setup": UNKNOWN,
-            **({"cluster": UNKNOWN} if cluster else {}), "cost": UNKNOWN, "error": ""}
+            **({"cluster": UNKNOWN} if cluster else {}),
+            **({"notebook": UNKNOWN} if notebook else {}), "cost": UNKNOWN, "error": ""}
         self.haystack = ""
         self.shown: list[str] = []  # the cells as the table takes them (table_cells)
         self.event_at = 0.0      # when the newest event applied to this row was emitted
@@ -124,7 +135,8 @@ class SeatRow:
         self.haystack = " ".join((cells["seat"], cells["students"], self._names,
                                   cells["state"], cells["region"], cells["instance"],
                                   cells["address"], "setup:" + cells["setup"], cells["setup"],
-                                  cells.get("cluster", ""), cells["error"])).lower()
+                                  cells.get("cluster", ""), cells.get("notebook", ""),
+                                  cells["error"])).lower()
         self.shown = [escape(value) for value in cells.values()]
 
     def table_cells(self) -> list[str]:
@@ -237,10 +249,14 @@ class MachinesView(SummaryView):
         super().__init__(course)
         self.order = {seat.id: index for index, seat in enumerate(course.seats)}
         has_clusters = course.clusters is not None
+        self.has_jupyter = course.jupyter is not None
         self.seats: dict[str, SeatRow] = {
             seat.id: SeatRow(seat.id, ", ".join(s.id for s in seat.students),
-                             " ".join(s.name for s in seat.students), has_clusters)
+                             " ".join(s.name for s in seat.students), has_clusters,
+                             self.has_jupyter)
             for seat in course.seats}
+        self.notebooks_asked = 0.0  # time.monotonic() of the last look at the notebooks
+        self._notebooks_worker: Worker | None = None
         # The cluster key of each seat (its first student's) and the seats of each key.
         self.cluster_key: dict[str, str] = {
             seat.id: course.cluster_key(seat.students[0])
@@ -269,6 +285,9 @@ class MachinesView(SummaryView):
         columns = list(COLUMNS)
         if self.course.clusters is not None:
             columns.insert(columns.index(("Setup", "setup")) + 1, CLUSTER_COLUMN)
+        if self.has_jupyter:
+            after = CLUSTER_COLUMN if CLUSTER_COLUMN in columns else ("Setup", "setup")
+            columns.insert(columns.index(after) + 1, NOTEBOOK_COLUMN)
         for label, key in columns:
             rows.add_column(label, key=key, width=1 if key == "mark" else None)
         rows.display = self.course.machines is not None  # rows come when AWS has answered
@@ -289,7 +308,8 @@ class MachinesView(SummaryView):
         if not quiet:
             ctx.sink.emit(LogLine(f"machines: looking for {tags.COURSE}={self.course.id} in "
                                   f"{len(self.course.regions)} regions"))
-        seats = lifecycle.status(ctx, self.course)
+        machines = lifecycle.discover(ctx, self.course)
+        seats = lifecycle.status(ctx, self.course, machines)
         # One look at the class's live clusters per refresh (not one per seat).
         states = ({key: cluster.state for key, cluster in clusterops.live(ctx, self.course)
                    .items()} if self.course.clusters is not None else None)
@@ -297,7 +317,48 @@ class MachinesView(SummaryView):
             found = sum(1 for s in seats if s.instance_id)
             ctx.sink.emit(LogLine(f"machines: {found} found for {len(seats)} seats "
                                   f"({time.time() - started:.1f} s)"))
-        self.deliver(SeatsLoaded(seats, started, states))
+        self.deliver(SeatsLoaded(seats, started, states, machines.machines, quiet))
+
+    def fetch_notebooks(self, ctx: Context, machines: tuple[Machine, ...]) -> None:
+        """In a thread worker of its own: every running seat's notebook server, asked at
+        once over SSH (a slow machine never holds up the machines' refresh)."""
+        started = time.time()
+        found = notebookops.statuses(ctx, self.course, list(machines))
+        self.deliver(NotebooksLoaded(found, started))
+
+    def ask_notebooks(self, machines: tuple[Machine, ...], *, now: bool) -> None:
+        """Start the look at the notebook servers: ``now`` (the refresh key, the first
+        load) at once, replacing one under way; otherwise when the last look is
+        NOTEBOOKS_EVERY seconds old and none is under way."""
+        ctx = self.lab.ctx
+        if ctx is None or not self.has_jupyter:
+            return
+        if not any(m.state == "running" for m in machines):
+            return
+        worker = self._notebooks_worker
+        under_way = worker is not None and worker.state in (WorkerState.PENDING,
+                                                             WorkerState.RUNNING)
+        if not now and (under_way or
+                        time.monotonic() - self.notebooks_asked < NOTEBOOKS_EVERY):
+            return
+        self.notebooks_asked = time.monotonic()
+        self._notebooks_worker = self.lab.run_worker(
+            lambda: self.fetch_notebooks(ctx, machines), name=NOTEBOOKS_GROUP,
+            group=NOTEBOOKS_GROUP, thread=True, exclusive=True, exit_on_error=False,
+            description="asking the notebook servers")
+
+    @on(NotebooksLoaded)
+    def show_notebooks(self, message: NotebooksLoaded) -> None:
+        changed = []
+        for seat, found in message.statuses.items():
+            row = self.seats.get(seat)
+            # a seat stopped since the look began shows "—" (show_seats), not its last state
+            if row is not None and row.cells["state"] == "running" and self._set(
+                    row, {"notebook": found.short}):
+                changed.append(row)
+        self._show(changed)
+        if self.filter_words and changed:
+            self._sync_rows()
 
     # -- updates on the UI thread ---------------------------------------------------------------
 
@@ -317,6 +378,10 @@ class MachinesView(SummaryView):
             if clusters is not None and row.cluster_at <= message.started:
                 key = self.cluster_key.get(row.seat)
                 values["cluster"] = clusters.get(key, "absent") if key else NONE
+            if self.has_jupyter and status.state != "running":
+                values["notebook"] = NONE
+            elif self.has_jupyter and row.cells["notebook"] == NONE:
+                values["notebook"] = UNKNOWN  # running again: asked at the next look
             if values and self._set(row, values):
                 changed.append(row)
         running = [s for s in message.seats if s.state == "running"]
@@ -330,6 +395,7 @@ class MachinesView(SummaryView):
         self.query_one("#machines-empty", Static).display = not have
         self.rows.display = self.course.machines is not None or have
         self.show_status()
+        self.ask_notebooks(message.machines, now=not message.quiet)
 
     def apply_events(self, events: Iterable[Event]) -> None:
         """Events from the work (any seat, any task), in order, already on the UI thread.

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from labtui.lifecycle import SeatStatus
     from labtui.services.clusters import Cluster
     from labtui.services.inventory import Machine
+    from labtui.services.notebooks import Check, Status, Tunnel
     from labtui.services.regions import RegionInfo
 
 
@@ -55,6 +56,29 @@ class SeatsLoaded(Message):
     # the state of each cluster key's live cluster (one clusterops.live per refresh); None
     # when the course has no clusters
     clusters: dict[str, str] | None = None
+    # the machines found (for the notebook servers' look, which asks the running ones) and
+    # whether the load was a quiet periodic refresh (False: the refresh key, or the first)
+    machines: tuple[Machine, ...] = ()
+    quiet: bool = True
+
+
+@dataclass
+class NotebooksLoaded(Message):
+    """Each running seat's notebook server (``notebookops.statuses``); ``started`` as in
+    SeatsLoaded."""
+
+    statuses: dict[str, Status]
+    started: float
+
+
+@dataclass
+class TunnelChecked(Message):
+    """What the seat screen's notebook tunnel found (``Tunnel.check``), or why it closed."""
+
+    tunnel: Tunnel
+    check: Check | None
+    url: str = ""               # the local URL, without the token
+    token_file: str | None = None
 
 
 @dataclass

@@ -10,7 +10,12 @@ screen's worker; or a line saying the course gives students no AWS identity). Ke
 the command line (output streams in line by line, then the exit status), ``f`` tail a
 remote file, ``s`` re-run setup, ``p`` reset the password (confirmed; the screen says where
 the new one is stored and never shows it), ``b`` reboot (confirmed), ``!`` an interactive
-shell (the app suspends and runs OpenSSH with the pinned host key).
+shell (the app suspends and runs OpenSSH with the pinned host key). With [jupyter]: ``n``
+opens a tunnel to the seat's notebook server (``notebookops.open_tunnel``, in a worker) and
+shows its local URL, where the token is kept (never the token), whether the server answers
+and which kernels are busy, checked again every few seconds; ``n`` again or leaving the
+screen closes it. ``N`` restarts the notebook server (confirmed; its lines in the Output
+pane).
 
 A read-only console shows all of it and refuses every key that changes something, and also
 commands, file tails and the shell: a TA's console is for looking.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,28 +50,35 @@ from textual.widgets import (
     TabPane,
 )
 
-from labtui import accessops, lifecycle, policy
+from labtui import accessops, lifecycle, notebookops, policy
 from labtui.course import Course
 from labtui.errors import LabError
 from labtui.events import Event, LogLine, SeatChanged
+from labtui.screens.base import clock
 from labtui.screens.confirm import ConfirmModal, PromptModal
 from labtui.screens.host import SEAT_GROUP, Lab
 from labtui.screens.jobs import Job, reboot_job, setup_job
-from labtui.screens.messages import SeatLoaded, SeatText, ShellReady
-from labtui.services import access, inventory, tags
+from labtui.screens.messages import SeatLoaded, SeatText, ShellReady, TunnelChecked
+from labtui.services import access, inventory, notebooks, tags
 from labtui.terminal import plain
 
 if TYPE_CHECKING:
+    from textual.worker import Worker
+
     from labtui.context import Context
     from labtui.lifecycle import SeatStatus
     from labtui.policy import Case
     from labtui.services.inventory import Machine
+    from labtui.services.notebooks import Tunnel
 
 TAIL_BYTES = 64 * 1024      # how much of the setup log to show at first
 TAIL_EVERY = 1.0            # seconds between looks at the setup log
 REMOTE_TAIL_LINES = 200
 OUTPUT_PREFIX = {"stderr": "! ", "labtui": "» "}  # a command's lines in the output pane
 PERMISSION_COLUMNS = (("What", "what"), ("Decision", "decision"), ("Action", "action"))
+CHECK_EVERY = 3.0           # seconds between looks through an open notebook tunnel
+NO_JUPYTER = ("The course has no [jupyter] section: its seats run no notebook server. Add "
+              "one to the course file (see sample_course.toml).")
 
 
 @dataclass
@@ -116,6 +129,14 @@ class SeatScreen(Screen[None]):
                 tooltip="Reboot the seat's machine (after confirming)"),
         Binding("r", "reload", "Reload", id="seat.reload", show=False,
                 tooltip="Load the details and the console output again"),
+        Binding("n", "notebook_tunnel", "Open notebook tunnel", id="seat.notebook_tunnel",
+                show=False,
+                tooltip="Forward a local port to the seat's notebook server ([jupyter]): its "
+                        "URL, whether it answers, busy kernels; n again closes it"),
+        Binding("N", "restart_notebook", "Restart notebook server", id="seat.notebook_restart",
+                show=False,
+                tooltip="Restart the seat's notebook server (after confirming); its lines go "
+                        "to the Output pane"),
     ]
 
     def __init__(self, course: Course, seat: str) -> None:
@@ -132,6 +153,15 @@ class SeatScreen(Screen[None]):
         self._log_said_missing = False
         self._reload_timer: Timer | None = None
         self.permissions_loaded = False
+        # The notebook tunnel: set by its worker thread and closed from the UI thread, so
+        # both under the lock (a tunnel opened after the screen closed is closed at once).
+        self._tunnel_lock = threading.Lock()
+        self._tunnel: Tunnel | None = None
+        self._tunnel_wanted = False
+        self._tunnel_timer: Timer | None = None
+        self._check_worker: Worker | None = None
+        self._tunnel_url = ""
+        self._token_file: str | None = None
 
     @property
     def lab(self) -> Lab:
@@ -145,6 +175,9 @@ class SeatScreen(Screen[None]):
             who = ", ".join(f"{s.name} ({s.id})" for s in self.students)
             yield Static(f"Seat {self.seat} — {who}", classes="view-title", markup=False)
             yield Static("Loading…", id="seat-details", markup=False)
+            notebook = Static("", id="seat-notebook", markup=False)
+            notebook.display = False
+            yield notebook
         with TabbedContent(initial="seat-log-pane", id="seat-tabs"):
             with TabPane("Setup log (l)", id="seat-log-pane"):
                 yield Log(id="seat-setup-log", max_lines=5000)
@@ -180,6 +213,9 @@ class SeatScreen(Screen[None]):
         self.reload()
         self.tail_setup_log()
         self.set_interval(TAIL_EVERY, self.tail_setup_log, name="tail setup log")
+
+    def on_unmount(self) -> None:
+        self.close_tunnel(quiet=True)
 
     def on_resize(self, event: events.Resize) -> None:
         self.query_one(Footer).compact = event.size.width < 100
@@ -345,6 +381,7 @@ class SeatScreen(Screen[None]):
             if pane is not None:
                 self.set_focus(pane.query_one(Log))
             return
+        self.close_tunnel(quiet=True)
         self.dismiss(None)
 
     def action_console(self) -> None:
@@ -494,3 +531,163 @@ class SeatScreen(Screen[None]):
         self.lab.log_event(LogLine(f"shell on {self.seat} ended (exit {status}, "
                                    f"{time.monotonic() - started:.0f} s)"))
         self.reload()
+
+    # -- the notebook server ([jupyter]) -------------------------------------------------------
+
+    @property
+    def tunnel_group(self) -> str:
+        return f"notebook:{self.seat}"
+
+    def _has_jupyter(self) -> bool:
+        if self.course.jupyter is None:
+            self.notify(NO_JUPYTER, severity="warning", markup=False)
+            return False
+        return True
+
+    def show_notebook(self, text: Text | str) -> None:
+        line = self.query_one("#seat-notebook", Static)
+        line.update(text)
+        line.display = True
+
+    def action_notebook_tunnel(self) -> None:
+        """Open the tunnel (in a worker), or close it when it is open or opening."""
+        if not self._has_jupyter():
+            return
+        if self._tunnel_wanted:
+            self.close_tunnel()
+            return
+        # the tunnel reaches a student's running kernels: like exec, not for a TA's console
+        if self.lab.refused("notebook tunnel") or not self._has_machine("notebook tunnel"):
+            return
+        ctx = self.lab.connected()
+        if ctx is None:
+            return
+        self._tunnel_wanted = True
+        self.show_notebook("Notebook  opening a tunnel to the seat's notebook server… "
+                           "(n cancels)")
+        self.lab.run_worker(lambda: self.open_tunnel(ctx), name=self.tunnel_group,
+                            group=self.tunnel_group, thread=True, exclusive=True,
+                            exit_on_error=False,
+                            description=f"opening the notebook tunnel to {self.seat}")
+
+    def open_tunnel(self, ctx: Context) -> None:
+        """In a thread worker: the tunnel, kept only if the screen still wants it, and its
+        first look at the server."""
+        assert self.course.jupyter is not None
+        tunnel = notebookops.open_tunnel(ctx, self.course, self.seat)
+        with self._tunnel_lock:
+            keep = self._tunnel_wanted and self._tunnel is None
+            if keep:
+                self._tunnel = tunnel
+        if not keep:  # closed (n again, or the screen left) while it was opening
+            tunnel.close()
+            return
+        path = notebooks.token_path(ctx.state.course(self.course.id), self.seat)
+        self.post_message(TunnelChecked(
+            tunnel, tunnel.check(),
+            notebooks.url(tunnel.local_port, None, self.course.jupyter.server),
+            str(path) if path.exists() else None))
+
+    def check_tunnel(self) -> None:
+        """Every CHECK_EVERY seconds while the tunnel is open: one look through it, in a
+        worker (never two at once)."""
+        tunnel = self._tunnel
+        worker = self._check_worker
+        if tunnel is None or (worker is not None and not worker.is_finished):
+            return
+
+        def look() -> None:
+            check = tunnel.check(timeout=CHECK_EVERY) if tunnel.is_open else None
+            self.post_message(TunnelChecked(tunnel, check))
+
+        self._check_worker = self.lab.run_worker(
+            look, name=f"{self.tunnel_group}:check", group=f"{self.tunnel_group}:check",
+            thread=True, exit_on_error=False,
+            description=f"looking through the notebook tunnel to {self.seat}")
+
+    @on(TunnelChecked)
+    def tunnel_checked(self, message: TunnelChecked) -> None:
+        if message.tunnel is not self._tunnel:
+            return  # a tunnel closed since
+        if message.url:
+            self._tunnel_url, self._token_file = message.url, message.token_file
+            if self._tunnel_timer is None:
+                self._tunnel_timer = self.set_interval(CHECK_EVERY, self.check_tunnel,
+                                                       name="check the notebook tunnel")
+        if message.check is None:
+            self.close_tunnel(quiet=True)
+            self.show_notebook(Text("Notebook  the tunnel's SSH connection closed; n opens "
+                                    "it again", style="red"))
+            return
+        check = message.check
+        text = Text()
+        text.append(f"{'Notebook':<9} ", style="bold")
+        text.append(self._tunnel_url, style="bold")
+        text.append("  (tunnel open; n closes it) · ")
+        if check.answers:
+            text.append("answers", style="green")
+            text.append(f" · {check.kernels} kernel(s)")
+            if check.busy:
+                text.append(" · busy: ")
+                text.append(", ".join(check.busy), style="yellow")
+            else:
+                text.append(" · none busy")
+        else:
+            text.append(f"does not answer: {check.error or 'no answer'}", style="red")
+        text.append(f" · checked {clock(time.time())}\n")
+        text.append(f"{'Token':<9} ", style="bold")
+        text.append(f"in {self._token_file} (not shown here)" if self._token_file else
+                    "no token file on this computer yet (setup has not run from here)")
+        self.show_notebook(text)
+
+    def close_tunnel(self, *, quiet: bool = False) -> None:
+        """Close the tunnel (or forget one still opening: its worker closes it)."""
+        with self._tunnel_lock:
+            tunnel, self._tunnel = self._tunnel, None
+            was_wanted, self._tunnel_wanted = self._tunnel_wanted, False
+        if self._tunnel_timer is not None:
+            self._tunnel_timer.stop()
+            self._tunnel_timer = None
+        if tunnel is not None:
+            tunnel.close()
+        if not quiet and was_wanted:
+            self.show_notebook("Notebook  tunnel closed" + (
+                f": port {tunnel.local_port} no longer forwarded" if tunnel else "")
+                + " · n opens it again")
+
+    def worker_failed(self, group: str, message: str) -> None:
+        """The app reports a failed worker of this screen's (the notification is its)."""
+        if group == self.tunnel_group:
+            self.close_tunnel(quiet=True)
+            self.show_notebook(Text(f"Notebook  could not open the tunnel: {message}",
+                                    style="red"))
+
+    def action_restart_notebook(self) -> None:
+        if not self._has_jupyter():
+            return
+        if (self.lab.refused("restart the notebook server")
+                or not self._has_machine("restart notebook server")):
+            return
+        course, seat = self.course, self.seat
+
+        def run(ctx: Context) -> str:
+            ctx.sink.emit(LogLine("$ restart the notebook server", source=seat,
+                                  stream="labtui"))
+            code = notebookops.restart(ctx, course, seat)
+            machine = lifecycle.seat_machine(ctx, course, seat)
+            found = notebookops.statuses(ctx, course, [machine]).get(seat)
+            state = found.short if found else "unknown"
+            ctx.sink.emit(LogLine(f"exit {code}: the notebook server is {state}", source=seat,
+                                  stream="labtui", level="info" if code == 0 else "warning"))
+            if code != 0:
+                raise LabError(f"the notebook server of {seat} did not restart (exit {code}); "
+                               f"it is {state}. Its lines are in the seat's Output pane.")
+            return f"Notebook server of {seat} restarted: {state}."
+
+        self.show_pane("seat-output-pane")
+        self.lab.confirm_then_job(
+            ConfirmModal(f"Restart the notebook server of {seat}?",
+                         "Its running kernels stop (what they hold in memory is lost); saved "
+                         "notebooks stay. The students reconnect with the same URL and token.",
+                         yes="Restart"),
+            run, what=f"restart the notebook server of {seat}")
