@@ -220,18 +220,82 @@ def test_reboot_runs_the_per_boot_modules_again(launch):
     assert seat.console().count("labtui sandbox machine") == 2
 
 
-def test_a_machine_that_powers_off_stops_its_instance(launch):
-    seat = launch()
-    host, port = seat.address()
+def _from_inside(seat: Seat, command: str) -> paramiko.SSHClient:
+    """Run a command that ends the machine (its SSH session dies with it: no exit status)."""
     client = seat.connect()
-    # the machine's init ends (as `poweroff` would on EC2): SIGTERM to PID 1
     chan = client.get_transport().open_session()
-    chan.exec_command("sudo kill -TERM 1")
-    deadline = time.monotonic() + 30
-    while seat.state() != "stopped":
+    chan.exec_command(command)
+    return client
+
+
+def _wait_state(seat: Seat, state: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while seat.state() != state:
         assert time.monotonic() < deadline, seat.state()
         time.sleep(0.2)
+
+
+def test_a_machine_that_powers_off_stops_its_instance(launch):
+    seat = launch()
+    found = seat.run("sudo sh -c 'for c in poweroff shutdown halt reboot; do command -v $c; "
+                     "done'")[1]
+    assert found.split() == [f"/usr/local/sbin/{c}" for c in ("poweroff", "shutdown", "halt",
+                                                             "reboot")]  # on secure_path
+    client = _from_inside(seat, "sudo poweroff")
+    _wait_state(seat, "stopped")
     client.close()
+    reply = seat.ec2.describe_instances(InstanceIds=[seat.id])
+    reason = reply["Reservations"][0]["Instances"][0]["StateReason"]
+    assert reason["Code"] == "Client.InstanceInitiatedShutdown"
+    assert (seat.sandbox.folder / "instances" / seat.id / "upper").is_dir()  # the disk stays
+    assert "Reached target Shutdown (poweroff" in seat.console()
+
+
+def test_shutdown_terminates_an_instance_whose_shutdown_behavior_is_terminate(launch):
+    seat = launch(InstanceInitiatedShutdownBehavior="terminate")
+    assert seat.run("true")[0] == 0
+    client = _from_inside(seat, "sudo shutdown -h now")
+    _wait_state(seat, "terminated")
+    client.close()
+    seat.sandbox._hosts.sync()
+    assert not (seat.sandbox.folder / "instances" / seat.id).exists()  # the layer is gone
+
+
+def test_shutdown_behavior_changed_later_is_honoured(launch):
+    seat = launch()
+    seat.ec2.modify_instance_attribute(InstanceId=seat.id,
+                                       Attribute="instanceInitiatedShutdownBehavior",
+                                       Value="terminate")
+    client = _from_inside(seat, "sudo shutdown -P +0")
+    _wait_state(seat, "terminated")
+    client.close()
+
+
+def test_only_root_can_power_a_machine_off(launch):
+    seat = launch()
+    for command in ("poweroff", "shutdown -h now", "halt", "reboot"):
+        # Debian's login PATH of a non-root user has no sbin folders (Ubuntu's has them)
+        status, _, err = seat.run(f"PATH=/usr/local/sbin:/usr/sbin:$PATH {command}")
+        assert (status, err) == (1, f"{command.split()[0]}: must be superuser."), command
+    assert seat.run("sudo shutdown -k now; sudo shutdown bogus")[0] == 1  # not a time
+    assert seat.state() == "running" and seat.run("echo up")[1] == "up"
+    seat.sandbox._hosts.sync()
+    assert seat.id in json.loads(seat.sandbox.hosts_file.read_text())
+
+
+def test_a_machine_that_reboots_itself_boots_again_at_its_address(launch):
+    seat = launch(extra={"bootcmd": ["echo boot >> /var/tmp/boots"]})
+    assert seat.run("sudo cloud-init status --wait >/dev/null; cat /var/tmp/boots")[1] == "boot"
+    before = seat.address()
+    client = _from_inside(seat, "sudo reboot")
+    deadline = time.monotonic() + 60
+    while seat.console().count("labtui sandbox machine") < 2:
+        assert time.monotonic() < deadline, seat.console()[-2000:]
+        time.sleep(0.2)
+    client.close()
+    out = seat.run("sudo cloud-init status --wait >/dev/null; cat /var/tmp/boots")[1]
+    assert out == "boot\nboot"  # the per-boot modules ran again
+    assert seat.state() == "running" and seat.address() == before
 
 
 def test_user_data_reaches_cloud_init_as_ec2_holds_it_gzip_and_multipart(launch):

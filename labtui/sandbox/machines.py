@@ -11,7 +11,9 @@ that started it, see :mod:`labtui.sandbox.container`):
   be bound), its own metadata service;
 - a stopped instance's machine shuts down and keeps its layer; a terminated (or forgotten,
   after a reset) one is deleted; a rebooted one restarts at the same address;
-- a machine that powers itself off stops its instance, as EC2 does.
+- a machine that powers itself off (`poweroff`, `shutdown -h now` ...) stops its instance, or
+  terminates it when its InstanceInitiatedShutdownBehavior is "terminate", as EC2 does; one
+  that reboots itself (`reboot`) boots again at its address, its instance still running.
 
 ``SANDBOX_DIR/hosts.json`` (replaced atomically) maps instance id -> {"host", "port",
 "region", "state"} for every running machine; ``instances/<id>/console.log`` is what the
@@ -52,6 +54,9 @@ CONSOLES: dict[str, Path] = {}
 # (the EMR player's RunJobFlow hook tags and keys a cluster's nodes under it): the manager
 # lists instances under it, so it never boots a node that is not what EMR would launch.
 LAUNCH_LOCK = threading.Lock()
+# The exit status of a machine's init (guest/init.py's REBOOT_STATUS) when it was asked to
+# reboot from inside; any other exit is a power-off.
+GUEST_REBOOT = 82
 
 
 def install_moto_hooks() -> None:
@@ -283,8 +288,11 @@ class MachineManager:
                         to_stop.append((machine, False))       # stopped and started again
                     elif _count(inst, _REBOOTS_ATTR) != machine.reboots:
                         self._reboot(machine, inst)
-                    elif machine.container.exited() is not None:
-                        self._powered_off(machine, inst)
+                    elif (status := machine.container.exited()) is not None:
+                        if status == GUEST_REBOOT:
+                            self._rebooted_itself(machine, inst)
+                        else:
+                            self._powered_off(machine, inst)
                     continue
                 to_stop.append((machine, state in (None, "terminated", "shutting-down")))
             if to_stop:
@@ -405,12 +413,31 @@ class MachineManager:
         with contextlib.suppress(OSError):
             append_private(self.instance_dir(iid) / "console.log", "labtui sandbox: rebooting\n")
 
+    def _rebooted_itself(self, machine: Machine, inst: Any) -> None:
+        """The OS rebooted (`reboot` inside): on EC2 the instance stays running and boots
+        again, at the same address."""
+        self._reboot(machine, inst)
+
     def _powered_off(self, machine: Machine, inst: Any) -> None:
-        """The OS shut itself down: EC2 stops the instance."""
+        """The OS shut itself down: EC2 stops the instance, or terminates it when its
+        InstanceInitiatedShutdownBehavior says so (even with DisableApiTermination, as
+        EC2 does); a terminated instance's disk is deleted."""
         self._shutdown([machine])
-        self._machines.pop(machine.instance_id, None)
+        iid = machine.instance_id
+        self._machines.pop(iid, None)
+        terminate = getattr(inst, "instance_initiated_shutdown_behavior", None) == "terminate"
         with contextlib.suppress(Exception):
-            inst.stop()
+            if terminate:
+                inst.terminate()
+            else:
+                inst.stop()
+            from moto.ec2.models.instances import StateReason
+
+            code = "Client.InstanceInitiatedShutdown"
+            inst.state_reason = StateReason(f"{code}: Instance initiated shutdown", code)
+        if terminate:
+            CONSOLES.pop(iid, None)
+            shutil.rmtree(self.instance_dir(iid), ignore_errors=True)
 
     def _shutdown(self, machines: list[Machine], grace: float | None = None) -> None:
         def one(machine: Machine) -> None:
