@@ -229,16 +229,45 @@ class Job:
     line: int
     instance_type: str
     command: str
+    name: str = ""
 
 
 @dataclass(frozen=True)
 class Jobs:
+    """``[jobs]``: a CSV of (instance_type, command) run one worker per job (or ``pack``ed),
+    results to ``output`` (s3://bucket/prefix/) under each job's name."""
+
     file: Path
     output: str
     entries: tuple[Job, ...]
     market: str = "spot"
     max_price: float | None = None
     max_parallel: int = 10
+    name: str = "job"
+    code: Path | None = None
+    install: Path | None = None
+    install_timeout: int = 1800
+    install_attempts: int = 3
+    results: str | None = None
+    command_prefix: str = ""
+    pack: bool = False
+    ami: str = "ubuntu-24.04"
+    disk_gb: int = 16
+    timeout: int | None = None
+
+    @property
+    def bucket(self) -> str:
+        return self.output[5:].split("/", 1)[0]
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix under the bucket, "" or ending in "/"."""
+        rest = self.output[5:].split("/", 1)[1] if "/" in self.output[5:] else ""
+        return rest.strip("/") + "/" if rest.strip("/") else ""
+
+    def command_of(self, job: Job) -> str:
+        return f"{self.command_prefix} {job.command}".strip() if self.command_prefix \
+            else job.command
 
 
 @dataclass(frozen=True)
@@ -430,12 +459,12 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
     billing = _billing(billing_t) if billing_t else None
     network = _network(network_t) if network_t else Network()
     jupyter = _jupyter(jupyter_t, base) if jupyter_t else None
-    jobs = _jobs(reader, jobs_t, base) if jobs_t else None
+    jobs = _jobs(reader, jobs_t, base, course_id or "job") if jobs_t else None
     teardown = _teardown(teardown_t) if teardown_t else Teardown()
     mail = _mail(mail_t) if mail_t else None
 
-    if machines is not None and not network.ssh_cidr:
-        reader.problem("network.ssh_cidr", "is required when the course has machines",
+    if (machines is not None or jobs is not None) and not network.ssh_cidr:
+        reader.problem("network.ssh_cidr", "is required when the course has machines or jobs",
                        'add [network] ssh_cidr = "203.0.113.0/24" (your campus network; '
                        '"0.0.0.0/0" opens SSH to everyone)')
     if access is not None and access.console and not access.users:
@@ -926,27 +955,80 @@ def _data_source(value: str) -> str | tuple[str, str] | None:
             'give "s3://bucket/path/file" or "https://host/path/file"')
 
 
-def _jobs(reader: Reader, t: Table, base: Path) -> Jobs | None:
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def _jobs(reader: Reader, t: Table, base: Path, course_id: str) -> Jobs | None:
     file_name = t.text("file", required=True, example='file = "jobs.csv"')
     output = t.text("output", required=True, example='output = "s3://cs498-results/run1/"',
                    check=checks.s3_uri)
     market = t.text("market", default="spot", choices=MARKETS)
     max_price = t.number("max_price", minimum=0.0001)
     max_parallel = t.integer("max_parallel", default=10, minimum=1, maximum=1000)
+    name = t.text("name", default=course_id, example='name = "run1"')
+    if name and not JOB_NAME.fullmatch(name):
+        t.problem("name", f"{name!r} is not a job name",
+                  "use 1-63 letters, digits, '.', '_' and '-' (it names S3 keys and tags)")
+    code_dir = t.text("code", example='code = "code/"')
+    code = None
+    if code_dir:
+        if not (base / code_dir).is_dir():
+            t.problem("code", f"{code_dir!r} is not a folder (looked for "
+                      f"{(base / code_dir).resolve()})",
+                      "give a folder relative to the course file")
+        elif _inside_key(t, "code", code_dir, base, base / code_dir):
+            code = base / code_dir
+    install_name = t.text("install", example='install = "INSTALL.sh"')
+    install = None
+    if install_name and _exists(t, "install", base / install_name) and _inside_key(
+            t, "install", install_name, base, base / install_name):
+        install = base / install_name
+    install_timeout = t.integer("install_timeout", default=1800, minimum=10, maximum=86400)
+    install_attempts = t.integer("install_attempts", default=3, minimum=1, maximum=20)
+    results = t.text("results", example='results = "results/results.csv"')
+    if results and (results.startswith("/") or ".." in results.split("/")):
+        t.problem("results", f"{results!r} is not a path inside the code folder",
+                  'give it relative to the code folder, e.g. "results/results.csv"')
+    prefix = t.text("command_prefix", default="", example='command_prefix = "julia run.jl"')
+    pack = t.flag("pack")
+    ami = t.text("ami", default="ubuntu-24.04", check=checks.ami,
+                example='ami = "ubuntu-24.04"')
+    disk_gb = t.integer("disk_gb", default=16, minimum=8, maximum=16384)
+    timeout = t.integer("timeout", minimum=1, maximum=7 * 86400, example="timeout = 3600")
     t.finish()
     if not file_name or not _exists(t, "file", base / file_name):
         return None
-    entries = []
-    for line, row in read_rows(base / file_name, file_name, ("instance_type", "command"), (),
-                               reader.problems):
-        found = checks.instance_type(row["instance_type"]) if row["instance_type"] else (
+    entries = read_jobs(base / file_name, file_name, name or course_id, reader.problems)
+    return Jobs(base / file_name, output or "", tuple(entries), market, max_price,
+                max_parallel, name or course_id, code, install, install_timeout or 1800,
+                install_attempts or 3, results, prefix or "", pack, ami or "ubuntu-24.04",
+                disk_gb or 16, timeout)
+
+
+def read_jobs(path: Path, shown: str, job_name: str, problems: list[Problem]) -> list[Job]:
+    """Every job of a job CSV (header ``instance_type,command`` and an optional ``name``
+    column), each bad row a Problem with its line; names default to ``<job>-<row>``."""
+    entries: list[Job] = []
+    seen: dict[str, int] = {}
+    row = 0
+    for line, fields in read_rows(path, shown, ("instance_type", "command"), ("name",),
+                                  problems):
+        row += 1
+        name = fields.get("name") or f"{job_name}-{row}"
+        found = checks.instance_type(fields["instance_type"]) if fields["instance_type"] else (
             "instance_type is empty", 'use an EC2 instance type such as "c5.large"')
         if found:
-            reader.problems.append(Problem(file_name, line, "", *found))
-        elif not row["command"]:
-            reader.problems.append(Problem(file_name, line, "", "command is empty",
-                                           "give the command the job runs"))
+            problems.append(Problem(shown, line, "", *found))
+        elif not fields["command"]:
+            problems.append(Problem(shown, line, "", "command is empty",
+                                    "give the command the job runs"))
+        elif not JOB_NAME.fullmatch(name):
+            problems.append(Problem(shown, line, "", f"the job name {name!r} is not a name",
+                                    "use 1-63 letters, digits, '.', '_' and '-'"))
+        elif name in seen:
+            problems.append(Problem(shown, line, "", f"the job name {name!r} is taken by "
+                                    f"line {seen[name]}", "give every job its own name"))
         else:
-            entries.append(Job(line, row["instance_type"], row["command"]))
-    return Jobs(base / file_name, output or "", tuple(entries), market, max_price,
-                max_parallel)
+            seen[name] = line
+            entries.append(Job(line, fields["instance_type"], fields["command"], name))
+    return entries

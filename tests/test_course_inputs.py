@@ -90,7 +90,7 @@ def bad_file_problems(name: str) -> list[str]:
      ["duplicate_column.csv:1: the column 'email' appears twice in the header. "
       "Fix: keep one 'email' column; the header must be id,name,email,group.",
       "duplicate_column_jobs.csv:1: the column 'instance_type' appears twice in the header. "
-      "Fix: keep one 'instance_type' column; the header must be instance_type,command."]),
+      "Fix: keep one 'instance_type' column; the header must be instance_type,command,name."]),
     ("dash_package.toml",
      ["dash_package.toml:14: machines.packages[1]: '--allow-unauthenticated' is not a package "
       "name (apt would read it as an option). "
