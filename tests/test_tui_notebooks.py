@@ -15,6 +15,7 @@ from textual.widgets import Log, Static
 
 from labtui import lifecycle
 from labtui.course import load
+from labtui.screens.commands import LabCommands
 from labtui.screens.confirm import ConfirmModal
 from labtui.screens.main import MainScreen
 from labtui.screens.seat import SeatScreen
@@ -24,7 +25,14 @@ from labtui.state import StateDir
 from .test_notebooks import get_kernels, stand_in_course, web  # noqa: F401  (web: a fixture)
 from .test_setup import course_file, on_seat
 from .test_tui import SIZE, log_text, make_app, press, screen_text, settle
-from .test_tui_machines import cell, machines_table, record_notes, wait_until
+from .test_tui_machines import (
+    cell,
+    machines_table,
+    record_notes,
+    shown_seats,
+    status_line,
+    wait_until,
+)
 
 SEATS = ("s01", "s02")
 
@@ -52,6 +60,7 @@ async def test_notebook_column_tunnel_and_restart(ctx, sandbox_state: StateDir, 
         assert "Notebook" in screen_text(app)
         for seat in SEATS:
             assert cell(app, seat, "notebook") == "up", seat
+        assert "notebooks up 2/2 ·" in status_line(app)
 
         # A busy kernel on s01; r asks again at once (not waiting for the 30 s).
         code, _ = await asyncio.to_thread(
@@ -63,11 +72,23 @@ async def test_notebook_column_tunnel_and_restart(ctx, sandbox_state: StateDir, 
         assert cell(app, "s01", "notebook") == "up, 1 busy"
         assert cell(app, "s02", "notebook") == "up"
         assert "up, 1 busy" in screen_text(app)
+        assert "notebooks up 2/2, 1 with busy kernels" in status_line(app)
+        # the filter finds the seats by their notebook's state too
+        await press(pilot, app, "slash", *"busy", "enter")
+        assert shown_seats(app) == ["s01"]
+        await press(pilot, app, "escape")
+        assert shown_seats(app) == list(SEATS)
 
         # The seat screen: n opens the tunnel and shows its local URL, never the token.
         machines_table(app).focus()
         await press(pilot, app, "enter")
         assert isinstance(app.screen, SeatScreen) and app.screen.seat == "s01"
+        # both actions are listed with the seat's other keys (help) and in the palette
+        described = {what for _, what, _ in app.keys(app.screen)}
+        assert {"Open notebook tunnel", "Restart notebook server"} <= described
+        commands = {name for name, _, _ in LabCommands(app.screen).commands()}
+        assert {"Seat s01: open notebook tunnel",
+                "Seat s01: restart notebook server"} <= commands
         await pilot.press("n")
         await wait_until(pilot, lambda: "answers" in notebook_line(app), "the tunnel's check")
         line = notebook_line(app)
@@ -108,6 +129,14 @@ async def test_notebook_column_tunnel_and_restart(ctx, sandbox_state: StateDir, 
         assert await asyncio.to_thread(get_kernels, port, token) is None
         assert token not in log_text(app) and token not in screen_text(app)
         assert not [n for n in notes if n[1] == "error"], notes
+
+        # A seat whose machine is not running has no notebook state: "—".
+        await asyncio.to_thread(lifecycle.stop, ctx, course, ["s02"])
+        await press(pilot, app, "r")
+        assert cell(app, "s02", "state") != "running"
+        assert cell(app, "s02", "notebook") == "—"
+        assert cell(app, "s01", "notebook") == "up"
+        assert "notebooks up 1/1 ·" in status_line(app)
 
 
 async def test_a_course_without_jupyter(sandbox_state: StateDir, tmp_path: Path,

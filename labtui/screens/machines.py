@@ -359,6 +359,7 @@ class MachinesView(SummaryView):
         self._show(changed)
         if self.filter_words and changed:
             self._sync_rows()
+        self.show_status()
 
     # -- updates on the UI thread ---------------------------------------------------------------
 
@@ -507,6 +508,13 @@ class MachinesView(SummaryView):
             parts[0] += f" ({others})"
         setups = Counter(row.cells["setup"] for row in rows if row.has_machine)
         parts.append(f"setup done {setups['done']}, failed {setups['failed']}")
+        if self.has_jupyter:
+            servers = [row.cells["notebook"] for row in rows if row.cells["state"] == "running"]
+            if any(value != UNKNOWN for value in servers):
+                up = sum(1 for value in servers if value.startswith("up"))
+                busy = sum(1 for value in servers if value.endswith(" busy"))
+                parts.append(f"notebooks up {up}/{len(servers)}"
+                             + (f", {busy} with busy kernels" if busy else ""))
         for task, progress in list(self.progress.items()):
             if progress.done >= progress.total:
                 del self.progress[task]
