@@ -264,8 +264,10 @@ def test_shutdown_terminates_an_instance_whose_shutdown_behavior_is_terminate(la
 def test_shutdown_behavior_changed_later_is_honoured(launch):
     seat = launch()
     seat.ec2.modify_instance_attribute(InstanceId=seat.id,
-                                       Attribute="instanceInitiatedShutdownBehavior",
-                                       Value="terminate")
+                                       InstanceInitiatedShutdownBehavior={"Value": "terminate"})
+    reply = seat.ec2.describe_instance_attribute(InstanceId=seat.id,
+                                                 Attribute="instanceInitiatedShutdownBehavior")
+    assert reply["InstanceInitiatedShutdownBehavior"] == {"Value": "terminate"}
     client = _from_inside(seat, "sudo shutdown -P +0")
     _wait_state(seat, "terminated")
     client.close()
@@ -278,6 +280,8 @@ def test_only_root_can_power_a_machine_off(launch):
         status, _, err = seat.run(f"PATH=/usr/local/sbin:/usr/sbin:$PATH {command}")
         assert (status, err) == (1, f"{command.split()[0]}: must be superuser."), command
     assert seat.run("sudo shutdown -k now; sudo shutdown bogus")[0] == 1  # not a time
+    status, out, _ = seat.run("sudo shutdown -h +5 'going down' && sudo shutdown -c")
+    assert status == 0 and out.startswith("Shutdown scheduled for ")  # and cancelled
     assert seat.state() == "running" and seat.run("echo up")[1] == "up"
     seat.sandbox._hosts.sync()
     assert seat.id in json.loads(seat.sandbox.hosts_file.read_text())

@@ -64,6 +64,7 @@ def install_moto_hooks() -> None:
     from moto.core.utils import utcnow
     from moto.ec2.models.instances import Instance
     from moto.ec2.responses.general import General
+    from moto.ec2.responses.instances import InstanceResponse
     from moto.ec2.utils import Base64EncodedString
 
     with _patch_lock:
@@ -87,7 +88,21 @@ def install_moto_hooks() -> None:
             instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
             return _console_result(instance.id, utcnow(), Base64EncodedString)
 
+        original_dot_value = InstanceResponse._dot_value_instance_attribute_handler
+
+        def dot_value(self):  # type: ignore[no-untyped-def]
+            # ModifyInstanceAttribute(InstanceInitiatedShutdownBehavior={"Value": ...}): moto
+            # ignores it (and falls through to emptying the security groups)
+            value = self._get_param("InstanceInitiatedShutdownBehavior.Value")
+            if value is None:
+                return original_dot_value(self)
+            self.error_on_dryrun()
+            self.ec2_backend.modify_instance_attribute(
+                self._get_param("InstanceId"), "instance_initiated_shutdown_behavior", value)
+            return True
+
         Instance.start, Instance.reboot = start, reboot
+        InstanceResponse._dot_value_instance_attribute_handler = dot_value
         General.get_console_output = get_console_output
         flavors.register_with_moto()  # DescribeImages knows the sandbox's images
         Instance._labtui_hooks = True
