@@ -91,6 +91,19 @@ class ClusterChanged(Event):
 
 
 @dataclass(frozen=True)
+class JobChanged(Event):
+    """A batch job moved to a new state: queued, launching, installing (attempt k), running,
+    uploading, done, failed, cancelled, fetched."""
+
+    job: str
+    state: str
+    detail: str = ""
+
+    def human(self) -> str:
+        return f"job {self.job}: {self.state}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass(frozen=True)
 class Progress(Event):
     """Counts for a long piece of work, e.g. setup done 37/40, failed 1."""
 

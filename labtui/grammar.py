@@ -22,6 +22,7 @@ CLUSTER_COMMANDS = ("clusters", "submit", "steps", "step-log", "terminate-cluste
 ACCESS_COMMANDS = ("access", "rotate", "roster")     # handled in labtui/accesscli.py
 HANDOUT_COMMANDS = ("handout", "mail")               # handled in labtui/handoutcli.py
 NOTEBOOK_COMMANDS = ("notebook", "notebooks")        # handled in labtui/notebookcli.py
+JOB_COMMANDS = ("jobs",)                             # handled in labtui/jobcli.py
 
 
 class Parser(argparse.ArgumentParser):
@@ -157,12 +158,14 @@ def build_parser() -> Parser:
     cluster_commands(sub)
     access_commands(sub)
     notebook_commands(sub)
+    job_commands(sub)
     sweep_command(sub)
     for name, sub_parser in sub.choices.items():
         module = ("cli" if name in LIGHT else "clustercli" if name in CLUSTER_COMMANDS
                   else "accesscli" if name in ACCESS_COMMANDS
                   else "handoutcli" if name in HANDOUT_COMMANDS
-                  else "notebookcli" if name in NOTEBOOK_COMMANDS else "headless")
+                  else "notebookcli" if name in NOTEBOOK_COMMANDS
+                  else "jobcli" if name in JOB_COMMANDS else "headless")
         sub_parser.set_defaults(handler=f"labtui.{module}:cmd_{name.replace('-', '_')}")
     parser.set_defaults(subparsers=sub.choices)
     return parser
@@ -370,6 +373,30 @@ def notebook_commands(sub: Any) -> None:
                                                "state folder, notebooks/)")
     p.add_argument("--to-bucket", action="store_true",
                    help="collect: also to the course's scratch bucket")
+
+
+def job_commands(sub: Any) -> None:
+    """Batch jobs on worker machines (labtui/jobcli.py)."""
+    p = sub.add_parser("jobs", help="run a CSV of (instance_type, command) jobs on workers; "
+                                    "status, fetch results, cancel",
+                       description="run: check the job file, launch one worker per job (or "
+                                   "pack them), run each job and follow it until every one "
+                                   "ended (results, stdout, stderr and status land in "
+                                   "[jobs] output under the job's name; workers end "
+                                   "themselves). status: every job, from tags and S3, from "
+                                   "any computer. fetch: results into DIR/<job>/. cancel: "
+                                   "terminate the named jobs' workers.")
+    p.add_argument("action", choices=("run", "status", "fetch", "cancel"),
+                   help="run, status, fetch or cancel")
+    common(p)
+    p.add_argument("names", nargs="*", metavar="JOBS.csv|JOB",
+                   help="run: a job file (default: [jobs] file); fetch, cancel: job names")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="run: bound each job's command (default: [jobs] timeout)")
+    p.add_argument("--keep", action="store_true", help="run: keep workers after their jobs")
+    p.add_argument("--no-wait", action="store_true",
+                   help="run: return once every worker is launched and started")
+    p.add_argument("--to", metavar="DIR", help="fetch: where results go")
 
 
 def sweep_command(sub: Any) -> None:

@@ -88,10 +88,10 @@ def ensure(aws: Aws, course: Course, state: CourseState, sink: EventSink) -> lis
         labels = tags.tags(course.id, seat.id if seat else None)
         document = json.dumps(seat_policy(course, seat.id if seat else identity, account),
                               separators=(",", ":"))
-        arn = _ensure_policy(iam, policy_arn(account, course, identity),
+        arn = ensure_managed_policy(iam, policy_arn(account, course, identity),
                              f"labtui-{course.id}-{identity}", course, document, labels)
         if uses_profiles(course):
-            _ensure_profile(iam, course, name, arn, labels)
+            ensure_machine_role(iam, course, name, arn, labels)
             continue
         with translate_errors(f"iam.CreateUser {name}"):
             try:
@@ -117,7 +117,7 @@ EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Action": "sts:AssumeRole"}]})
 
 
-def _ensure_profile(iam: Any, course: Course, name: str, policy: str,
+def ensure_machine_role(iam: Any, course: Course, name: str, policy: str,
                     labels: list[dict[str, str]]) -> None:
     """The seat's machine role (trusted by EC2, holding the seat's policy) and the instance
     profile of the same name that carries it."""
@@ -143,7 +143,7 @@ def _ensure_profile(iam: Any, course: Course, name: str, policy: str,
             iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
 
 
-def _ensure_policy(iam: Any, arn: str, name: str, course: Course, document: str,
+def ensure_managed_policy(iam: Any, arn: str, name: str, course: Course, document: str,
                    labels: list[dict[str, str]]) -> str:
     with translate_errors(f"iam.CreatePolicy {name}"):
         try:
