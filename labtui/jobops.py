@@ -338,3 +338,16 @@ def _chosen(course: Course, names: list[str] | None) -> list[Job]:
         raise InputError(f"no job named {unknown[0]!r} in {course.jobs.file.name}. Fix: "
                          + (hint or f"use one of {', '.join(list(known)[:8])}"))
     return [known[n] for n in dict.fromkeys(names)]
+
+
+LOG_FILES = ("install.log", "stdout.txt", "stderr.txt")
+
+
+def job_log(ctx: Context, course: Course, name: str) -> dict[str, str | None]:
+    """A job's install log, stdout and stderr as S3 holds them (None: not written yet; the
+    runner writes them when the job ends, and status.json at every change)."""
+    require_jobs(course)
+    assert course.jobs is not None
+    [entry] = _chosen(course, [name])
+    return {file: service.output_text(ctx.aws, course.jobs, course.regions[0], entry.name,
+                                      file) for file in LOG_FILES}

@@ -334,3 +334,20 @@ def terminate(aws: Aws, found: list[Worker]) -> None:
         with translate_errors(f"ec2.TerminateInstances {' '.join(ids)}"):
             aws.client("ec2", region).terminate_instances(InstanceIds=ids)
 
+
+
+def output_text(aws: Aws, jobs: Jobs, region: str, name: str, file: str,
+                most: int = 64 * 1024) -> str | None:
+    """The end (``most`` bytes) of one of a job's outputs in S3 (stdout.txt, stderr.txt,
+    install.log), or None while there is none."""
+    key = f"{jobs.prefix}{name}/{file}"
+    s3 = aws.client("s3", region)
+    try:
+        head = s3.head_object(Bucket=jobs.bucket, Key=key)
+    except Exception:  # noqa: BLE001 - 404: not written yet
+        return None
+    size = int(head.get("ContentLength", 0))
+    extra = {"Range": f"bytes={size - most}-"} if size > most else {}
+    with translate_errors(f"s3.GetObject s3://{jobs.bucket}/{key}"):
+        body = s3.get_object(Bucket=jobs.bucket, Key=key, **extra)["Body"].read()
+    return body.decode("utf-8", "replace")
