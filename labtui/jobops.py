@@ -170,6 +170,9 @@ def run(ctx: Context, course: Course, csv: Path | None = None, *, timeout: int |
         _prepare(ctx, course)
     profile = service.ensure_role(ctx.aws, course) if todo else ""
     network_for, key_name_for = lifecycle._per_region(ctx, course)
+    if todo or alive:   # made here, once: the launches run in threads
+        network_for(region)
+        key_name_for(region)
     state = ctx.state.course(course.id)
     remote = Remote(ctx.aws, ctx.resolver, KnownHosts(state), keys.course_key(state)[0],
                     service.login_user(jobs_cfg.ami))

@@ -26,6 +26,10 @@ RUNNER = Path(__file__).parent.parent / "labtui" / "data" / "labtui-job"
 RUN_PY = """
 import os, sys
 os.makedirs("results", exist_ok=True)
+if sys.argv[1:] == ["sleep"]:
+    import time
+    print("sleeping", flush=True)
+    time.sleep(120)
 if sys.argv[1:] == ["fail"]:
     print("about to fail", flush=True)
     print("ValueError: seed must be positive", file=sys.stderr)
@@ -83,6 +87,9 @@ def test_a_job_file_runs_to_completion_and_leaves_nothing(ctx, sandbox, tmp_path
     assert (failed.state, failed.exit) == ("failed", 1)
     assert "ValueError: seed must be positive" in failed.tail
     assert jobops.counts(result.jobs) == "installed 3/3, done 2/3, failed 1"
+    vpcs = ctx.aws.client("ec2", "us-east-1").describe_vpcs(
+        Filters=[{"Name": "tag:labtui:course", "Values": ["jb"]}])["Vpcs"]
+    assert len(vpcs) == 1          # three workers launched at once share one network
 
     keys = objects(ctx, "jb-results", "run1/")
     for name in ("run1-1", "run1-2", "run1-3"):
@@ -164,3 +171,111 @@ def test_the_runner_signs_s3_requests_as_botocore_does() -> None:
     mine = runner.signed_headers("PUT", url, "eu-west-1", ("AKIDEXAMPLE", "secret", "session"),
                                  body, stamp)
     assert mine["Authorization"] == request.headers["Authorization"]
+
+
+def test_packed_prefixed_jobs_with_a_timeout(ctx, sandbox, tmp_path) -> None:
+    """command_prefix with arguments-only rows; pack = true: jobs of one type share
+    max_parallel workers, in turn; --timeout bounds a command."""
+    path = jobs_course(tmp_path, "t3.small,--seed 1\nt3.small,--seed 2\nt3.small,sleep\n",
+                       extra='command_prefix = "python3 run.py"\npack = true\n'
+                             "max_parallel = 2\n")
+    course = load(path)
+    result = jobops.run(ctx, course, poll=0.5, timeout=3)
+    assert len(result.launched) == 2                      # 3 jobs, 2 workers
+    by_name = {j.name: j for j in result.jobs}
+    assert [by_name[n].state for n in ("run1-1", "run1-2")] == ["done", "done"]
+    assert by_name["run1-3"].state == "failed"
+    assert by_name["run1-3"].reason == "timed out after 3 s"
+    to = tmp_path / "got"
+    jobops.fetch(ctx, course, to, ["run1-2"])
+    assert (to / "run1-2" / "results" / "results.csv").read_text().splitlines()[1] == \
+        "run1-2,--seed 2,attempt-2"
+    assert sorted(p.name for p in to.iterdir()) == ["run1-2"]
+
+
+def test_an_install_that_never_succeeds_says_why(ctx, sandbox, tmp_path) -> None:
+    path = jobs_course(tmp_path, "t3.small,python3 run.py\n")
+    (tmp_path / "INSTALL.sh").write_text("#!/bin/bash\necho 'E: Unable to locate package "
+                                         "julia' >&2\nexit 100\n")
+    text = path.read_text().replace("install_attempts = 3", "install_attempts = 2")
+    path.write_text(text)
+    course = load(path)
+    [job] = jobops.run(ctx, course, poll=0.5).jobs
+    assert job.state == "failed" and job.exit is None
+    assert job.reason == "the install script failed 2 time(s), the last: exit 100"
+    assert "E: Unable to locate package julia" in job.tail
+
+
+@pytest.mark.timeout(300)
+def test_a_run_resumes_and_is_followed_from_anywhere_then_cancelled(ctx, sandbox, tmp_path,
+                                                                    monkeypatch) -> None:
+    path = jobs_course(tmp_path, "t3.small,python3 run.py --seed 1\n"
+                                 "t3.small,python3 run.py sleep\n")
+    course = load(path)
+    # the first run is interrupted once the quick job is done (as by Ctrl-C or a closed lid)
+    first = jobops.run(ctx, course, poll=0.5, keep=True, should_stop=lambda: any(
+        j.state == "done" for j in jobops.status(ctx, course)))
+    assert len(first.launched) == 2
+    states = {j.name: j.state for j in first.jobs}
+    assert states["run1-1"] == "done" and states["run1-2"] in ("running", "installing")
+    # a second run launches nothing: the running job is followed on its own worker
+    again = jobops.run(ctx, course, poll=0.5, keep=True, wait=False)
+    assert again.launched == []
+    workers = {w.label: w for w in service.workers(ctx.aws, course, "us-east-1")}
+    assert set(workers) == {"run1-1", "run1-2"}            # kept (--keep)
+
+    # another computer (an empty state folder) sees the same from tags and S3
+    from labtui.context import open_context
+    from labtui.events import ListSink
+    from labtui.sandbox.runtime import serve_record
+    from labtui.state import StateDir
+    elsewhere = StateDir.resolve(tmp_path / "other-laptop").ensure()
+    elsewhere.sandbox_dir.mkdir(parents=True, exist_ok=True)
+    serve_record(elsewhere, sandbox)
+    other = open_context(None, sandbox=True, state_dir=str(elsewhere.root), sink=ListSink())
+    try:
+        seen = {j.name: j.state for j in jobops.status(other, course)}
+    finally:
+        other.close()
+    assert seen["run1-1"] == "done" and seen["run1-2"] == "running"
+    assert not (elsewhere.root / "jb").exists() or not any(
+        (elsewhere.root / "jb" / "secrets").glob("*"))
+
+    # the worker's own credentials may put objects under the jobs' prefix only
+    from labtui.services import keys, ssh
+    from labtui.services.machines import KnownHosts
+    from labtui.services.remote import Remote
+    state = ctx.state.course(course.id)
+    remote = Remote(ctx.aws, ctx.resolver, KnownHosts(state), keys.course_key(state)[0],
+                    "ubuntu")
+    client = remote.connect(workers["run1-1"].machine, wait=30)
+    lines: list[str] = []
+    probe = ("import importlib.machinery as m, json; r = m.SourceFileLoader('r', "
+             "'/home/ubuntu/.labtui/job/labtui-job').load_module(); "
+             "u = r.Uploader({'bucket': 'jb-results', 'region': 'us-east-1', 'prefix': ''}); "
+             "print(json.dumps([u.put('run1/probe.txt', b'x'), u.put('elsewhere/x.txt', b'x'),"
+             " u.put('run2/x.txt', b'x')]))")
+    try:
+        assert ssh.run(client, f"python3 -c \"{probe}\"",
+                       on_line=lambda _s, t: lines.append(t)) == 0
+    finally:
+        client.close()
+    assert json.loads(lines[-1]) == [True, False, False]
+    assert "AKIA" not in "".join(lines)
+
+    # cancel: the sleeping job's worker goes, the job says cancelled
+    assert jobops.cancel(ctx, course, ["run1-2"]) == ["run1-2"]
+    assert {j.name: j.state for j in jobops.status(ctx, course)} == {
+        "run1-1": "done", "run1-2": "cancelled"}
+    gone = eventually(lambda: {w.label for w in service.workers(ctx.aws, course, "us-east-1")
+                               if w.state not in ("terminated", "shutting-down")},
+                      lambda v: v == {"run1-1"}, timeout=30)
+    assert gone == {"run1-1"}
+
+    # down takes the kept worker, the jobs' role and its profile with the rest
+    from labtui import lifecycle
+    report = lifecycle.down(ctx, course, lifecycle.DownOptions(save=False))
+    assert report.left == []
+    assert service.workers(ctx.aws, course, "us-east-1", states=("pending", "running")) == []
+    iam = ctx.aws.client("iam", "us-east-1")
+    assert [r["RoleName"] for r in iam.list_roles(PathPrefix="/labtui/jb/")["Roles"]] == []

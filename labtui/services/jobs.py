@@ -213,8 +213,10 @@ def start_runner(remote: Remote, machine: Machine, course: Course, spec: dict[st
         ssh.put(client, json.dumps(spec, indent=1).encode(), SPEC, mode=0o600)
         lines: list[str] = []
         status = ssh.run(
-            client, f"tar xzf ~/.labtui/job/code.tar.gz -C ~/{CODE} && "
-                    f"setsid nohup python3 ~/{RUNNER} ~/{SPEC} >/dev/null 2>&1 </dev/null & "
+            # the runner alone in the background, its every stream away from this channel,
+            # so the command (and the connection) ends at once
+            client, f"tar xzf ~/.labtui/job/code.tar.gz -C ~/{CODE} || exit 1\n"
+                    f"setsid nohup python3 ~/{RUNNER} ~/{SPEC} >/dev/null 2>&1 </dev/null &\n"
                     "echo started", timeout=60, on_line=lambda _s, text: lines.append(text))
         if status != 0:
             raise ssh.SshError(f"{machine.seat}: the runner did not start (exit {status}): "
