@@ -17,9 +17,10 @@ from labtui.context import Context
 from labtui.course import Course, Job, read_jobs
 from labtui.errors import CourseError, InputError, LabError, Problem
 from labtui.events import JobChanged, LogLine, Progress, StepDone
-from labtui.services import buckets, keys
+from labtui.services import buckets, keys, quotas
 from labtui.services import jobs as service
 from labtui.services.aws import translate_errors
+from labtui.services.instance_types import vcpus
 from labtui.services.jobs import ENDED, JobState, Worker
 from labtui.services.machines import KnownHosts
 from labtui.services.pricing import Prices
@@ -199,6 +200,7 @@ def run(ctx: Context, course: Course, csv: Path | None = None, *, timeout: int |
                                 timeout, keep)
         service.start_runner(remote, machine, course, spec, wait=boot_wait)
 
+    quota = VcpuBudget(ctx, course, region, todo) if todo else None
     pending = list(todo)
     shown: dict[str, str] = {n: j.shown for n, j in current.items()}
     for j in current.values():
@@ -220,10 +222,16 @@ def run(ctx: Context, course: Course, csv: Path | None = None, *, timeout: int |
                         starting[w.label] = pool.submit(bring_up, unit, w.machine)
                         started_here.add(w.label)
             labels_live = {w.label for w in live}
+            if quota is not None:
+                quota.settle(labels_live | set(_running(starting)))
             while pending and len(labels_live | set(_running(starting))) < limit:
-                unit = pending.pop(0)
+                unit = pending[0]
                 if unit.label in labels_live:
+                    pending.pop(0)
                     continue
+                if quota is not None and not quota.take(unit):
+                    break      # waits for a worker to end and give its vCPUs back
+                pending.pop(0)
                 starting[unit.label] = pool.submit(bring_up, unit)
                 started_here.add(unit.label)
             for label, future in list(starting.items()):
@@ -264,6 +272,54 @@ def run(ctx: Context, course: Course, csv: Path | None = None, *, timeout: int |
     ctx.sink.emit(StepDone(f"jobs {jobs_cfg.name}", ok=not result.failed,
                            detail=counts(result.jobs)))
     return result
+
+
+class VcpuBudget:
+    """The vCPUs the region's quotas leave for this run's workers (read once; what runs
+    already is counted by AWS's usage): a worker is launched only when it fits, and gives
+    its vCPUs back when it ends. A job that could never fit is refused before anything is
+    launched, with the quota to raise."""
+
+    def __init__(self, ctx: Context, course: Course, region: str, todo: list[Unit]) -> None:
+        assert course.jobs is not None
+        market = course.jobs.market
+        types = sorted({u.instance_type for u in todo})
+        self.size = {t: float(vcpus(ctx.aws, region, [t])[t]) for t in types}
+        self.code = {t: quotas.quota_code(t, market) for t in types}
+        self.free: dict[str, float] = {}
+        for code in set(self.code.values()):
+            try:
+                self.free[code] = quotas.headroom(ctx.aws, region, code)
+            except LabError as exc:
+                ctx.sink.emit(LogLine(f"{region}: the {code} quota could not be read ({exc}); "
+                                      "workers are launched unchecked", level="warning"))
+                self.free[code] = float("inf")
+        self.held: dict[str, tuple[str, float]] = {}      # label -> (code, vCPUs)
+        self.seen: set[str] = set()
+        for t in types:
+            if self.size[t] > self.free[self.code[t]]:
+                name = quotas.NAMES.get(self.code[t], self.code[t])
+                raise LabError(
+                    f"a {t} worker needs {self.size[t]:g} vCPUs and {region} has "
+                    f"{max(self.free[self.code[t]], 0):g} of {name} ({self.code[t]}) free. "
+                    f"Nothing was launched. Fix: `labtui quota-request {course.path.name} "
+                    f"{region} --vcpus N`, or stop machines")
+
+    def take(self, unit: Unit) -> bool:
+        code, size = self.code[unit.instance_type], self.size[unit.instance_type]
+        if self.free[code] < size:
+            return False
+        self.free[code] -= size
+        self.held[unit.label] = (code, size)
+        return True
+
+    def settle(self, alive: set[str]) -> None:
+        """Workers seen alive and gone since give their vCPUs back (one not listed yet,
+        as EC2 lists a new instance a moment late, keeps them)."""
+        self.seen |= alive & set(self.held)
+        for label in [k for k in self.held if k in self.seen and k not in alive]:
+            code, size = self.held.pop(label)
+            self.free[code] += size
 
 
 def _running(starting: dict[str, Future]) -> list[str]:

@@ -279,3 +279,35 @@ def test_a_run_resumes_and_is_followed_from_anywhere_then_cancelled(ctx, sandbox
     assert service.workers(ctx.aws, course, "us-east-1", states=("pending", "running")) == []
     iam = ctx.aws.client("iam", "us-east-1")
     assert [r["RoleName"] for r in iam.list_roles(PathPrefix="/labtui/jb/")["Roles"]] == []
+
+
+def test_workers_launch_within_the_vcpu_quota(ctx, sandbox, tmp_path) -> None:
+    """A quota of 4 vCPUs runs three 2-vCPU jobs two at a time; a type that can never fit
+    is refused before anything is launched."""
+    from labtui.errors import LabError
+    from labtui.events import CallbackSink, FanoutSink, JobChanged
+
+    path = jobs_course(tmp_path, "t3.small,python3 run.py --seed 1\n"
+                                 "t3.small,python3 run.py --seed 2\n"
+                                 "t3.small,python3 run.py --seed 3\n")
+    course = load(path)
+    sandbox.quotas.set("us-east-1", 4.0)
+    busy: dict[str, str] = {}
+    most = [0]
+
+    def seen(event) -> None:
+        if isinstance(event, JobChanged):
+            busy[event.job] = event.state
+            most[0] = max(most[0], sum(1 for s in busy.values() if s.startswith(
+                ("launching", "installing", "running", "uploading"))))
+    ctx.sink = FanoutSink([ctx.sink, CallbackSink(seen)])
+    result = jobops.run(ctx, course, poll=0.3)
+    assert [j.state for j in result.jobs] == ["done"] * 3
+    assert len(result.launched) == 3 and most[0] == 2
+    sandbox.quotas.set("us-east-1", 1.0)
+    (tmp_path / "more.csv").write_text("instance_type,command,name\nt3.small,true,more-1\n")
+    with pytest.raises(LabError) as info:
+        jobops.run(ctx, course, tmp_path / "more.csv")
+    assert "a t3.small worker needs 2 vCPUs and us-east-1 has" in str(info.value)
+    assert "Nothing was launched" in str(info.value) and "quota-request" in str(info.value)
+    assert not [w for w in service.workers(ctx.aws, course, "us-east-1") if w.label == "more-1"]
