@@ -4,6 +4,7 @@ labtui/jobops.py (the console calls the same functions)."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from labtui import jobops
@@ -20,7 +21,8 @@ def _table(args: argparse.Namespace, found: list, cost: dict[str, float]) -> Non
         return
     print(f"{'job':<20}{'type':<12}{'state':<28}{'exit':>5}{'runtime':>9}{'cost':>8}  detail")
     for j in found:
-        runtime = f"{j.runtime:.0f}s" if j.runtime is not None else ""
+        runtime = ("" if j.runtime is None else f"{j.runtime:.1f}s" if j.runtime < 60
+                   else f"{j.runtime / 60:.1f}m")
         usd = f"${cost[j.name]:.3f}" if j.name in cost else ""
         exit_ = "" if j.exit is None else str(j.exit)
         print(f"{j.name:<20}{j.instance_type:<12}{j.shown:<28}{exit_:>5}{runtime:>9}"
@@ -38,10 +40,11 @@ def cmd_jobs(args: argparse.Namespace, course: Course, ctx: Context) -> int:
             raise InputError("jobs run takes one job file at most. Fix: `labtui jobs run "
                              "COURSE [JOBS.csv]`")
         csv = Path(args.names[0]) if args.names else None
-        if args.timeout is not None and args.timeout <= 0:
-            raise InputError("--timeout must be a positive number of seconds. Fix: e.g. "
-                             "--timeout 3600")
-        result = jobops.run(ctx, course, csv, timeout=args.timeout, keep=args.keep,
+        if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+            raise InputError(f"--timeout {args.timeout:g} is not a positive number of seconds."
+                             " Fix: e.g. --timeout 3600")
+        result = jobops.run(ctx, course, csv, timeout=None if args.timeout is None
+                            else math.ceil(args.timeout), keep=args.keep,
                             wait=not args.no_wait)
         _table(args, result.jobs, jobops.cost_so_far(ctx, course, result.jobs))
         emit(args, {"type": "summary", "counts": jobops.counts(result.jobs),

@@ -206,6 +206,7 @@ def run(ctx: Context, course: Course, csv: Path | None = None, *, timeout: int |
     for j in current.values():
         ctx.sink.emit(JobChanged(j.name, j.shown, j.reason or ""))
     stop_at = None if deadline is None else time.monotonic() + deadline
+    last_progress: tuple[int, int] | None = None
     try:
         while True:
             found_workers = service.workers(ctx.aws, course, region)
@@ -256,9 +257,11 @@ def run(ctx: Context, course: Course, csv: Path | None = None, *, timeout: int |
                     ctx.sink.emit(JobChanged(name, j.shown, detail))
             current = now
             ended = sum(1 for j in now.values() if j.state in ENDED)
-            ctx.sink.emit(Progress("jobs", ended, len(now),
-                                   sum(1 for j in now.values() if j.state != "done"
-                                       and j.state in ENDED)))
+            progress = Progress("jobs", ended, len(now), sum(
+                1 for j in now.values() if j.state != "done" and j.state in ENDED))
+            if (progress.done, progress.failed) != last_progress:
+                last_progress = (progress.done, progress.failed)
+                ctx.sink.emit(progress)
             if not wait and not pending and not starting:
                 break
             if ended == len(now) and not starting:
