@@ -35,6 +35,7 @@ from labtui.services.machines import (
     KnownHosts,
     machine_user_data,
     resolve_image,
+    spot_market,
     to_machine,
 )
 from labtui.services.remote import Remote
@@ -147,11 +148,7 @@ def launch_worker(aws: Aws, course: Course, state: CourseState, region: str, lab
         TagSpecifications=[{"ResourceType": kind, "Tags": labels}
                            for kind in ("instance", "volume")])
     if jobs.market == "spot":
-        options: dict[str, Any] = {"SpotInstanceType": "one-time",
-                                   "InstanceInterruptionBehavior": "terminate"}
-        if jobs.max_price is not None:
-            options["MaxPrice"] = f"{jobs.max_price:.4f}"
-        spec["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
+        spec["InstanceMarketOptions"] = spot_market(jobs.max_price, persistent=False)
         spec["TagSpecifications"].append({"ResourceType": "spot-instances-request",
                                           "Tags": labels})
     ec2 = aws.client("ec2", region)

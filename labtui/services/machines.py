@@ -127,6 +127,17 @@ def machine_user_data(course: Course, key: HostKey) -> str:
                                extra={"ssh_pwauth": password})
 
 
+def spot_market(max_price: float | None, *, persistent: bool) -> dict[str, Any]:
+    """RunInstances' InstanceMarketOptions for spot: persistent and stopped when reclaimed
+    (a seat's machine), or one-time and terminated (a job's worker)."""
+    options: dict[str, Any] = (
+        {"SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"} if persistent
+        else {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"})
+    if max_price is not None:
+        options["MaxPrice"] = f"{max_price:.4f}"
+    return {"MarketType": "spot", "SpotOptions": options}
+
+
 def client_token(course_id: str, seat: str, incarnation: str, salt: int = 0) -> str:
     """The ClientToken of a seat's launch: the same for every run that launches the same
     incarnation of the seat (at most 64 ASCII characters, as EC2 requires)."""
@@ -506,12 +517,8 @@ class _Launch:
         profile = profile_name(self.course, seat)
         if profile:  # the seat's own role: AWS from the machine without a key on it
             spec["IamInstanceProfile"] = {"Name": profile}
-        if machines_cfg.market == "spot":
-            options: dict[str, Any] = {"SpotInstanceType": "persistent",
-                                       "InstanceInterruptionBehavior": "stop"}
-            if machines_cfg.max_price is not None:
-                options["MaxPrice"] = f"{machines_cfg.max_price:.4f}"
-            spec["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
+        if machines_cfg.market == "spot":   # a seat's machine stops, never goes, when reclaimed
+            spec["InstanceMarketOptions"] = spot_market(machines_cfg.max_price, persistent=True)
             spec["TagSpecifications"].append(
                 {"ResourceType": "spot-instances-request", "Tags": labels})
         self.sink.emit(SeatChanged(seat, "launching", f"{region} {zone}"))
