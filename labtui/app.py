@@ -47,6 +47,7 @@ from labtui.course import Course
 from labtui.errors import LabError
 from labtui.events import CallbackSink, Event, LogLine
 from labtui.screens.base import View
+from labtui.screens.batch import JobLogScreen
 from labtui.screens.cluster import ClusterScreen
 from labtui.screens.commands import LabCommands
 from labtui.screens.confirm import ConfirmModal
@@ -242,6 +243,9 @@ class LabApp(App[int]):
                 or not getattr(view, "REFRESH_WHEN_SHOWN", False) or view.loaded_at is None
                 or self.running(f"{LOAD_GROUP}{view.VIEW_ID}")):
             return
+        every = getattr(view, "REFRESH_EVERY", None)  # a view read less often (the jobs)
+        if every and time.time() - view.loaded_at < every - (self.refresh_every or 0) / 2:
+            return
         self.load_view(view, quiet=True)
 
     def action_refresh_view(self) -> None:
@@ -424,7 +428,7 @@ class LabApp(App[int]):
     def show_view(self, view_id: str) -> None:
         """Back to the main screen (closing the help or a seat's screen), on ``view_id``."""
         while self.screen is not self.main and isinstance(self.screen, HelpScreen | SeatScreen
-                                                          | ClusterScreen):
+                                                          | ClusterScreen | JobLogScreen):
             self.pop_screen()
         self.main.action_show_view(view_id)
 

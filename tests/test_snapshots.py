@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 
 from labtui.app import LabApp
 from labtui.course import load
-from labtui.screens import base, clusters, machines, main
+from labtui.screens import base, batch, clusters, machines, main
 from labtui.state import StateDir
 
 from .test_tui import settle
@@ -46,9 +46,18 @@ name = "warm-up"
 args = ["bash", "-lc", "echo warm-up on $(hostname)"]
 """
 
+JOBS = """
+[jobs]
+name = "sweep1"
+file = "jobs.csv"
+output = "s3://snap-class-results/sweep1/"
+market = "on-demand"
+max_parallel = 2
+"""
+
 
 def held_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    for module in (base, main, machines, clusters):
+    for module in (base, main, machines, clusters, batch):
         monkeypatch.setattr(module, "clock", lambda at: "09:00:00")
 
 
@@ -70,6 +79,20 @@ def clusters_app(sandbox_state: StateDir, monkeypatch: pytest.MonkeyPatch,
                   refresh_every=None)
 
 
+@pytest.fixture
+def jobs_app(sandbox_state: StateDir, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> LabApp:
+    """The snapshot class with a jobs file of three jobs, none run yet."""
+    held_clock(monkeypatch)
+    (tmp_path / "jobs.csv").write_text("instance_type,command,name\n"
+                                       "t3.small,python3 train.py --seed 1,seed-1\n"
+                                       "t3.small,python3 train.py --seed 2,seed-2\n"
+                                       "t3.micro,python3 report.py,report\n")
+    path = tmp_path / "snapshot_course.toml"
+    path.write_text(COURSE.read_text() + JOBS)
+    return LabApp(load(path), sandbox=True, state_dir=str(sandbox_state.root),
+                  refresh_every=None)
+
+
 def ready(*keys: str):
     async def run_before(pilot: Pilot) -> None:
         app = pilot.app
@@ -81,8 +104,9 @@ def ready(*keys: str):
     return run_before
 
 
-@pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6"],
-                         ids=["machines", "roster", "clusters", "regions", "quotas", "sweep"])
+@pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6", "7"],
+                         ids=["machines", "roster", "clusters", "regions", "quotas", "sweep",
+                              "jobs"])
 def test_each_view(app: LabApp, snap_compare, key: str) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=ready(key))
 
@@ -101,3 +125,7 @@ def test_the_clusters_view_of_a_class_with_clusters(clusters_app: LabApp, snap_c
 
 def test_the_cluster_screen(clusters_app: LabApp, snap_compare) -> None:
     assert snap_compare(clusters_app, terminal_size=SIZE, run_before=ready("3", "enter"))
+
+
+def test_the_jobs_view_of_a_class_with_jobs(jobs_app: LabApp, snap_compare) -> None:
+    assert snap_compare(jobs_app, terminal_size=SIZE, run_before=ready("7"))

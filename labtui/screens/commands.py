@@ -15,6 +15,7 @@ from typing import Any
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from labtui.screens.batch import BatchView
 from labtui.screens.cluster import ClusterScreen
 from labtui.screens.clusters import ClustersView
 from labtui.screens.machines import MachinesView
@@ -67,6 +68,12 @@ class LabCommands(Provider):
                            partial(view_action, app, ClustersView.VIEW_ID, binding.action),
                            f"{binding.tooltip} (key {app.get_key_display(binding)} on the "
                            "clusters view)")
+            if app.course.jobs is not None:
+                for binding in described(BatchView.BINDINGS):
+                    yield (f"Jobs: {binding.description.lower()}",
+                           partial(view_action, app, BatchView.VIEW_ID, binding.action),
+                           f"{binding.tooltip} (key {app.get_key_display(binding)} on the jobs "
+                           "view)")
             for binding in described(RosterView.BINDINGS):
                 yield (f"Roster: {binding.description.lower()}",
                        partial(view_action, app, RosterView.VIEW_ID, binding.action),

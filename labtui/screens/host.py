@@ -50,6 +50,9 @@ class Lab(Protocol):
     def load_view(self, view: View, *, quiet: bool = False) -> None:
         """Load (or refresh) a view's data in a worker."""
 
+    def running(self, group: str) -> list[Worker]:
+        """The workers of ``group`` still pending or running."""
+
     def run_worker(self, work: Any, *args: Any, **kwargs: Any) -> Worker: ...
 
     def notify(self, message: str, *args: Any, **kwargs: Any) -> None: ...

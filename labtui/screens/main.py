@@ -24,6 +24,7 @@ from textual.widgets import Footer, Header, RichLog, TabbedContent, TabPane
 from labtui.course import Course
 from labtui.events import Event, LogLine, Problem, StepDone
 from labtui.screens.base import View, clock
+from labtui.screens.batch import BatchView
 from labtui.screens.clusters import ClustersView
 from labtui.screens.machines import MachinesView
 from labtui.screens.quotas import QuotasView
@@ -33,7 +34,7 @@ from labtui.screens.sweep import SweepView
 from labtui.terminal import plain
 
 VIEWS: tuple[type[View], ...] = (MachinesView, RosterView, ClustersView, RegionsView, QuotasView,
-                                 SweepView)
+                                 SweepView, BatchView)
 VIEW_IDS = tuple(view.VIEW_ID for view in VIEWS)
 DEFAULT_VIEW = MachinesView.VIEW_ID
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from labtui.lifecycle import SeatStatus
     from labtui.services.clusters import Cluster
     from labtui.services.inventory import Machine
+    from labtui.services.jobs import JobState
     from labtui.services.notebooks import Check, Status, Tunnel
     from labtui.services.regions import RegionInfo
 
@@ -129,3 +130,21 @@ class StepCause(Message):
     step_id: str
     text: str
     final: bool  # True when it will not change (a cause was found): kept, not asked again
+
+
+@dataclass
+class JobsLoaded(Message):
+    """Every batch job of the course (``jobops.status``) and $ so far per job
+    (``jobops.cost_so_far``); ``started`` as in SeatsLoaded."""
+
+    jobs: list[JobState]
+    costs: dict[str, float]
+    started: float
+
+
+@dataclass
+class JobLogLoaded(Message):
+    """One batch job's log files (``jobops.job_log``: None for a file not written yet)."""
+
+    job: str
+    logs: dict[str, str | None]
