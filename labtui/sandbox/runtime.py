@@ -32,8 +32,9 @@ def quiet_loggers() -> None:
 
 
 class Sandbox:
-    """The emulator (moto's ThreadedMotoServer), one machine per running instance, and the
-    EMR player (``emr.py``) that runs the clusters' bootstrap actions and steps on them."""
+    """The emulator (moto's ThreadedMotoServer), one machine per running instance, the
+    EMR player (``emr.py``) that runs the clusters' bootstrap actions and steps on them, and
+    a MariaDB server per MySQL or MariaDB DB instance (``rds.py``)."""
 
     def __init__(self, folder: Path, port: int = 0, *,
                  vcpu_quotas: dict[str, float] | None = None,
@@ -50,6 +51,7 @@ class Sandbox:
         self._moto: Any = None
         self._hosts: Any = None
         self._emr: Any = None
+        self._rds: Any = None
 
     def _apply_quotas(self) -> None:
         on_demand, spot = self._initial
@@ -68,9 +70,11 @@ class Sandbox:
         from labtui.sandbox import flavors
 
         problem = self._hosts.problem if self._hosts is not None else None
+        rds = self._rds.problem if self._rds is not None else None
+        databases = "; DB instances are records only (no MariaDB here)" if rds else ""
         if problem:
-            return f"no machines: {problem}"
-        return f"machines: {flavors.PLAYED_BY} containers for {flavors.playable()}"
+            return f"no machines: {problem}{databases}"
+        return f"machines: {flavors.PLAYED_BY} containers for {flavors.playable()}{databases}"
 
     @property
     def hosts_file(self) -> Path:
@@ -84,6 +88,7 @@ class Sandbox:
         from labtui.sandbox.emr import EmrPlayer
         from labtui.sandbox.emulator import make_server_class, serve_managed_policies
         from labtui.sandbox.machines import MachineManager
+        from labtui.sandbox.rds import DatabaseServers
 
         if self.port and _listening(self.port):
             raise SandboxError(
@@ -108,6 +113,8 @@ class Sandbox:
                 raise
         self._hosts.start()
         self._emr = EmrPlayer(self._hosts, account_id=ACCOUNT_ID).start()
+        # says once, at the first MySQL/MariaDB DB instance, when MariaDB is missing here
+        self._rds = DatabaseServers(self.folder, account_id=ACCOUNT_ID, say=progress).start()
         return self
 
     def reset(self) -> None:
@@ -123,8 +130,13 @@ class Sandbox:
             self._emr.sync()  # the clusters' steps and bootstrap actions end with them
         if self._hosts is not None:
             self._hosts.sync()
+        if self._rds is not None:
+            self._rds.sync()  # the DB instances' servers end with their records
 
     def stop(self) -> None:
+        if self._rds is not None:
+            self._rds.stop()
+            self._rds = None
         if self._emr is not None:
             self._emr.stop()
             self._emr = None
