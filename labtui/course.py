@@ -149,6 +149,29 @@ class Access:
 
 
 @dataclass(frozen=True)
+class Database:
+    """``[database]``: the result store (RDS MySQL or MariaDB) with its two users: ``pipeline``
+    (creates databases, tables, indexes; any DML) and ``api`` (reads only), utf8mb4 with a
+    binary collation throughout."""
+
+    engine: str = "mysql"
+    version: str = "8.0"
+    instance_class: str = "db.t3.micro"
+    storage_gb: int = 20
+    name: str = "results"
+    pipeline_user: str = "pipeline"
+    api_user: str = "api"
+    backup_days: int = 7
+    deletion_protection: bool = False
+
+    @property
+    def family(self) -> str:
+        """The DB parameter group family of the engine version."""
+        major = ".".join(self.version.split(".")[:2])
+        return f"{self.engine}{major}"
+
+
+@dataclass(frozen=True)
 class Mail:
     """How handout cards are mailed: SMTP (password from $LABTUI_SMTP_PASSWORD) or SES."""
 
@@ -289,6 +312,7 @@ class Course:
     jupyter: Jupyter | None = None
     jobs: Jobs | None = None
     mail: Mail | None = None
+    database: Database | None = None
     seats: tuple[Seat, ...] = field(default=())
     teardown: Teardown = field(default=Teardown())
 
@@ -428,6 +452,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
     jobs_t = top.table("jobs")
     teardown_t = top.table("teardown")
     mail_t = top.table("mail")
+    database_t = top.table("database")
     top.finish()
     if info is None:
         return None
@@ -462,6 +487,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
     jobs = _jobs(reader, jobs_t, base, course_id or "job") if jobs_t else None
     teardown = _teardown(teardown_t) if teardown_t else Teardown()
     mail = _mail(mail_t) if mail_t else None
+    database = _database(database_t) if database_t else None
 
     if (machines is not None or jobs is not None) and not network.ssh_cidr:
         reader.problem("network.ssh_cidr", "is required when the course has machines or jobs",
@@ -484,7 +510,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
         max_instances=max_instances, budget_usd=budget, profile=profile, students=students,
         network=network, machines=machines, clusters=clusters, storage=storage, access=access,
         billing=billing, jupyter=jupyter, jobs=jobs, seats=seats, teardown=teardown,
-        mail=mail,
+        mail=mail, database=database,
     )
     if course.instance_count > max_instances:
         parts = []
@@ -798,6 +824,70 @@ def _access(t: Table) -> Access:
         t.problem("credentials", '"instance-profile" gives students no IAM user to sign in to '
                   "the console with", 'use credentials = "keys", or drop console')
     return Access(users, console, permissions, identity or "student", credentials or "keys")
+
+
+# The engine versions RDS offers (major.minor, optionally .patch) and the DB instance classes
+DB_VERSIONS = {"mysql": ("5.7", "8.0", "8.4"), "mariadb": ("10.5", "10.6", "10.11", "11.4")}
+DB_CLASSES = tuple(f"db.{family}.{size}" for family, sizes in (
+    ("t3", ("micro", "small", "medium", "large", "xlarge", "2xlarge")),
+    ("t4g", ("micro", "small", "medium", "large", "xlarge", "2xlarge")),
+    ("m5", ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")),
+    ("m6g", ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")),
+    ("m6i", ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")),
+    ("m7g", ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")),
+    ("r5", ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")),
+    ("r6g", ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")),
+    ("r6i", ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")),
+    ("r7g", ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")))
+    for size in sizes)
+_DB_USER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+_DB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def _database(t: Table) -> Database:
+    engine = t.text("engine", default="mysql", choices=tuple(DB_VERSIONS))
+    engine = engine or "mysql"
+    default_version = "8.0" if engine == "mysql" else "10.11"
+    version = t.text("version", default=default_version, example=f'version = "{default_version}"')
+    valid = bool(re.fullmatch(r"\d+\.\d+(\.\d+)?", version or "")) and (
+        ".".join((version or "").split(".")[:2]) in DB_VERSIONS[engine])
+    if version and not valid:
+        hint = did_you_mean(version, DB_VERSIONS[engine])
+        t.problem("version", f"{version!r} is not a {engine} version RDS offers",
+                  hint or f"use one of {', '.join(DB_VERSIONS[engine])} (or a patch of one, "
+                  f"e.g. {DB_VERSIONS[engine][-2]}.1)")
+        version = default_version
+    instance_class = t.text("instance_class", default="db.t3.micro", check=_db_class,
+                            example='instance_class = "db.t3.micro"')
+    storage = t.integer("storage_gb", default=20, minimum=20, maximum=65536)
+    name = t.text("name", default="results", example='name = "results"')
+    if name and not _DB_NAME.fullmatch(name):
+        t.problem("name", f"{name!r} is not a database name",
+                  "use a letter, then letters, digits and _ (64 at most)")
+    users = {}
+    for key, default in (("pipeline_user", "pipeline"), ("api_user", "api")):
+        value = t.text(key, default=default, example=f'{key} = "{default}"')
+        if value and not _DB_USER.fullmatch(value):
+            t.problem(key, f"{value!r} is not a database user name",
+                      "use a letter, then letters, digits and _ (32 at most)")
+        users[key] = value or default
+    if users["pipeline_user"] == users["api_user"]:
+        t.problem("api_user", "is the same user as pipeline_user",
+                  "give the reading user a name of its own")
+    backup_days = t.integer("backup_days", default=7, minimum=0, maximum=35)
+    protection = t.flag("deletion_protection")
+    t.finish()
+    return Database(engine, version or default_version, instance_class or "db.t3.micro",
+                    storage or 20, name or "results", users["pipeline_user"], users["api_user"],
+                    7 if backup_days is None else backup_days, protection)
+
+
+def _db_class(value: str) -> tuple[str, str] | None:
+    if value in DB_CLASSES:
+        return None
+    hint = did_you_mean(value, DB_CLASSES)
+    return (f"{value!r} is not an RDS DB instance class",
+            hint or 'use one such as "db.t3.micro" or "db.m6g.large"')
 
 
 def _mail(t: Table) -> Mail:

@@ -23,6 +23,7 @@ ACCESS_COMMANDS = ("access", "rotate", "roster")     # handled in labtui/accessc
 HANDOUT_COMMANDS = ("handout", "mail")               # handled in labtui/handoutcli.py
 NOTEBOOK_COMMANDS = ("notebook", "notebooks")        # handled in labtui/notebookcli.py
 JOB_COMMANDS = ("jobs",)                             # handled in labtui/jobcli.py
+DB_COMMANDS = ("db",)                                # handled in labtui/dbcli.py
 
 
 class Parser(argparse.ArgumentParser):
@@ -159,13 +160,19 @@ def build_parser() -> Parser:
     access_commands(sub)
     notebook_commands(sub)
     job_commands(sub)
+    p = sub.add_parser("db", help="the result store: state, endpoint, users, checked live",
+                       description="Show the course's database (state, endpoint, engine, size, "
+                                   "collation) and check live that the pipeline user can "
+                                   "write and the api user cannot.")
+    common(p)
     sweep_command(sub)
     for name, sub_parser in sub.choices.items():
         module = ("cli" if name in LIGHT else "clustercli" if name in CLUSTER_COMMANDS
                   else "accesscli" if name in ACCESS_COMMANDS
                   else "handoutcli" if name in HANDOUT_COMMANDS
                   else "notebookcli" if name in NOTEBOOK_COMMANDS
-                  else "jobcli" if name in JOB_COMMANDS else "headless")
+                  else "jobcli" if name in JOB_COMMANDS
+                  else "dbcli" if name in DB_COMMANDS else "headless")
         sub_parser.set_defaults(handler=f"labtui.{module}:cmd_{name.replace('-', '_')}")
     parser.set_defaults(subparsers=sub.choices)
     return parser
@@ -236,6 +243,8 @@ def machine_commands(sub: Any) -> None:
                    help="also delete the course's buckets (kept by default)")
     p.add_argument("--delete-results", action="store_true",
                    help="with --delete-buckets: also buckets holding results or students' work")
+    p.add_argument("--no-final-snapshot", action="store_true",
+                   help="delete the database without keeping a final snapshot")
     p = sub.add_parser("rerun-setup", help="run setup again on the named seats",
                        description="Run the machine setup again; steps already done are "
                                    "skipped, so it finishes what a dropped connection left.")

@@ -317,7 +317,8 @@ def cmd_down(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     options = lifecycle.DownOptions(save=not args.no_save, save_to=save_to, force=args.force,
                                     delete_buckets=args.delete_buckets,
                                     delete_results=args.delete_results,
-                                    all_regions=args.only_region is None)
+                                    all_regions=args.only_region is None,
+                                    final_snapshot=not args.no_final_snapshot)
     report = lifecycle.down(ctx, course, options)
     emit(args, {"type": "summary", "removed": report.removed, "failed": report.failed,
                 "kept": report.kept, "left": [str(left) for left in report.left]},

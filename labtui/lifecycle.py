@@ -305,6 +305,9 @@ def up(ctx: Context, course: Course,
         outcomes = setup(ctx, course, wait=setup_wait, concurrency=concurrency, also=renewed)
         result.setup_failed = {o.key: o.error for o in outcomes if not o.ok}
         result.set_up = [o.key for o in outcomes if o.ok]
+    if course.database is not None:   # the result store: made and waited for after setup
+        from labtui import dbops
+        dbops.ensure(ctx, course, _per_region(ctx, course)[0])
     if course.clusters is not None and not skip_setup:
         running = clusterops.live(ctx, course)
         running.update(clusterops.wait_ready(
@@ -521,6 +524,7 @@ class DownOptions:
     delete_buckets: bool = False
     delete_results: bool = False      # with delete_buckets: also those holding results/work
     all_regions: bool = True          # look for the course's tags in every enabled region
+    final_snapshot: bool = True       # the database leaves a final snapshot
 
 
 def down_regions(ctx: Context, course: Course, all_regions: bool = True) -> list[str]:
@@ -596,7 +600,8 @@ def down(ctx: Context, course: Course,
     keep = set() if options.force else {m.instance_id for m in unsaved}
     report = teardown.down(ctx.aws, course.id, regions, ctx.sink, keep=keep,
                            delete_buckets=options.delete_buckets,
-                           delete_results=options.delete_results)
+                           delete_results=options.delete_results,
+                           final_snapshot=options.final_snapshot)
     report.failed.extend(billing.remove_billing(ctx.aws, course.id, ctx.sink))
     report.left = teardown.leftovers(ctx.aws, course.id, regions)
     if report.left:

@@ -77,9 +77,10 @@ LIVE_CLUSTER = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"]
 RETRIED = ("DependencyViolation", "VolumeInUse")
 
 # Kinds, in the order they are deleted.
-ORDER = ("emr-cluster", "spot-request", "instance", "nat-gateway", "address", "volume",
-         "image", "snapshot", "security-group", "subnet", "internet-gateway", "vpc",
-         "key-pair")
+ORDER = ("emr-cluster", "spot-request", "instance", "db-instance", "db-snapshot",
+         "db-subnet-group", "nat-gateway", "address", "volume", "image", "snapshot",
+         "security-group", "subnet", "internet-gateway", "vpc", "key-pair")
+RDS_GB_MONTH, RDS_SNAPSHOT_GB_MONTH = 0.115, 0.095   # gp2 storage, snapshot storage (USD)
 
 
 @dataclass(frozen=True)
@@ -418,6 +419,43 @@ def _scan_region(aws: Aws, region: str, account: str, prices: Prices,
             pair.get("KeyType", "key pair"), f"{cli} ec2 delete-key-pair --key-name {name}")
 
     out.extend(_clusters(aws, region, now, prices, clusters))
+    out.extend(_databases(aws, region, now))
+    return out
+
+
+def _databases(aws: Aws, region: str, now: datetime) -> list[Finding]:
+    """DB instances (any: they bill while idle) and manual DB snapshots; labtui's DB subnet
+    groups (free, but they hold the course's subnets)."""
+    cli = f"aws --region {region}"
+    out = []
+    for db in aws.paginate("rds", region, "describe_db_instances", "DBInstances"):
+        if db.get("DBInstanceStatus") in ("deleting", "deleted"):
+            continue
+        name = db["DBInstanceIdentifier"]
+        out.append(Finding(region, "db-instance", name, _course(tags.as_dict(db.get("TagList"))),
+                           _age(db.get("InstanceCreateTime"), now),
+                           db.get("AllocatedStorage", 0) * RDS_GB_MONTH,
+                           f"{db.get('Engine')} {db.get('DBInstanceClass')}, "
+                           f"{db.get('AllocatedStorage')} GB, {db.get('DBInstanceStatus')} "
+                           "($/month: its storage; the instance's hours come on top)",
+                           f"{cli} rds delete-db-instance --db-instance-identifier {name} "
+                           "--skip-final-snapshot"))
+    for snap in aws.paginate("rds", region, "describe_db_snapshots", "DBSnapshots",
+                             SnapshotType="manual"):
+        sid = snap["DBSnapshotIdentifier"]
+        out.append(Finding(region, "db-snapshot", sid, _course(tags.as_dict(snap.get("TagList"))),
+                           _age(snap.get("SnapshotCreateTime"), now),
+                           snap.get("AllocatedStorage", 0) * RDS_SNAPSHOT_GB_MONTH,
+                           f"of {snap.get('DBInstanceIdentifier')}, "
+                           f"{snap.get('AllocatedStorage')} GB",
+                           f"{cli} rds delete-db-snapshot --db-snapshot-identifier {sid}"))
+    for group in aws.paginate("rds", region, "describe_db_subnet_groups", "DBSubnetGroups"):
+        name = group["DBSubnetGroupName"]
+        if name.startswith("labtui-"):
+            out.append(Finding(region, "db-subnet-group", name, name.removeprefix("labtui-"),
+                               None, 0.0, f"in {group.get('VpcId')}",
+                               f"{cli} rds delete-db-subnet-group --db-subnet-group-name "
+                               f"{name}"))
     return out
 
 
@@ -548,6 +586,17 @@ def _delete(aws: Aws, ec2: Any, finding: Finding, terminated: list[str]) -> None
         delay = 1 if aws.local else 15  # an emulator answers at once: ask every second
         emr.get_waiter("cluster_terminated").wait(
             ClusterId=rid, WaiterConfig={"Delay": delay, "MaxAttempts": 1200 // delay})
+    elif kind == "db-instance":
+        rds = aws.client("rds", finding.region)
+        rds.delete_db_instance(DBInstanceIdentifier=rid, SkipFinalSnapshot=True,
+                               DeleteAutomatedBackups=True)
+        delay = 1 if aws.local else 30
+        rds.get_waiter("db_instance_deleted").wait(
+            DBInstanceIdentifier=rid, WaiterConfig={"Delay": delay, "MaxAttempts": 1800 // delay})
+    elif kind == "db-snapshot":
+        aws.client("rds", finding.region).delete_db_snapshot(DBSnapshotIdentifier=rid)
+    elif kind == "db-subnet-group":
+        aws.client("rds", finding.region).delete_db_subnet_group(DBSubnetGroupName=rid)
     elif kind == "spot-request":
         ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=[rid])
         if finding.related:

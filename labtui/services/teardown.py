@@ -129,6 +129,7 @@ class Teardown:
     keep: frozenset[str] = frozenset()
     report: DownReport = field(default_factory=DownReport)
     wait_config: Mapping[str, int] | None = None   # overrides every waiter's Delay/MaxAttempts
+    final_snapshot: bool = True                    # a database leaves a final snapshot
 
     # ------------------------------------------------------------------ helpers
 
@@ -188,6 +189,7 @@ class Teardown:
         steps: list[tuple[str, Callable[[], None]]] = [
             ("clusters", partial(self.clusters, region)),
             ("machines", partial(self.instances, region)),
+            ("databases", partial(self.databases, region)),
             ("volumes", partial(self.volumes, region)),
             ("addresses", partial(self.addresses, region)),
             ("NAT gateways", partial(self.nat_gateways, region)),
@@ -293,6 +295,49 @@ class Teardown:
         self.report.count("instances", len(gone))
         self._progress("instances", region, len(gone), len(ids))
         self.sink.emit(LogLine(f"{region}: terminated {len(gone)} instance(s)"))
+
+    def databases(self, region: str) -> None:
+        """The course's DB instances (a final snapshot each, unless told not to; deletion
+        protection lifted: down means everything), then their subnet and parameter groups."""
+        rds = self.aws.client("rds", region)
+        found = [d for d in self._pages_in(region, "rds", "describe_db_instances",
+                                           "DBInstances")
+                 if tags.as_dict(d.get("TagList")).get(tags.COURSE) == self.course_id
+                 and d.get("DBInstanceStatus") != "deleting"]
+        for db in found:
+            name = db["DBInstanceIdentifier"]
+            if db.get("DeletionProtection"):
+                self._try(f"{region} rds.ModifyDBInstance {name}", partial(
+                    rds.modify_db_instance, DBInstanceIdentifier=name, DeletionProtection=False,
+                    ApplyImmediately=True))
+            snapshot = f"{name}-final-{time.strftime('%Y%m%d-%H%M%S')}"
+            extra = ({"FinalDBSnapshotIdentifier": snapshot} if self.final_snapshot
+                     else {"SkipFinalSnapshot": True})
+            if self._try(f"{region} rds.DeleteDBInstance {name}", partial(
+                    rds.delete_db_instance, DBInstanceIdentifier=name,
+                    DeleteAutomatedBackups=True, **extra)):
+                self._wait(region, "rds", "db_instance_deleted", f"database {name}",
+                           {"Delay": 30, "MaxAttempts": 60}, DBInstanceIdentifier=name)
+                self.report.count("databases")
+                if self.final_snapshot:
+                    self.report.kept.append(f"{region} DB snapshot {snapshot}: the final "
+                                            f"snapshot of {name} (sweep lists it; `aws rds "
+                                            "delete-db-snapshot` removes it)")
+        own = f"labtui-{self.course_id}"
+        for method, key, field_name, delete, kind in (
+                ("describe_db_subnet_groups", "DBSubnetGroups", "DBSubnetGroupName",
+                 "delete_db_subnet_group", "DB subnet groups"),
+                ("describe_db_parameter_groups", "DBParameterGroups", "DBParameterGroupName",
+                 "delete_db_parameter_group", "DB parameter groups")):
+            for group in self._pages_in(region, "rds", method, key):
+                if group[field_name] == own and self._try(
+                        f"{region} rds.{delete} {own}",
+                        partial(getattr(rds, delete), **{field_name: own})):
+                    self.report.count(kind)
+
+    def _pages_in(self, region: str, service: str, method: str, key: str) -> list[dict[str, Any]]:
+        return self._call(f"{region} {service}.{method}", lambda: list(
+            self.aws.paginate(service, region, method, key)))
 
     def _states(self, region: str, ids: Sequence[str]) -> dict[str, str]:
         """State of each instance that EC2 still lists (by filter: no error for one that is
@@ -751,9 +796,10 @@ def down(aws: Aws, course_id: str, regions: Sequence[str], sink: EventSink | Non
          sleep: Callable[[float], None] = time.sleep, attempts: int = 8, *,
          keep: Iterable[str] = (), delete_buckets: bool = False,
          delete_results: bool = False,
-         wait_config: Mapping[str, int] | None = None) -> DownReport:
+         wait_config: Mapping[str, int] | None = None,
+         final_snapshot: bool = True) -> DownReport:
     job = Teardown(aws, course_id, sink or NullSink(), sleep, attempts, frozenset(keep),
-                   wait_config=wait_config)
+                   wait_config=wait_config, final_snapshot=final_snapshot)
     for index, region in enumerate(regions):
         job.sink.emit(Progress("down regions", index, len(regions)))
         job.region(region)
@@ -859,6 +905,10 @@ def region_leftovers(aws: Aws, course_id: str, region: str,
                  for _ in call("describe_key_pairs", "KeyPairs",
                                Filters=[{"Name": "key-name", "Values": [name]}])],
         clusters,
+        lambda: [Leftover(region, "database", d["DBInstanceIdentifier"], d["DBInstanceStatus"])
+                 for d in retrying(f"verifying {region}: rds.DescribeDBInstances", lambda: list(
+                     aws.paginate("rds", region, "describe_db_instances", "DBInstances")), sleep)
+                 if tags.as_dict(d.get("TagList")).get(tags.COURSE) == course_id],
     ]
     out: list[Leftover] = []
     for kind in kinds:
