@@ -49,3 +49,10 @@ def test_sample_course_sets_up_on_real_machines(ctx, tmp_path: Path) -> None:
     status, out = on_seat(ctx, course, "s01", "labtui-notebook status; ls ~/work ~/work/data")
     assert status == 0 and out.startswith("up on 127."), out
     assert "lab1.ipynb" in out and "syllabus.csv" in out
+    # the result store, played by the sandbox's MariaDB where it is installed
+    from labtui import dbops
+    from labtui.sandbox.rds import mariadb_problem
+    found = dbops.status(ctx, course)
+    assert found.state == "available"
+    if mariadb_problem() is None:
+        assert found.ok, found
