@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 
 from labtui.app import LabApp
 from labtui.course import load
-from labtui.screens import base, batch, clusters, machines, main
+from labtui.screens import base, batch, clusters, database, machines, main
 from labtui.state import StateDir
 
 from .test_tui import settle
@@ -57,7 +57,7 @@ max_parallel = 2
 
 
 def held_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    for module in (base, main, machines, clusters, batch):
+    for module in (base, main, machines, clusters, batch, database):
         monkeypatch.setattr(module, "clock", lambda at: "09:00:00")
 
 
@@ -104,9 +104,9 @@ def ready(*keys: str):
     return run_before
 
 
-@pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6", "7"],
+@pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6", "7", "8"],
                          ids=["machines", "roster", "clusters", "regions", "quotas", "sweep",
-                              "jobs"])
+                              "jobs", "database"])
 def test_each_view(app: LabApp, snap_compare, key: str) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=ready(key))
 

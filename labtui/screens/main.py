@@ -26,6 +26,7 @@ from labtui.events import Event, LogLine, Problem, StepDone
 from labtui.screens.base import View, clock
 from labtui.screens.batch import BatchView
 from labtui.screens.clusters import ClustersView
+from labtui.screens.database import DatabaseView
 from labtui.screens.machines import MachinesView
 from labtui.screens.quotas import QuotasView
 from labtui.screens.regions import RegionsView
@@ -34,7 +35,7 @@ from labtui.screens.sweep import SweepView
 from labtui.terminal import plain
 
 VIEWS: tuple[type[View], ...] = (MachinesView, RosterView, ClustersView, RegionsView, QuotasView,
-                                 SweepView, BatchView)
+                                 SweepView, BatchView, DatabaseView)
 VIEW_IDS = tuple(view.VIEW_ID for view in VIEWS)
 DEFAULT_VIEW = MachinesView.VIEW_ID
 

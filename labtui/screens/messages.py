@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from labtui.context import Context
     from labtui.lifecycle import SeatStatus
     from labtui.services.clusters import Cluster
+    from labtui.services.database import Check as DatabaseCheck
     from labtui.services.inventory import Machine
     from labtui.services.jobs import JobState
     from labtui.services.notebooks import Check, Status, Tunnel
@@ -148,3 +149,14 @@ class JobLogLoaded(Message):
 
     job: str
     logs: dict[str, str | None]
+
+
+@dataclass
+class DatabaseLoaded(Message):
+    """The course's result store (``dbops.status``): ``live`` when its two users were tried
+    over MySQL (the first load and r), False for the quiet look that only describes the
+    instance; ``started`` is when the fetch began."""
+
+    check: DatabaseCheck
+    live: bool
+    started: float
