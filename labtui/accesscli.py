@@ -1,4 +1,4 @@
-"""Headless subcommands for students' access and the roster: access, rotate, roster. The
+"""Headless subcommands for students' access and the roster: access, rotate, roster, ta. The
 work is in labtui/accessops.py (the console calls the same functions)."""
 
 from __future__ import annotations
@@ -65,4 +65,14 @@ def cmd_roster(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     print(f"{len(result.rows)} student(s) in {len({r.seat for r in result.rows})} seat(s).")
     for item in result.removed:
         print(f"not in the roster any more: {item} (`labtui down` removes it with the course)")
+    return EXIT_OK
+
+
+@with_course
+def cmd_ta(args: argparse.Namespace, course: Course, ctx: Context) -> int:
+    done = accessops.ta(ctx, course, args.name, args.to)
+    emit(args, done.to_json(),
+         f"teaching assistant {done.name}: IAM user {done.user} (read-only), key "
+         f"{done.access_key_id}; its credentials (0600) in {done.credentials_file}\n"
+         f"Give the TA that file; they run:\n  {done.command}")
     return EXIT_OK

@@ -1,8 +1,12 @@
-"""Students' access, for both front ends: a seat's permissions table, key rotation, and the
-roster with what each seat has. The IAM work is in labtui/services/access.py."""
+"""Students' access, for both front ends: a seat's permissions table, key rotation, the
+roster with what each seat has, and a teaching assistant's read-only identity. The IAM work
+is in labtui/services/access.py."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,7 @@ from labtui.errors import InputError
 from labtui.events import SeatChanged, StepDone
 from labtui.services import access
 from labtui.services.setup import install_aws_keys, reset_password, seat_log
+from labtui.state import write_private
 
 
 def require_access(course: Course) -> None:
@@ -168,3 +173,69 @@ def roster(ctx: Context, course: Course) -> Roster:
     removed += [f"IAM user {u}" for u in sorted(users - wanted)]
     return Roster(rows, removed)
 
+
+
+@dataclass
+class TeachingAssistant:
+    """A teaching assistant's identity: its user, key id, credentials file and the command
+    that opens the read-only console with it (never the secret)."""
+
+    name: str
+    user: str
+    access_key_id: str
+    credentials_file: Path
+    command: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "ta", "name": self.name, "user": self.user,
+                "access_key_id": self.access_key_id,
+                "credentials_file": str(self.credentials_file), "command": self.command}
+
+
+def ta(ctx: Context, course: Course, name: str, to: str | None = None) -> TeachingAssistant:
+    """Make (or keep) the teaching assistant ``name``'s IAM user with its read-only policy
+    and key, and write that key as an AWS shared-credentials file (0600) with one profile
+    named like the user: the default ``<course state folder>/ta/<NAME>.credentials``."""
+    ctx.refuse_if_read_only("ta")
+    user = policy.ta_user_name(course.id, name)
+    if not policy.TA_NAME.fullmatch(name):
+        raise InputError(f"teaching assistant name {name!r}: only letters, digits, - and _. "
+                         "Fix: give a name such as `alice` or `ta_2`")
+    if len(user) > 64:
+        raise InputError(f"teaching assistant name {name!r}: the IAM user {user} would be "
+                         f"{len(user)} characters, IAM allows 64. Fix: give a name of at most "
+                         f"{64 - len(user) + len(name)} characters")
+    target = Path(to).expanduser() if to else None
+    if target is not None and not target.parent.is_dir():
+        raise InputError(f"--to {to}: the folder {target.parent} does not exist. Fix: create "
+                         "it, or leave out --to for the course's state folder")
+    if target is not None and target.is_dir():
+        raise InputError(f"--to {to} is a folder. Fix: name a file, e.g. {target / name}"
+                         ".credentials")
+    state = ctx.state.course(course.id)
+    keys = access.ensure_ta(ctx.aws, course, state, name, ctx.sink)
+    text = access.profile_file(user, keys)
+    if target is None:
+        target = write_private(state.root / "ta" / f"{name}.credentials", text)
+    else:
+        _write_0600(target, text)
+    where = (f" --endpoint-url {shlex.quote(ctx.sandbox.endpoint_url)}"
+             if ctx.sandbox is not None else "")
+    command = (f"AWS_SHARED_CREDENTIALS_FILE={shlex.quote(str(target))} labtui --read-only "
+               f"--profile {user}{where} {shlex.quote(str(course.path))}")
+    ctx.sink.emit(StepDone(f"teaching assistant {name}: {user}, credentials in {target}"))
+    return TeachingAssistant(name, user, keys.access_key_id, target, command)
+
+
+def _write_0600(path: Path, text: str) -> None:
+    """Write a file only its owner can read, atomically, in a folder the user named (whose
+    own mode is left alone)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

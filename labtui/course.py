@@ -17,6 +17,7 @@ from typing import Any
 from labtui import checks, rosters
 from labtui.csvinput import read_rows
 from labtui.errors import CourseError, Problem
+from labtui.schedule import DAYS, SESSION, WEEKLY, Schedule, Weekly, parse_clock
 from labtui.schema import Reader, Table, did_you_mean
 
 MARKETS = ("on-demand", "spot")
@@ -313,6 +314,7 @@ class Course:
     jobs: Jobs | None = None
     mail: Mail | None = None
     database: Database | None = None
+    schedule: Schedule | None = None
     seats: tuple[Seat, ...] = field(default=())
     teardown: Teardown = field(default=Teardown())
 
@@ -453,6 +455,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
     teardown_t = top.table("teardown")
     mail_t = top.table("mail")
     database_t = top.table("database")
+    schedule_t = top.table("schedule")
     top.finish()
     if info is None:
         return None
@@ -488,6 +491,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
     teardown = _teardown(teardown_t) if teardown_t else Teardown()
     mail = _mail(mail_t) if mail_t else None
     database = _database(database_t) if database_t else None
+    schedule = _schedule(schedule_t) if schedule_t else None
 
     if (machines is not None or jobs is not None) and not network.ssh_cidr:
         reader.problem("network.ssh_cidr", "is required when the course has machines or jobs",
@@ -510,7 +514,7 @@ def _read(reader: Reader, data: dict[str, Any], path: Path) -> Course | None:
         max_instances=max_instances, budget_usd=budget, profile=profile, students=students,
         network=network, machines=machines, clusters=clusters, storage=storage, access=access,
         billing=billing, jupyter=jupyter, jobs=jobs, seats=seats, teardown=teardown,
-        mail=mail, database=database,
+        mail=mail, database=database, schedule=schedule,
     )
     if course.instance_count > max_instances:
         parts = []
@@ -888,6 +892,78 @@ def _db_class(value: str) -> tuple[str, str] | None:
     hint = did_you_mean(value, DB_CLASSES)
     return (f"{value!r} is not an RDS DB instance class",
             hint or 'use one such as "db.t3.micro" or "db.m6g.large"')
+
+
+def _schedule(t: Table) -> Schedule | None:
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+    zone_name = t.text("timezone", required=True, example='timezone = "Europe/Paris"')
+    zone = None
+    if zone_name:
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            hint = did_you_mean(zone_name, sorted(available_timezones()))
+            t.problem("timezone", f"{zone_name!r} is not a time zone",
+                      hint or 'use an IANA name such as "Europe/Paris" or "America/Chicago"')
+    sessions = []
+    for index, text in enumerate(t.str_list(
+            "sessions", example='sessions = ["2026-07-20 09:00-13:00"]')):
+        found = SESSION.fullmatch(text)
+        try:
+            day = date.fromisoformat(found.group(1)) if found else None
+            begin, end = (parse_clock(found.group(2)), parse_clock(found.group(3))) \
+                if found else (None, None)
+        except ValueError:
+            day = None
+        if not found or day is None or begin is None or end is None:
+            t.problem(f"sessions[{index}]", f"{text!r} is not a session",
+                      'write it like "2026-07-20 09:00-13:00" (a date, then from-to hours)')
+            continue
+        if end <= begin:
+            t.problem(f"sessions[{index}]", f"{text!r} ends before it starts",
+                      "give the end after the start, on the same day")
+            continue
+        if zone is not None:
+            sessions.append((datetime.combine(day, begin, zone), datetime.combine(day, end, zone)))
+    weekly = []
+    for index, text in enumerate(t.str_list("weekly", example='weekly = ["mon 09:00-11:00"]')):
+        found = WEEKLY.fullmatch(text.lower())
+        try:
+            begin, end = (parse_clock(found.group(2)), parse_clock(found.group(3))) \
+                if found else (None, None)
+        except ValueError:
+            begin = end = None
+        if not found or begin is None or end is None or end <= begin:
+            t.problem(f"weekly[{index}]", f"{text!r} is not a weekly session",
+                      'write it like "mon 09:00-11:00" (mon … sun, then from-to hours)')
+            continue
+        weekly.append(Weekly(DAYS.index(found.group(1)), begin, end))
+    bounds = []
+    for key in ("from", "until"):
+        value = t.text(key, example=f'{key} = "2026-09-01"')
+        try:
+            bounds.append(date.fromisoformat(value) if value else None)
+        except ValueError:
+            t.problem(key, f"{value!r} is not a date", f'write it like {key} = "2026-09-01"')
+            bounds.append(None)
+    lead = t.integer("lead_minutes", default=15, minimum=0, maximum=24 * 60)
+    cluster_lead = t.integer("cluster_lead_minutes", default=30, minimum=0, maximum=24 * 60)
+    idle = t.integer("idle_stop_minutes", default=0, minimum=0, maximum=7 * 24 * 60)
+    cpu = t.number("idle_cpu_percent", default=5.0, minimum=0.1)
+    t.finish()
+    if t.has("weekly") and weekly and not (bounds[0] and bounds[1]):
+        t.problem("weekly", "needs from and until (the term's first and last day)",
+                  'add from = "2026-09-01" and until = "2026-12-15"')
+    if not sessions and not weekly and not t.has("sessions") and not t.has("weekly"):
+        t.problem("sessions", "is missing: the schedule has no session",
+                  'add sessions = ["2026-07-20 09:00-13:00"] or weekly = ["mon 09:00-11:00"]')
+    if zone is None:
+        return None
+    return Schedule(zone_name, tuple(sorted(sessions)), tuple(weekly), bounds[0], bounds[1],
+                    15 if lead is None else lead, 30 if cluster_lead is None else cluster_lead,
+                    idle or 0, cpu if cpu is not None else 5.0)
 
 
 def _mail(t: Table) -> Mail:

@@ -19,11 +19,12 @@ LIGHT = ("open", "validate", "new", "sandbox")  # handled in labtui/cli.py
 # handled in labtui/clustercli.py
 CLUSTER_COMMANDS = ("clusters", "submit", "steps", "step-log", "terminate-cluster",
                     "replace-cluster")
-ACCESS_COMMANDS = ("access", "rotate", "roster")     # handled in labtui/accesscli.py
+ACCESS_COMMANDS = ("access", "rotate", "roster", "ta")  # handled in labtui/accesscli.py
 HANDOUT_COMMANDS = ("handout", "mail")               # handled in labtui/handoutcli.py
 NOTEBOOK_COMMANDS = ("notebook", "notebooks")        # handled in labtui/notebookcli.py
 JOB_COMMANDS = ("jobs",)                             # handled in labtui/jobcli.py
 DB_COMMANDS = ("db",)                                # handled in labtui/dbcli.py
+SCHEDULE_COMMANDS = ("schedule", "tick")             # handled in labtui/schedulecli.py
 
 
 class Parser(argparse.ArgumentParser):
@@ -165,6 +166,19 @@ def build_parser() -> Parser:
                                    "collation) and check live that the pipeline user can "
                                    "write and the api user cannot.")
     common(p)
+    p = sub.add_parser("schedule", help="what the class's schedule does next, and how to run "
+                                        "its tick",
+                       description="Show the next scheduled actions (machines started before "
+                                   "each session and stopped after it; clusters started "
+                                   "before the day's first session and terminated after its "
+                                   "last) and the exact cron line and systemd timer that run "
+                                   "`labtui tick`.")
+    common(p)
+    p = sub.add_parser("tick", help="do what the schedule says is due now (for cron)",
+                       description="Start or stop what the schedule says is due since the "
+                                   "last tick (a start whose session has ended is skipped), "
+                                   "then warn idle machines and stop those warned before.")
+    common(p)
     sweep_command(sub)
     for name, sub_parser in sub.choices.items():
         module = ("cli" if name in LIGHT else "clustercli" if name in CLUSTER_COMMANDS
@@ -172,7 +186,8 @@ def build_parser() -> Parser:
                   else "handoutcli" if name in HANDOUT_COMMANDS
                   else "notebookcli" if name in NOTEBOOK_COMMANDS
                   else "jobcli" if name in JOB_COMMANDS
-                  else "dbcli" if name in DB_COMMANDS else "headless")
+                  else "dbcli" if name in DB_COMMANDS
+                  else "schedulecli" if name in SCHEDULE_COMMANDS else "headless")
         sub_parser.set_defaults(handler=f"labtui.{module}:cmd_{name.replace('-', '_')}")
     parser.set_defaults(subparsers=sub.choices)
     return parser
@@ -336,6 +351,17 @@ def access_commands(sub: Any) -> None:
                                    "old keys.")
     common(p)
     p.add_argument("seat", metavar="SEAT", help="seat or student id")
+    p = sub.add_parser("ta", help="a teaching assistant's own read-only AWS identity",
+                       description="Make (or keep) the IAM user labtui-<course>-ta-<NAME> with "
+                                   "a policy that may only read the course (machines, "
+                                   "network, quotas, prices, clusters and their steps and "
+                                   "logs, buckets, alarms, budget) and denies every change; "
+                                   "write its key as an AWS credentials file (0600) and print "
+                                   "the command that opens the read-only console with it.")
+    common(p)
+    p.add_argument("name", metavar="NAME", help="the assistant's name: letters, digits, - _")
+    p.add_argument("--to", metavar="FILE", help="where the credentials file goes (default: "
+                                                "<course state folder>/ta/NAME.credentials)")
     p = sub.add_parser("roster", help="the students, their seats, and what each seat has",
                        description="One line per student: seat, and whether the seat has a "
                                    "machine, a cluster, AWS credentials and a handout sent; "

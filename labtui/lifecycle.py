@@ -320,6 +320,22 @@ def up(ctx: Context, course: Course,
     return result
 
 
+def start_clusters(ctx: Context, course: Course) -> tuple[list[Any], dict[str, str]]:
+    """Start the class's missing clusters without waiting for them (the schedule's tick;
+    `up` does the same as one of its steps): (started, failed by key)."""
+    ctx.refuse_if_read_only("start clusters")
+    keys = clusterops.missing_keys(ctx, course)
+    if not keys:
+        return [], {}
+    the_plan = plan(ctx, course)
+    check_cap(ctx, course, len(keys) * course.clusters.nodes if course.clusters else 0)
+    clusterops.check_buckets(ctx, course)
+    clusterops.ensure_buckets(ctx, course)
+    network_for, key_name_for = _per_region(ctx, course)
+    return clusterops.start_missing(ctx, course, keys, the_plan.cluster_regions,
+                                    _subnet_of(network_for), key_name_for)
+
+
 def _upload_data(ctx: Context, course: Course) -> None:
     storage = course.storage
     if storage is None or storage.upload is None or not storage.data_bucket:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import collections.abc
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,6 +164,113 @@ def seat_policy(course: Course, seat: Seat | str, account: str = ACCOUNT) -> dic
         out.append(_statement("SeeMachines", ["ec2:DescribeInstances",
                                               "ec2:DescribeInstanceStatus"], "*"))
     out.append(_statement("NeverAllocateOrChangeIdentities", DENIED, "*", effect="Deny"))
+    return {"Version": "2012-10-17", "Statement": out}
+
+
+# A teaching assistant reads the course as the read-only console does, and changes nothing.
+TA_READS = {
+    "SeeMachinesAndNetwork": ("ec2:Describe*", "ec2:GetConsoleOutput"),
+    "SeeQuotas": ("servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota",
+                  "servicequotas:ListServiceQuotas", "servicequotas:ListAWSDefaultServiceQuotas",
+                  "servicequotas:ListRequestedServiceQuotaChangeHistory",
+                  "servicequotas:ListRequestedServiceQuotaChangeHistoryByQuota"),
+    "SeePrices": ("pricing:GetProducts", "pricing:DescribeServices",
+                  "pricing:GetAttributeValues"),
+    "SeeAlarmsAndBudget": ("cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData",
+                           "cloudwatch:GetMetricStatistics", "cloudwatch:ListMetrics",
+                           "budgets:ViewBudget", "sns:ListTopics", "sns:GetTopicAttributes",
+                           "sns:ListSubscriptionsByTopic"),
+    "SeeDatabase": ("rds:DescribeDBInstances", "rds:DescribeDBSnapshots",
+                    "rds:DescribeDBSubnetGroups", "rds:DescribeDBParameterGroups",
+                    "rds:DescribeDBParameters", "rds:ListTagsForResource"),
+    "FindClusters": ("elasticmapreduce:ListClusters", "elasticmapreduce:ListReleaseLabels",
+                     "elasticmapreduce:DescribeReleaseLabel"),
+    "ListIdentitiesAndBuckets": ("iam:ListUsers", "iam:ListRoles", "iam:ListPolicies",
+                                 "iam:ListInstanceProfiles", "s3:ListAllMyBuckets"),
+    "WhoAmI": ("sts:GetCallerIdentity",),
+}
+CLUSTER_READS = ("elasticmapreduce:Describe*", "elasticmapreduce:List*",
+                 "elasticmapreduce:View*")
+IDENTITY_READS = ("iam:GetUser", "iam:ListUserTags", "iam:ListAttachedUserPolicies",
+                  "iam:ListUserPolicies", "iam:GetRole", "iam:ListAttachedRolePolicies",
+                  "iam:ListRolePolicies", "iam:GetInstanceProfile", "iam:GetPolicy",
+                  "iam:GetPolicyVersion", "iam:ListPolicyVersions")
+# Whatever a policy above might allow, a teaching assistant never changes anything, never
+# reads a machine's user-data (its host key) and never gets anyone's credentials.
+TA_DENIED = (
+    "ec2:Run*", "ec2:Terminate*", "ec2:Stop*", "ec2:Start*", "ec2:Reboot*", "ec2:Create*",
+    "ec2:Delete*", "ec2:Modify*", "ec2:Request*", "ec2:Cancel*", "ec2:Associate*",
+    "ec2:Disassociate*", "ec2:Attach*", "ec2:Detach*", "ec2:Authorize*", "ec2:Revoke*",
+    "ec2:Allocate*", "ec2:Release*", "ec2:Replace*", "ec2:Import*", "ec2:Send*",
+    "ec2:DescribeInstanceAttribute", "ec2:GetPasswordData",
+    "elasticmapreduce:RunJobFlow", "elasticmapreduce:AddJobFlowSteps",
+    "elasticmapreduce:CancelSteps", "elasticmapreduce:TerminateJobFlows",
+    "elasticmapreduce:Add*", "elasticmapreduce:Create*", "elasticmapreduce:Delete*",
+    "elasticmapreduce:Modify*", "elasticmapreduce:Put*", "elasticmapreduce:Remove*",
+    "elasticmapreduce:Set*", "elasticmapreduce:Start*", "elasticmapreduce:Stop*",
+    "elasticmapreduce:Update*", "elasticmapreduce:GetClusterSessionCredentials",
+    "s3:Put*", "s3:Delete*", "s3:Abort*", "s3:Create*", "s3:Restore*", "s3:Replicate*",
+    *DENIED[DENIED.index("iam:Add*"):],
+    "rds:Add*", "rds:Create*", "rds:Delete*", "rds:Modify*", "rds:Reboot*", "rds:Start*",
+    "rds:Stop*", "rds:Restore*", "rds:Remove*", "rds:Reset*", "rds:Promote*",
+    "rds:Failover*", "rds:Copy*",
+    "ssm:SendCommand", "ssm:StartSession", "ssm:Put*", "ssm:Delete*",
+    "ec2-instance-connect:*", "sts:AssumeRole*", "sts:GetFederationToken",
+    "cloudwatch:Put*", "cloudwatch:Delete*", "cloudwatch:Set*", "cloudwatch:Enable*",
+    "cloudwatch:Disable*", "sns:Publish", "sns:Subscribe", "sns:Unsubscribe", "sns:Create*",
+    "sns:Delete*", "sns:Set*", "budgets:Create*", "budgets:Delete*", "budgets:Modify*",
+    "budgets:Update*", "budgets:Execute*", "servicequotas:Request*", "servicequotas:Put*",
+    "servicequotas:Delete*", "servicequotas:Associate*", "servicequotas:Disassociate*",
+    "ses:Send*",
+)
+TA_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def ta_user_name(course_id: str, name: str) -> str:
+    """The IAM user (and policy) of a teaching assistant: ``labtui-<course>-ta-<NAME>``."""
+    return f"labtui-{course_id}-ta-{name}"
+
+
+def course_buckets(course: Course) -> list[str]:
+    """Every bucket of the course: data, scratch, the clusters' (scripts, logs)."""
+    from labtui.services.clusters import bucket_of
+
+    storage = course.storage
+    names = [storage.data_bucket if storage else None,
+             storage.scratch_bucket if storage else None]
+    if course.clusters is not None:
+        names.append(bucket_of(course))
+        names += [p[0] for p in (_log_place(course, k) for k in course.cluster_units) if p]
+    return sorted({n for n in names if n})
+
+
+def ta_policy(course: Course, account: str = ACCOUNT) -> dict[str, Any]:
+    """The identity policy of a teaching assistant: read what the read-only console reads
+    (machines, network, quotas, prices, alarms, budget, the database's state, the course's
+    clusters with their steps and logs, its buckets and identities) and an explicit Deny on
+    every change. The pipeline's connection (``s3://SCRATCH/labtui/``) stays unread."""
+    out = [_statement(sid, actions, "*") for sid, actions in TA_READS.items()]
+    out.append(_statement("SeeCourseClusters", CLUSTER_READS,
+                          f"arn:aws:elasticmapreduce:*:{account}:cluster/*",
+                          {"StringEquals": {
+                              "elasticmapreduce:ResourceTag/labtui:course": course.id}}))
+    buckets = course_buckets(course)
+    if buckets:
+        out.append(_statement("ReadCourseBuckets", ["s3:GetObject"],
+                              [f"arn:aws:s3:::{b}/*" for b in buckets]))
+        out.append(_statement("ListCourseBuckets", ["s3:ListBucket", "s3:GetBucketLocation",
+                                                    "s3:GetBucketTagging"],
+                              [f"arn:aws:s3:::{b}" for b in buckets]))
+    prefix = f"labtui-{course.id}-"
+    out.append(_statement("SeeCourseIdentities", IDENTITY_READS, [
+        f"arn:aws:iam::{account}:user/*{prefix}*", f"arn:aws:iam::{account}:role/*{prefix}*",
+        f"arn:aws:iam::{account}:instance-profile/*{prefix}*",
+        f"arn:aws:iam::{account}:policy{iam_path(course.id)}*"]))
+    out.append(_statement("NeverChangeAnything", TA_DENIED, "*", effect="Deny"))
+    scratch = course.storage.scratch_bucket if course.storage else None
+    if scratch:
+        out.append(_statement("NeverReadThePipelinesConnection", ["s3:GetObject"],
+                              f"arn:aws:s3:::{scratch}/labtui/*", effect="Deny"))
     return {"Version": "2012-10-17", "Statement": out}
 
 

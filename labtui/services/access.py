@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from labtui import policy
 from labtui.course import Course, Seat
 from labtui.errors import AwsError
 from labtui.events import EventSink, LogLine
@@ -110,6 +111,54 @@ def ensure(aws: Aws, course: Course, state: CourseState, sink: EventSink) -> lis
                       f"({user_path(course)})"))
     new = {identity for identity, keys in out.items() if keys != before.get(identity)}
     return [seat.id for seat in course.seats if identity_of(course, seat) in new]
+
+
+def ta_identity(name: str) -> str:
+    """The identity part of a teaching assistant's names (its secret: ``aws/ta-NAME.json``)."""
+    return f"ta-{name}"
+
+
+def stored_ta_keys(state: CourseState, name: str) -> Keys | None:
+    """The teaching assistant's key as kept locally (0600), or None."""
+    return _read(state, ta_identity(name))
+
+
+def ensure_ta(aws: Aws, course: Course, state: CourseState, name: str,
+              sink: EventSink) -> Keys:
+    """A teaching assistant's IAM user (``labtui-<course>-ta-<NAME>``, in the course's path,
+    tagged with the course and ``labtui:role = ta``) holding its read-only managed policy
+    (``labtui.policy.ta_policy``), and its one access key, kept locally 0600. A rerun keeps
+    the key (a new one when the secret is not kept here; the old one is deleted)."""
+    iam = aws.client("iam", IAM_REGION)
+    account = account_id(aws)
+    identity = ta_identity(name)
+    user = policy.ta_user_name(course.id, name)
+    labels = tags.tags(course.id, role="ta")
+    document = json.dumps(policy.ta_policy(course, account), separators=(",", ":"))
+    arn = ensure_managed_policy(iam, f"arn:aws:iam::{account}:policy{user_path(course)}{user}",
+                                user, course, document, labels)
+    with translate_errors(f"iam.CreateUser {user}"):
+        try:
+            iam.get_user(UserName=user)
+        except iam.exceptions.NoSuchEntityException:
+            iam.create_user(UserName=user, Path=user_path(course), Tags=labels)
+    with translate_errors(f"iam.AttachUserPolicy {user}"):
+        attached = {p["PolicyArn"] for p in iam.list_attached_user_policies(
+            UserName=user)["AttachedPolicies"]}
+        if arn not in attached:
+            iam.attach_user_policy(UserName=user, PolicyArn=arn)
+    before = _read(state, identity)
+    keys = _ensure_key(iam, state, identity, user)
+    sink.emit(LogLine(f"teaching assistant {user} ({user_path(course)}) with its read-only "
+                      f"policy; key {keys.access_key_id}"
+                      + (" (new)" if keys != before else " (kept)")))
+    return keys
+
+
+def profile_file(profile: str, keys: Keys) -> str:
+    """An AWS shared-credentials file with one profile."""
+    return (f"[{profile}]\naws_access_key_id = {keys.access_key_id}\n"
+            f"aws_secret_access_key = {keys.secret_access_key}\n")
 
 
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
