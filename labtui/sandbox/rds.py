@@ -54,7 +54,13 @@ _SEARCH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin", 
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 _patch_lock = threading.Lock()
 # the servers of this process (moto's state is per process): the latest started wins
-_active: DatabaseServers | None = None
+# the sandboxes serving in this process, the newest last: a private sandbox that starts and
+# stops (a console's own) gives the RDS hooks back to the one that served before it
+_serving: list[DatabaseServers] = []
+
+
+def _current() -> DatabaseServers | None:
+    return _serving[-1] if _serving else None
 # Options the sandbox sets itself, or that would reach past the server's own folder: a
 # parameter group's value for one of them is not passed on.
 _RESERVED = frozenset({
@@ -212,7 +218,6 @@ class DatabaseServers:
     # ---------------------------------------------------------------- public
 
     def start(self) -> DatabaseServers:
-        global _active
         # folders of an earlier run belong to DB instances moto no longer knows
         if self.root.is_dir():
             for stale in self.root.iterdir():
@@ -222,14 +227,15 @@ class DatabaseServers:
             self._thread = threading.Thread(target=self._loop, daemon=True,
                                             name="labtui-sandbox-rds")
             self._thread.start()
-        _active = self
+        if self in _serving:
+            _serving.remove(self)
+        _serving.append(self)
         return self
 
     def stop(self) -> None:
         """Stop every server and delete its folder; stop serving."""
-        global _active
-        if _active is self:
-            _active = None
+        if self in _serving:
+            _serving.remove(self)
         self._stopping.set()
         with self._lock:
             servers = list(self._servers.values())
@@ -548,14 +554,14 @@ def install_moto_hooks() -> None:
 
         def create_db_instance(self, db_kwargs):  # type: ignore[no-untyped-def]
             database = original_create(self, db_kwargs)
-            servers = _active
+            servers = _current()
             if servers is not None:
                 servers.created(self, database, db_kwargs)
             return database
 
         def delete_db_instance(self, db_instance_identifier, *args, **kwargs):  # type: ignore[no-untyped-def]  # noqa: E501
             database = original_delete(self, db_instance_identifier, *args, **kwargs)
-            servers = _active
+            servers = _current()
             if servers is not None:
                 servers.deleted(self, db_instance_identifier)
             return database
@@ -582,6 +588,6 @@ def install_moto_hooks() -> None:
 
 def running_servers() -> list[int]:
     """The pids of this process's sandbox MariaDB servers (tests check none outlives)."""
-    servers = _active
+    servers = _current()
     return servers.pids() if servers is not None else []
 
