@@ -185,7 +185,8 @@ def setup_notebooks(client: paramiko.SSHClient, log: SeatLog, course: Course, ma
         raise SetupFailed("notebook templates", 1, machine.seat) from None
     log.line(notebooks.describe_placed(placed) if placed else "(no templates)")
     for index, item in enumerate(cfg.data, start=1):
-        url = notebooks.data_url(remote.aws, machine.region, item.source)
+        # presigned in the buckets' region (the course's first), where S3 checks the signature
+        url = notebooks.data_url(remote.aws, course.regions[0], item.source)
         run_step(client, log, f"notebook data {index}/{len(cfg.data)}: {item.source} -> "
                  f"{cfg.workdir}/{item.dest}", notebooks.data_command(cfg, item.dest, item.sha256),
                  stdin=notebooks.curl_config(url), step=f"notebook data {index}", timeout=1800)
