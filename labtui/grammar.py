@@ -25,6 +25,7 @@ NOTEBOOK_COMMANDS = ("notebook", "notebooks")        # handled in labtui/noteboo
 JOB_COMMANDS = ("jobs",)                             # handled in labtui/jobcli.py
 DB_COMMANDS = ("db",)                                # handled in labtui/dbcli.py
 SCHEDULE_COMMANDS = ("schedule", "tick")             # handled in labtui/schedulecli.py
+SERVE_COMMANDS = ("serve",)                          # handled in labtui/serve.py
 
 
 class Parser(argparse.ArgumentParser):
@@ -180,6 +181,7 @@ def build_parser() -> Parser:
                                    "then warn idle machines and stop those warned before.")
     common(p)
     sweep_command(sub)
+    serve_command(sub)
     for name, sub_parser in sub.choices.items():
         module = ("cli" if name in LIGHT else "clustercli" if name in CLUSTER_COMMANDS
                   else "accesscli" if name in ACCESS_COMMANDS
@@ -187,7 +189,8 @@ def build_parser() -> Parser:
                   else "notebookcli" if name in NOTEBOOK_COMMANDS
                   else "jobcli" if name in JOB_COMMANDS
                   else "dbcli" if name in DB_COMMANDS
-                  else "schedulecli" if name in SCHEDULE_COMMANDS else "headless")
+                  else "schedulecli" if name in SCHEDULE_COMMANDS
+                  else "serve" if name in SERVE_COMMANDS else "headless")
         sub_parser.set_defaults(handler=f"labtui.{module}:cmd_{name.replace('-', '_')}")
     parser.set_defaults(subparsers=sub.choices)
     return parser
@@ -432,6 +435,25 @@ def job_commands(sub: Any) -> None:
     p.add_argument("--no-wait", action="store_true",
                    help="run: return once every worker is launched and started")
     p.add_argument("--to", metavar="DIR", help="fetch: where results go")
+
+
+def serve_command(sub: Any) -> None:
+    """`labtui serve`: the console in a browser (handler in labtui/serve.py)."""
+    p = sub.add_parser("serve", help="serve the console to a browser (read-only, with a token)",
+                       description="Serve the console to web browsers (textual-serve): each "
+                                   "browser tab runs its own `labtui --read-only COURSE`. "
+                                   "It listens on 127.0.0.1 (reach it from elsewhere by "
+                                   "`ssh -L`) and answers only the URL with its token, "
+                                   "printed once on stdout and kept 0600 in the course's "
+                                   "state folder (serve.url). Ctrl-C stops it and its "
+                                   "sessions.")
+    common(p)
+    p.add_argument("--port", type=int, default=8000, metavar="N",
+                   help="TCP port (default 8000; 0 takes a free one)")
+    p.add_argument("--host", default="127.0.0.1", metavar="H",
+                   help="address to listen on (default 127.0.0.1: this computer only)")
+    p.add_argument("--allow-actions", action="store_true",
+                   help="let the browser's console change things too (default: read-only)")
 
 
 def sweep_command(sub: Any) -> None:
