@@ -318,3 +318,33 @@ def test_serve_grammar() -> None:
     args = build_parser().parse_args(["serve", "c.toml", "--port", "9000", "--sandbox"])
     assert (args.host, args.port, args.allow_actions) == ("127.0.0.1", 9000, False)
     assert args.handler == "labtui.serve:cmd_serve"
+
+
+def test_ctrl_c_ends_the_sessions_still_open(sandbox_state: StateDir) -> None:
+    """A tab still connected when the instructor presses Ctrl-C: its console is ended too."""
+    import aiohttp
+
+    served = Served(sandbox_state)
+    sessions: list[int] = []
+
+    async def connect_and_stop() -> int:
+        jar = aiohttp.CookieJar(unsafe=True)  # an IP address keeps its cookie
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            async with http.get(served.url) as reply:
+                assert reply.status == 200
+            async with http.ws_connect(served.base + "/ws?width=100&height=30") as ws:
+                await ws.receive(timeout=20)  # the console drew something
+                sessions.extend(pid for pid in descendants(served.proc.pid)
+                                if "--read-only" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                                .decode(errors="replace"))
+                assert sessions, "no session process under the server"
+                return await asyncio.to_thread(served.stop)
+
+    try:
+        code = asyncio.run(asyncio.wait_for(connect_and_stop(), 40))
+    finally:
+        end(served.proc)
+    assert code == 0, served.stderr
+    for pid in sessions:
+        assert not Path(f"/proc/{pid}").exists() or \
+            Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
