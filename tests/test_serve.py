@@ -130,6 +130,9 @@ class Served:
             raise AssertionError(f"no URL on stdout: {lines!r}; stderr: {self.stderr!r}")
         self.url = lines[0].strip()
         self.base, _, self.token = self.url.partition("/?token=")
+        deadline = time.monotonic() + 10  # stderr's line follows stdout's, on its own pipe
+        while "Press Ctrl-C" not in "".join(self.stderr) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def stop(self) -> int:
         """Ctrl-C, as the instructor presses it; the exit status."""
