@@ -18,6 +18,7 @@ from labtui.screens import base, batch, clusters, database, machines, main
 from labtui.state import StateDir
 
 from .test_tui import settle
+from .test_tui_narrow import launch_events
 
 COURSE = Path(__file__).resolve().parent / "data" / "snapshot_course.toml"
 SIZE = (120, 36)
@@ -129,3 +130,41 @@ def test_the_cluster_screen(clusters_app: LabApp, snap_compare) -> None:
 
 def test_the_jobs_view_of_a_class_with_jobs(jobs_app: LabApp, snap_compare) -> None:
     assert snap_compare(jobs_app, terminal_size=SIZE, run_before=ready("7"))
+
+
+def seats_ready(*keys: str):
+    """As ``ready``, after s02 launched in eu-west-1 and its setup failed with a long error
+    (the events the work emits)."""
+    async def run_before(pilot: Pilot) -> None:
+        app = pilot.app
+        await settle(pilot, app)
+        await pilot.press("L")
+        launch_events(app)  # type: ignore[arg-type]
+        await pilot.pause(0.3)
+        await pilot.press(*keys)
+        await settle(pilot, app)
+        app.sub_title = "sandbox (its port differs per run)"
+        await pilot.pause()
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_the_machines_view_with_seats(app: LabApp, snap_compare, size: tuple[int, int]) -> None:
+    """At 80x24 seat, state, setup and error show (the region as euw1, the rest gives
+    way); at 160x48 every column."""
+    assert snap_compare(app, terminal_size=size, run_before=seats_ready("1"))
+
+
+@pytest.mark.parametrize("key", ["2", "4", "5", "6", "7"],
+                         ids=["roster", "regions", "quotas", "sweep", "jobs"])
+def test_each_table_view_at_80x24(jobs_app: LabApp, snap_compare, key: str) -> None:
+    assert snap_compare(jobs_app, terminal_size=(80, 24), run_before=ready(key))
+
+
+def test_the_clusters_view_at_80x24(clusters_app: LabApp, snap_compare) -> None:
+    assert snap_compare(clusters_app, terminal_size=(80, 24), run_before=ready("3"))
+
+
+def test_the_seat_screen_at_80x24(app: LabApp, snap_compare) -> None:
+    """The details wrap under their values, never past the right edge."""
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready("1", "enter"))

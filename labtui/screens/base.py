@@ -9,7 +9,7 @@ and logs through ``ctx.sink``; the view's message handlers update its widgets in
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import NoActiveWorker, get_current_worker
 
 from labtui.course import Course
+from labtui.screens.rowtable import Fit, RowTable
 
 if TYPE_CHECKING:
     from labtui.context import Context
@@ -125,12 +126,13 @@ def clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at))
 
 
-def table(table_id: str, columns: Iterable[tuple[str, str]], **kwargs: object) -> DataTable:
-    """A DataTable with keyed columns (label, key), ready for add_row(key=...)/update_cell."""
-    widget: DataTable = DataTable(id=table_id, cursor_type="row", zebra_stripes=True,
-                                  **kwargs)  # type: ignore[arg-type]
+def table(table_id: str, columns: Iterable[tuple[str, str]],
+          fits: Mapping[str, Fit] | None = None, **kwargs: object) -> RowTable:
+    """A table with keyed columns (label, key), ready for add_row(key=...)/update_cell;
+    ``fits`` says how columns give way in a narrow terminal (rowtable.Fit)."""
+    widget = RowTable(id=table_id, cursor_type="row", zebra_stripes=True, **kwargs)
     for label, key in columns:
-        widget.add_column(label, key=key)
+        widget.add_column(label, key=key, fit=(fits or {}).get(key))
     return widget
 
 

@@ -52,7 +52,7 @@ from labtui.screens.host import Lab
 from labtui.screens.jobs import count, names, one_line
 from labtui.screens.machines import cursor_key
 from labtui.screens.messages import JobLogLoaded, JobsLoaded
-from labtui.screens.rowtable import RowTable
+from labtui.screens.rowtable import Fit, RowTable
 from labtui.terminal import plain
 
 if TYPE_CHECKING:
@@ -69,6 +69,9 @@ MARK = "●"
 COLUMNS = (("", "mark"), ("Job", "job"), ("Type", "type"), ("State", "state"),
            ("Exit", "exit"), ("Runtime", "runtime"), ("$ so far", "cost"),
            ("Detail", "detail"))
+# How the columns give way in a narrow terminal (rowtable.Fit): the job, its state and why
+# it failed always show; $ so far goes first, then the runtime, the instance type, the exit.
+FITS = {"cost": Fit(1), "runtime": Fit(2), "type": Fit(3), "exit": Fit(4)}
 EXIT = re.compile(r"^exit (-?\d+)$")
 NO_JOBS = ("This course has no batch jobs. To add some, give the course file a [jobs] section "
            "with file (a CSV with the header instance_type,command; one row per job) and "
@@ -186,7 +189,8 @@ class BatchView(SummaryView):
                      id="jobs-overview", classes="note", markup=False)
         rows = BatchTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
         for label, key in COLUMNS:
-            rows.add_column(label, key=key, width=1 if key == "mark" else None)
+            rows.add_column(label, key=key, width=1 if key == "mark" else None,
+                            fit=FITS.get(key))
         for row in self.rows_by_name.values():
             rows.add_row(*(escape(value) for value in row.cells.values()), key=row.name)
         yield rows

@@ -48,7 +48,7 @@ from labtui.screens.cluster import (
 )
 from labtui.screens.jobs import one_line
 from labtui.screens.messages import ClustersLoaded
-from labtui.screens.rowtable import RowTable
+from labtui.screens.rowtable import REGION, Fit, RowTable, short_id
 from labtui.services import tags
 
 if TYPE_CHECKING:
@@ -57,6 +57,11 @@ if TYPE_CHECKING:
 
 ENDED = ("TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS")
 KEY_LABEL = {"student": "Student", "group": "Group", "shared": "For"}
+# How the columns give way in a narrow terminal (rowtable.Fit): the seat or group, the state
+# and the master / why it ended always show; $ so far goes first, then the cluster id
+# (shortened first), the students, the step counts, idle minutes, the region (use1 first).
+FITS = {"cost": Fit(1), "cluster": Fit(2, short_id), "students": Fit(3), "steps": Fit(4),
+        "idle": Fit(4), "failed": Fit(4), "running": Fit(4), "region": REGION}
 
 
 def columns(course: Course) -> tuple[tuple[str, str], ...]:
@@ -156,7 +161,7 @@ class ClustersView(SummaryView):
         yield Static(labelled(spec_lines(self.course)), id="clusters-overview", markup=False)
         rows = ClusterTable(id="clusters-table", cursor_type="row", zebra_stripes=True)
         for label, key in self.columns:
-            rows.add_column(label, key=key)
+            rows.add_column(label, key=key, fit=FITS.get(key))
         for row in self.rows_by_key.values():
             rows.add_row(*(escape(value) for value in row.cells.values()), key=row.key)
         yield rows

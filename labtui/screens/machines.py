@@ -64,7 +64,7 @@ from labtui.screens.jobs import (
     up_job,
 )
 from labtui.screens.messages import NotebooksLoaded, SeatsLoaded
-from labtui.screens.rowtable import RowTable
+from labtui.screens.rowtable import REGION, Fit, RowTable, short_id
 from labtui.services import tags
 
 if TYPE_CHECKING:
@@ -75,6 +75,11 @@ if TYPE_CHECKING:
 COLUMNS = (("", "mark"), ("Seat", "seat"), ("Students", "students"), ("State", "state"),
            ("Region", "region"), ("Instance", "instance"), ("Address", "address"),
            ("Setup", "setup"), ("$ so far", "cost"), ("Error", "error"))
+# How the columns give way in a narrow terminal (rowtable.Fit): seat, state, setup, error
+# (and the cluster's state) always show; the address goes first, then $ so far, the instance
+# id (shortened first), the students, the region (as use1 first), the notebook's state.
+FITS = {"address": Fit(1), "cost": Fit(2), "instance": Fit(3, short_id), "students": Fit(4),
+        "region": REGION, "notebook": Fit(6)}
 # With [clusters]: the state of the seat's cluster (its first student's key) after setup.
 CLUSTER_COLUMN = ("Cluster", "cluster")
 # With [jupyter]: the seat's notebook server (Status.short), after the cluster's column.
@@ -289,7 +294,8 @@ class MachinesView(SummaryView):
             after = CLUSTER_COLUMN if CLUSTER_COLUMN in columns else ("Setup", "setup")
             columns.insert(columns.index(after) + 1, NOTEBOOK_COLUMN)
         for label, key in columns:
-            rows.add_column(label, key=key, width=1 if key == "mark" else None)
+            rows.add_column(label, key=key, width=1 if key == "mark" else None,
+                            fit=FITS.get(key))
         rows.display = self.course.machines is not None  # rows come when AWS has answered
         yield rows
 
@@ -392,11 +398,15 @@ class MachinesView(SummaryView):
         self.loaded_at = time.time()
         self._show(changed)
         self._sync_rows()
+        self._show_empty()
+        self.show_status()
+        self.ask_notebooks(message.machines, now=not message.quiet)
+
+    def _show_empty(self) -> None:
+        """"No machines yet" while no seat has a machine (a launch's events end it)."""
         have = any(row.has_machine for row in self.seats.values())
         self.query_one("#machines-empty", Static).display = not have
         self.rows.display = self.course.machines is not None or have
-        self.show_status()
-        self.ask_notebooks(message.machines, now=not message.quiet)
 
     def apply_events(self, events: Iterable[Event]) -> None:
         """Events from the work (any seat, any task), in order, already on the UI thread.
@@ -431,6 +441,8 @@ class MachinesView(SummaryView):
             self._show(changed.values())
             if self.filter_words and changed:
                 self._sync_rows()
+            if changed and self.loaded and self.is_mounted:
+                self._show_empty()
             self.show_status()
 
     @staticmethod

@@ -36,6 +36,7 @@ from labtui.plan import Plan, quota_codes
 from labtui.screens.base import View, table
 from labtui.screens.confirm import ConfirmModal
 from labtui.screens.host import Lab
+from labtui.screens.rowtable import Fit, region_code
 from labtui.services import billing
 from labtui.services.billing import BillingState
 from labtui.services.quotas import NAMES, Quota
@@ -46,6 +47,12 @@ if TYPE_CHECKING:
 COLUMNS = (("Region", "region"), ("Quota", "name"), ("Code", "code"), ("Quota vCPUs", "value"),
            ("In use", "usage"), ("Free", "headroom"), ("Plan needs", "needs"),
            ("Source", "source"), ("Pending requests", "pending"))
+# How the columns give way in a narrow terminal (rowtable.Fit): the numbers always show;
+# where the number comes from goes first, then the quota's long name (its code stays), the
+# region as use1.
+FITS = {"source": Fit(1), "name": Fit(2), "code": Fit(3, hide=False),
+        "region": Fit(5, region_code, hide=False),
+        "vcpus": Fit(1)}
 NEED_COLUMNS = (("What", "what"), ("Instances", "count"), ("Instance type", "type"),
                 ("vCPUs each", "vcpus"), ("vCPUs", "total"))
 
@@ -196,7 +203,7 @@ class QuotasView(View):
     def compose_body(self) -> Iterable[Widget]:
         with VerticalScroll(id="quotas-body"):
             yield Static(cap_text(self.course), id="quotas-cap", classes="note")
-            rows = table("quotas-table", COLUMNS)
+            rows = table("quotas-table", COLUMNS, FITS)
             for region, code in keys_of(self.course):
                 rows.add_row(region, NAMES.get(code, code), code,
                              *("…" for _ in COLUMNS[3:]), key=row_key(region, code))
@@ -209,7 +216,7 @@ class QuotasView(View):
             yield Static("Plan needs: the vCPUs `up` would add to each quota (seat machines "
                          "and their students' clusters). i on a row asks AWS for a higher "
                          "quota.", classes="note")
-            needs_table = table("needs-table", NEED_COLUMNS)
+            needs_table = table("needs-table", NEED_COLUMNS, FITS)
             for need in needs(self.course):
                 needs_table.add_row(need.what, str(need.count), need.instance_type, "…", "…",
                                     key=need.key)

@@ -29,6 +29,7 @@ from labtui.course import Course
 from labtui.events import LogLine, Problem
 from labtui.plan import HOURS_PER_DAY, Plan, RegionPlan, instance_types
 from labtui.screens.base import View, table
+from labtui.screens.rowtable import Fit, region_code
 from labtui.services import regions as regions_service
 from labtui.services.quotas import NAMES
 
@@ -39,6 +40,11 @@ if TYPE_CHECKING:
 COLUMNS = (("#", "rank"), ("Region", "region"), ("Opt-in status", "opt_in"),
            ("Usable", "usable"), ("Availability zones", "zones"), ("Seats", "seats"),
            ("Clusters", "clusters"), ("vCPUs needed/free", "vcpus"), ("$/hour", "hourly"))
+# How the columns give way in a narrow terminal (rowtable.Fit): the rank, the region (as
+# use1 when short of room), the seats, vCPUs and $/hour always show; the opt-in status
+# goes first, then the zones, whether it is usable, the clusters.
+FITS = {"opt_in": Fit(1), "zones": Fit(2), "usable": Fit(3), "clusters": Fit(4),
+        "region": Fit(6, region_code, hide=False)}
 PLAN_COLUMNS = ("seats", "clusters", "vcpus", "hourly")
 TABLE_SOURCE = "price table of "
 
@@ -146,7 +152,7 @@ class RegionsView(View):
         yield Static("In order of preference: seats fill the first region, then spill into "
                      "the next. vCPUs: what the plan adds to each quota / what the quota "
                      "has free now.", classes="note")
-        rows = table("regions-table", COLUMNS)
+        rows = table("regions-table", COLUMNS, FITS)
         for rank, name in enumerate(self.course.regions, start=1):
             rows.add_row(str(rank), name, *("…" for _ in COLUMNS[2:]), key=name)
         yield rows

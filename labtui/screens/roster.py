@@ -44,7 +44,7 @@ from labtui.screens.confirm import ConfirmModal
 from labtui.screens.host import Lab
 from labtui.screens.jobs import count, names
 from labtui.screens.machines import FilterInput, cursor_key, show_only
-from labtui.screens.rowtable import RowTable
+from labtui.screens.rowtable import Fit, RowTable
 from labtui.services import access
 
 if TYPE_CHECKING:
@@ -54,6 +54,10 @@ if TYPE_CHECKING:
 COLUMNS = (("ID", "id"), ("Name", "name"), ("Email", "email"), ("Group", "group"),
            ("Seat", "seat"), ("Machine", "machine"), ("Cluster", "cluster"), ("Keys", "keys"),
            ("Handout", "handout"))
+# How the columns give way in a narrow terminal (rowtable.Fit): the student's id, seat,
+# machine and cluster always show; the email goes first, then the keys, the group, the
+# handout, the name.
+FITS = {"email": Fit(1), "keys": Fit(2), "group": Fit(3), "handout": Fit(4), "name": Fit(5)}
 UNKNOWN = "…"
 NONE = "—"
 CHANGED = "changed since sent"
@@ -191,7 +195,7 @@ class RosterView(SummaryView):
         yield search
         rows = RosterTable(id="roster-table", cursor_type="row", zebra_stripes=True)
         for label, key in COLUMNS:
-            rows.add_column(label, key=key)
+            rows.add_column(label, key=key, fit=FITS.get(key))
         for row in self.students.values():
             rows.add_row(*row.shown, key=row.student)
         yield rows

@@ -23,11 +23,19 @@ escaped. Escape sequences and control characters (a remote error may hold them) 
 dropped (``labtui.terminal.plain``), never sent to the terminal; a tab or a newline shows as a
 space. Rows with labels, rows taller than one line, fixed rows
 and fixed columns, and cursor types other than ``row`` are drawn by DataTable itself.
+
+The table fits its view's width (``fit``): a column added with a ``Fit`` gives way when the
+columns would be wider than the view — first its cells are shortened (``Fit.short``: an
+instance id as ``i-…4f2b``, a region as ``use1``), then it is hidden, the lowest
+``priority`` first — and a column without one always shows; a column that still overflows
+the right edge ends in "…". When the view grows the columns come back (``on_resize``). The
+data is never changed: ``get_cell`` and the filters see the whole value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import zip_longest
 
@@ -35,6 +43,7 @@ from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.cache import LRUCache
 from textual.geometry import Region, Size
 from textual.strip import Strip
@@ -42,6 +51,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import (
     CellDoesNotExist,
     CellKey,
+    Column,
     ColumnKey,
     DuplicateKey,
     Row,
@@ -66,6 +76,76 @@ def plain(value: object) -> str:
     return text.translate(_SPACES)
 
 
+ELLIPSIS = "…"
+FILL = 24  # cells the last column asks for when it holds longer values (see RowTable._fit)
+_DIRECTIONS = {"east": "e", "west": "w", "north": "n", "south": "s", "central": "c",
+               "northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw"}
+
+
+@lru_cache(maxsize=256)
+def region_code(region: str) -> str:
+    """A region's short code, as AWS people write them: us-east-1 -> use1, eu-west-1 ->
+    euw1, ap-southeast-2 -> apse2, eu-central-1 -> euc1, us-gov-west-1 -> usgw1. Anything
+    that is not a region name ("—", "…") comes back as it is."""
+    parts = region.split("-")
+    if len(parts) < 3 or not parts[-1].isdigit():
+        return region
+    middle = "".join(_DIRECTIONS.get(part, part[:1]) for part in parts[1:-1])
+    return f"{parts[0]}{middle}{parts[-1]}"
+
+
+@lru_cache(maxsize=4096)
+def short_id(value: str, keep: int = 4) -> str:
+    """An AWS id shortened to its prefix and its last characters: i-0a1b2c3d4e5f64f2b ->
+    i-…4f2b, j-2AXXXXXXGAPLF -> j-…APLF. Other text comes back as it is."""
+    head, dash, tail = value.partition("-")
+    if (not dash or not head.isalpha() or len(head) > 10 or not tail.isalnum()
+            or not any(c.isdigit() for c in tail) or len(tail) <= keep + 1):
+        return value  # a name (a bucket, a key pair), not an id
+    return f"{head}-{ELLIPSIS}{tail[-keep:]}"
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a column gives way when the table is wider than its view: ``short`` (tried
+    first) shortens each cell, then the column is hidden; the lowest ``priority`` goes
+    first. ``hide=False`` shortens it and never hides it."""
+
+    priority: int = 0
+    short: Callable[[str], str] | None = None
+    hide: bool = True
+
+
+REGION = Fit(5, region_code)
+
+
+@dataclass
+class FitColumn(Column):
+    """A column that knows whether the fit hid it or narrowed it (``limit``)."""
+
+    fit: Fit | None = None
+    hidden: bool = False
+    shortened: bool = False
+    limit: int | None = None
+
+    def get_render_width(self, data_table: DataTable) -> int:  # type: ignore[type-arg]
+        if self.hidden:
+            return 0
+        width = self.content_width if self.auto_width else self.width
+        if self.limit is not None:
+            width = min(width, self.limit)
+        return width + 2 * data_table.cell_padding
+
+
+def ellipsize(text: str, width: int) -> str:
+    """``text`` in ``width`` cells, ending in "…" when it is longer."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + ELLIPSIS
+
+
 class RowTable(DataTable):
     """A DataTable that redraws only the rows whose cells changed (see the module doc)."""
 
@@ -75,6 +155,95 @@ class RowTable(DataTable):
         self._row_strips: LRUCache[tuple[object, ...], Strip] = LRUCache(256)  # screenfuls
         self._row_styles: dict[tuple[object, ...], tuple[Style, Style]] = {}
         self._frame: tuple[Style, tuple[int, ...], tuple[ColumnKey, ...]] | None = None
+        self._fit_state: tuple[object, ...] = ()
+
+    # -- columns that give way ----------------------------------------------------------------
+
+    def add_column(self, label: object, *, width: int | None = None,
+                   key: str | None = None, default: object = None,
+                   fit: Fit | None = None) -> ColumnKey:
+        """As DataTable.add_column; ``fit`` says how the column gives way in a narrow view
+        (none: it always shows)."""
+        column_key = super().add_column(label, width=width, key=key,  # type: ignore[arg-type]
+                                        default=default)
+        column = self.columns[column_key]
+        self.columns[column_key] = FitColumn(column.key, column.label, column.width,
+                                             column.content_width, column.auto_width, fit=fit)
+        return column_key
+
+    def fit_width(self) -> int:
+        """The width the columns may take."""
+        return max(0, self.scrollable_content_region.width - self._row_label_column_width)
+
+    def _fit(self) -> bool:
+        """Shorten and hide the columns that give way until the table fits its view (see the
+        module doc); True when what shows changed."""
+        available = self.fit_width()
+        columns = [c for c in self.ordered_columns if isinstance(c, FitColumn)]
+        if available <= 0 or not columns:
+            return False
+        for column in columns:
+            column.hidden = column.shortened = False
+            column.limit = None
+        pad = 2 * self.cell_padding
+        # The last column (an error, a note) ends at the right edge: it asks for FILL cells,
+        # not for its longest value, so one long error does not hide the other columns.
+        last = columns[-1]
+        if last.fit is None and last.get_render_width(self) > FILL + pad:
+            last.limit = max(FILL, cell_len(last.label.plain))
+        total = sum(column.get_render_width(self) for column in columns)
+        giving = sorted((c for c in columns if c.fit is not None),
+                        key=lambda c: c.fit.priority)  # type: ignore[union-attr]
+        for column in giving:
+            if total <= available:
+                break
+            short = column.fit.short  # type: ignore[union-attr]
+            if short is None:
+                continue
+            before = column.get_render_width(self)
+            label = cell_len(column.label.plain)
+            values = (plain(row.get(column.key)) for row in self._data.values())
+            column.shortened = True
+            column.limit = max([label, *(cell_len(short(value)) for value in values)])
+            total += column.get_render_width(self) - before
+        for column in giving:
+            if total <= available:
+                break
+            if column.fit.hide:  # type: ignore[union-attr]
+                total -= column.get_render_width(self)
+                column.hidden = True
+        if last.limit is not None:
+            # All the room left, as far as its longest value.
+            last.limit = None
+            total = sum(column.get_render_width(self) for column in columns)
+            if total > available:
+                last.limit = max(cell_len(last.label.plain),
+                                 last.get_render_width(self) - pad - (total - available))
+        elif total > available:
+            # The last column shown ends at the right edge, in "…" (a seat's screen shows
+            # all of it), unless that leaves it narrower than its label or FILL.
+            shown = next((c for c in reversed(columns) if not c.hidden), None)
+            if shown is not None:
+                room = shown.get_render_width(self) - pad - (total - available)
+                if room >= min(FILL, cell_len(shown.label.plain)):
+                    shown.limit = room
+        state = tuple((c.hidden, c.shortened, c.limit) for c in columns)
+        if state == self._fit_state:
+            return False
+        self._fit_state = state
+        self._update_count += 1  # DataTable's caches of cells and the header
+        self._row_strips.clear()
+        return True
+
+    def hidden_columns(self) -> list[str]:
+        """The keys of the columns the fit hides now."""
+        return [str(c.key.value) for c in self.ordered_columns
+                if isinstance(c, FitColumn) and c.hidden]
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._fit():
+            self._require_update_dimensions = True
+            self.check_idle()
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -158,6 +327,8 @@ class RowTable(DataTable):
         rows = [key for key in new_rows if key in self._row_locations]  # type: ignore[attr-defined]
         if any(self.rows[key].label is not None or self.rows[key].height != 1 for key in rows):
             super()._update_dimensions(rows)
+            if self._fit():
+                super()._update_dimensions(())
             return
         columns = self.ordered_columns
         for key in rows:
@@ -166,6 +337,7 @@ class RowTable(DataTable):
                 width = cell_len(plain(data.get(column.key)))
                 if width > column.content_width:
                     column.content_width = width
+        self._fit()
         width = sum(column.get_render_width(self) for column in self.columns.values())
         header = self.header_height if self.show_header else 0
         size = Size(width + self._row_label_column_width, self._total_row_height + header)
@@ -219,9 +391,12 @@ class RowTable(DataTable):
             key: tuple[object, ...] = (
                 "header", y, tuple(str(self.columns[c].label) for c in columns), widths,
                 scroll_x, width, base_style, self._pseudo_class_state,
-                self._show_hover_cursor and self.hover_coordinate.row == -1)
+                self._show_hover_cursor and self.hover_coordinate.row == -1, self._fit_state)
             strip = self._row_strips.get(key)
             if strip is None:
+                # New widths (a wider cell, a column the fit hid): DataTable's own caches of
+                # the header do not know the widths, only its update counter.
+                self._update_count += 1
                 strip = self._row_strips[key] = super().render_line(y)
             return strip
         try:
@@ -241,6 +416,14 @@ class RowTable(DataTable):
             strip = self._row_strips[key] = self._draw_row(
                 row_key, index, cursor, hover, widths, columns, scroll_x, width, base_style)
         return strip
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
+        if width == 0:  # a column the fit hides: nothing, on every line of the row
+            height = (self.header_height if row_index == -1
+                      else self.rows[self._row_locations.get_key(row_index)].height)
+            return [[] for _ in range(max(1, height))]
+        return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
 
     def _styles_for(self, index: int, cursor: bool, hover: bool,
                     base_style: Style) -> tuple[Style, Style]:
@@ -272,11 +455,19 @@ class RowTable(DataTable):
         data = self._data[row_key]
         pad = " " * self.cell_padding
         inner = 2 * self.cell_padding
-        segments = [
-            Segment(pad + set_cell_size(plain(data.get(column)), max(0, cell_width - inner))
-                    + pad, cell_style + _meta(index, column_index))
-            for column_index, (column, cell_width) in enumerate(
-                zip(columns, widths, strict=True))]
+        specs = self.columns
+        segments = []
+        for column_index, (column, cell_width) in enumerate(zip(columns, widths, strict=True)):
+            if not cell_width:
+                continue  # hidden by the fit
+            text = plain(data.get(column))
+            spec = specs[column]
+            if isinstance(spec, FitColumn) and spec.limit is not None:
+                if spec.shortened and spec.fit is not None and spec.fit.short is not None:
+                    text = spec.fit.short(text)
+                text = ellipsize(text, max(0, cell_width - inner))
+            segments.append(Segment(pad + set_cell_size(text, max(0, cell_width - inner))
+                                    + pad, cell_style + _meta(index, column_index)))
         # The rest of the line, past the last column, in the row's colours.
         rest = max(0, width - sum(widths) - self._row_label_column_width)
         segments.append(Segment(" " * rest, extend_style + _meta(index, 0, True)))

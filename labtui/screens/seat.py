@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from rich.table import Table
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult, SuspendNotSupported
@@ -288,7 +289,7 @@ class SeatScreen(Screen[None]):
         self.status, self.machine, self.loaded = message.status, message.machine, True
         self.query_one("#seat-details", Static).update(self.details())
 
-    def details(self) -> Text:
+    def details(self) -> Table:
         status, machine = self.status, self.machine
         students = ", ".join(f"{s.id} ({s.name}, {s.email})" for s in self.students)
         lines: list[tuple[str, str]] = [("Students", students)]
@@ -305,14 +306,15 @@ class SeatScreen(Screen[None]):
                 ("Tags", ", ".join(f"{k}={v}" for k, v in sorted(
                     tags.as_dict(machine.raw.get("Tags")).items()))),
             ]
-        text = Text()
-        for index, (label, value) in enumerate(lines):
-            text.append(f"{label:<9} ", style="bold")
+        # Label and value side by side: a long error or tag list wraps under its value
+        # (an 80-column terminal shows all of it), never under the labels.
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="bold", no_wrap=True, min_width=9)
+        grid.add_column(overflow="fold")
+        for label, value in lines:
             style = "red" if label == "Setup" and status and status.setup == "failed" else ""
-            text.append(value, style=style)
-            if index < len(lines) - 1:
-                text.append("\n")
-        return text
+            grid.add_row(label, Text(value, style=style))
+        return grid
 
     def failed(self, message: str) -> None:
         self.query_one("#seat-details", Static).update(

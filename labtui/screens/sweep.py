@@ -32,6 +32,7 @@ from labtui.events import LogLine
 from labtui.screens.base import View, table
 from labtui.screens.confirm import ConfirmModal
 from labtui.screens.host import Lab
+from labtui.screens.rowtable import REGION, Fit, short_id
 from labtui.services.sweep import Finding, Removal, age_text, total
 
 if TYPE_CHECKING:
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
 
 COLUMNS = (("", "mark"), ("Region", "region"), ("Kind", "kind"), ("Id", "id"),
            ("Course", "course"), ("Age", "age"), ("$/month", "monthly"), ("What", "detail"))
+# How the columns give way in a narrow terminal (rowtable.Fit): the kind, the $/month and
+# what it is always show; the age goes first, then the course, the id (shortened first),
+# the region (use1 first).
+FITS = {"age": Fit(1), "course": Fit(2), "id": Fit(3, short_id), "region": REGION}
 MARK = "●"
 
 
@@ -109,7 +114,7 @@ class SweepView(View):
         yield Static("Every enabled region, whatever course this console has open: labtui's "
                      "resources (tag labtui:course) and untagged ones that bill while idle. "
                      "$/month is an estimate.", classes="note")
-        yield table("sweep-table", COLUMNS)
+        yield table("sweep-table", COLUMNS, FITS)
         yield Static("", id="sweep-total", markup=False)
 
     def waiting(self, where: str) -> None:
