@@ -99,3 +99,40 @@ async def test_the_columns_come_back_when_the_terminal_grows(sandbox_state: Stat
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.3)
         assert header(app) == narrow
+
+
+async def test_the_seat_screen_wraps_its_details_at_80x24(sandbox_state: StateDir) -> None:
+    app = LabApp(load(COURSE), sandbox=True, state_dir=str(sandbox_state.root),
+                 refresh_every=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("L", "enter")
+        await settle(pilot, app)
+        lines = screen_text(app).splitlines()
+        machine = next(i for i, line in enumerate(lines) if line.startswith(" Machine "))
+        # The sentence goes on under its value, not under the label, and all of it shows.
+        assert lines[machine + 1].startswith(" " * 11) and "to launch it" in lines[machine + 1]
+        assert all(len(line.rstrip()) <= 80 for line in lines)
+
+
+async def test_the_clusters_view_keeps_each_clusters_state_at_80x24(
+        sandbox_state: StateDir, tmp_path: Path) -> None:
+    from .test_snapshots import CLUSTERS
+
+    path = tmp_path / "snapshot_course.toml"
+    path.write_text(COURSE.read_text() + CLUSTERS)
+    app = LabApp(load(path), sandbox=True, state_dir=str(sandbox_state.root),
+                 refresh_every=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("L", "3")
+        await settle(pilot, app)
+        rows = app.main.query_one("#clusters-table", DataTable)
+        hidden = set(rows.hidden_columns())  # type: ignore[attr-defined]
+        assert {"key", "state", "note"}.isdisjoint(hidden)
+        assert "cost" in hidden
+        head = next(line for line in screen_text(app).splitlines() if " Student " in line)
+        assert "State" in head and "Master / why it ended" in head
+        await pilot.resize_terminal(200, 40)
+        await pilot.pause(0.3)
+        assert rows.hidden_columns() == []  # type: ignore[attr-defined]
