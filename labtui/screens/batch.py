@@ -31,7 +31,6 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, ClassVar, cast
 
-from rich.cells import cell_len
 from rich.markup import escape
 from rich.text import Text
 from textual import on
@@ -52,7 +51,7 @@ from labtui.screens.host import Lab
 from labtui.screens.jobs import count, names, one_line
 from labtui.screens.machines import cursor_key
 from labtui.screens.messages import JobLogLoaded, JobsLoaded
-from labtui.screens.rowtable import Fit, RowTable
+from labtui.screens.rowtable import Fit, RowTable, set_cells, show_cells
 from labtui.terminal import plain
 
 if TYPE_CHECKING:
@@ -222,7 +221,7 @@ class BatchView(SummaryView):
             if row is None or row.event_at > message.started:
                 continue  # not of this file, or an event newer than this snapshot knows better
             row.job, row.cost = job, message.costs.get(job.name)
-            changes[row.name] = self._set(row, job_cells(job, row.cost))
+            changes[row.name] = set_cells(row.cells, job_cells(job, row.cost))
         self.loaded = True
         self.loaded_at = time.time()
         self._show(changes)
@@ -256,7 +255,7 @@ class BatchView(SummaryView):
                                   exit=int(found.group(1)) if found else row.job.exit)
             if state in ENDED:
                 ended = True
-            changes.setdefault(row.name, {}).update(self._set(row, cells))
+            changes.setdefault(row.name, {}).update(set_cells(row.cells, cells))
         if changes:
             self._show(changes)
         if changes or progressed:
@@ -274,32 +273,9 @@ class BatchView(SummaryView):
             self.lab.load_view(self, quiet=True)
         self.set_timer(0.5, reload)
 
-    @staticmethod
-    def _set(row: JobRow, values: dict[str, str]) -> dict[str, str]:
-        changed = {}
-        for column, value in values.items():
-            if row.cells[column] != value:
-                row.cells[column] = value
-                changed[column] = value
-        return changed
-
     def _show(self, changes: dict[str, dict[str, str]]) -> None:
-        if not self.is_mounted or self.course.jobs is None:
-            return
-        rows = self.table
-        updates = []
-        wider = []
-        for key, cells in changes.items():
-            if not cells or key not in rows.rows:
-                continue
-            escaped = {column: escape(value) for column, value in cells.items()}
-            updates.append((key, escaped))
-            for column, value in escaped.items():
-                spec = rows.columns[column]  # type: ignore[index]
-                if spec.auto_width and cell_len(value) > spec.content_width:
-                    wider.append((key, column))
-        if updates:
-            rows.update_rows(updates, wider)
+        if self.is_mounted and self.course.jobs is not None:
+            show_cells(self.table, changes)
 
     # -- the status line ------------------------------------------------------------------------
 
@@ -345,7 +321,7 @@ class BatchView(SummaryView):
         else:
             self.marked.discard(name)
         row = self.rows_by_name[name]
-        self._show({name: self._set(row, {"mark": MARK if on_ else ""})})
+        self._show({name: set_cells(row.cells, {"mark": MARK if on_ else ""})})
         self.show_status()
 
     @on(DataTable.RowSelected, "#jobs-table")
@@ -459,7 +435,7 @@ class BatchView(SummaryView):
                               group=CANCEL_GROUP, refresh=False) is not None:
             for name in list(self.marked):
                 self.marked.discard(name)
-                self._show({name: self._set(self.rows_by_name[name], {"mark": ""})})
+                self._show({name: set_cells(self.rows_by_name[name].cells, {"mark": ""})})
             self.show_status()
 
 

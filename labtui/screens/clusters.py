@@ -25,7 +25,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.cells import cell_len
 from rich.markup import escape
 from textual import on
 from textual.binding import Binding
@@ -48,7 +47,7 @@ from labtui.screens.cluster import (
 )
 from labtui.screens.jobs import one_line
 from labtui.screens.messages import ClustersLoaded
-from labtui.screens.rowtable import REGION, Fit, RowTable, short_id
+from labtui.screens.rowtable import REGION, Fit, RowTable, set_cells, short_id, show_cells
 from labtui.services import tags
 
 if TYPE_CHECKING:
@@ -198,7 +197,7 @@ class ClustersView(SummaryView):
             if row.event_at > message.started:
                 continue  # an event newer than this snapshot knows better
             row.status = status
-            changes[row.key] = self._set(row, status_cells(status))
+            changes[row.key] = set_cells(row.cells, status_cells(status))
         self.loaded = True
         self.loaded_at = time.time()
         self._show(changes)
@@ -226,39 +225,14 @@ class ClustersView(SummaryView):
                 cells["idle"] = NONE
             if event.detail:
                 cells["note"] = one_line(event.detail)
-            changes.setdefault(row.key, {}).update(self._set(row, cells))
+            changes.setdefault(row.key, {}).update(set_cells(row.cells, cells))
         if changes:
             self._show(changes)
             self.show_status()
 
-    @staticmethod
-    def _set(row: ClusterRow, values: dict[str, str]) -> dict[str, str]:
-        """Change the row in the model; the cells that changed."""
-        changed = {}
-        for column, value in values.items():
-            if row.cells[column] != value:
-                row.cells[column] = value
-                changed[column] = value
-        return changed
-
     def _show(self, changes: dict[str, dict[str, str]]) -> None:
-        """The changed cells to the table, each changed row drawn once."""
-        if not self.is_mounted or self.course.clusters is None:
-            return
-        rows = self.table
-        updates = []
-        wider = []
-        for key, cells in changes.items():
-            if not cells or key not in rows.rows:
-                continue
-            escaped = {column: escape(value) for column, value in cells.items()}
-            updates.append((key, escaped))
-            for column, value in escaped.items():
-                spec = rows.columns[column]  # type: ignore[index]
-                if spec.auto_width and cell_len(value) > spec.content_width:
-                    wider.append((key, column))
-        if updates:
-            rows.update_rows(updates, wider)
+        if self.is_mounted and self.course.clusters is not None:
+            show_cells(self.table, changes)
 
     # -- the status line ------------------------------------------------------------------------
 

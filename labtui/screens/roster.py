@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, cast
 
-from rich.cells import cell_len
 from rich.markup import escape
 from textual import on
 from textual.binding import Binding
@@ -44,7 +43,7 @@ from labtui.screens.confirm import ConfirmModal
 from labtui.screens.host import Lab
 from labtui.screens.jobs import count, names
 from labtui.screens.machines import FilterInput, cursor_key, show_only
-from labtui.screens.rowtable import Fit, RowTable
+from labtui.screens.rowtable import Fit, RowTable, show_cells
 from labtui.services import access
 
 if TYPE_CHECKING:
@@ -256,22 +255,8 @@ class RosterView(SummaryView):
 
     def _show(self, updates: dict[str, dict[str, str]]) -> None:
         """The changed cells to the table (the rows it shows), each changed row drawn once."""
-        if not updates or not self.is_mounted:
-            return
-        rows = self.table
-        changes = []
-        wider = []
-        for key, cells in updates.items():
-            if key not in rows.rows:
-                continue  # filtered out: it gets its cells when it comes back
-            escaped = {column: escape(value) for column, value in cells.items()}
-            changes.append((key, escaped))
-            for column, value in escaped.items():
-                spec = rows.columns[column]  # type: ignore[index]
-                if spec.auto_width and cell_len(value) > spec.content_width:
-                    wider.append((key, column))
-        if changes:
-            rows.update_rows(changes, wider)
+        if updates and self.is_mounted:
+            show_cells(self.table, updates)
 
     def _sync_rows(self) -> None:
         if not self.is_mounted:

@@ -40,6 +40,7 @@ from functools import lru_cache
 from itertools import zip_longest
 
 from rich.cells import cell_len, set_cell_size
+from rich.markup import escape
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -483,3 +484,31 @@ def _meta(row: int, column: int, out_of_bounds: bool = False) -> Style:
     if out_of_bounds:
         return Style.from_meta({"row": row, "column": column, "out_of_bounds": True})
     return Style.from_meta({"row": row, "column": column})
+
+
+def set_cells(cells: dict[str, str], values: Mapping[str, str]) -> dict[str, str]:
+    """Change a row's cells in a view's model; the ones that changed."""
+    changed = {}
+    for column, value in values.items():
+        if cells[column] != value:
+            cells[column] = value
+            changed[column] = value
+    return changed
+
+
+def show_cells(table: RowTable, updates: Mapping[str, Mapping[str, str]]) -> None:
+    """Changed cells (plain text) to the table, each changed row drawn once; a row the table
+    does not show (filtered out) gets its cells when it comes back."""
+    changes = []
+    wider = []
+    for key, cells in updates.items():
+        if not cells or key not in table.rows:
+            continue
+        escaped = {column: escape(value) for column, value in cells.items()}
+        changes.append((key, escaped))
+        for column, value in escaped.items():
+            spec = table.columns[column]  # type: ignore[index]
+            if spec.auto_width and cell_len(value) > spec.content_width:
+                wider.append((key, column))
+    if changes:
+        table.update_rows(changes, wider)
