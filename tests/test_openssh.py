@@ -54,18 +54,34 @@ esac
     config.write_text(config.read_text() + f"ForceCommand {wrapper}\n")
     sshd["proc"].terminate()
     sshd["proc"].wait(timeout=5)
-    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sshd["proc"] = proc  # the sshd fixture's teardown ends this one
-    deadline = time.monotonic() + 10
+    import re
     import socket
 
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", sshd["port"]), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
+    from .conftest import _free_port
+    for _attempt in range(3):
+        proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        sshd["proc"] = proc  # the sshd fixture's teardown ends this one
+        deadline = time.monotonic() + 30
+        up = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", sshd["port"]), timeout=0.2):
+                    up = True
+                    break
+            except OSError:
+                time.sleep(0.05)
+        if up:
+            break
+        # the port was taken meanwhile (the old sshd let it go; any connection may get it
+        # as its local port): a new one
+        proc.kill()
+        proc.wait(timeout=5)
+        sshd["port"] = _free_port()
+        config.write_text(re.sub(r"(?m)^Port \d+$", f"Port {sshd['port']}",
+                                 config.read_text()))
+    else:
+        pytest.fail("the confined sshd did not come up on three ports")
     return {**sshd, "home": home}
 
 
