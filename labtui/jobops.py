@@ -154,7 +154,8 @@ def run(ctx: Context, course: Course, csv: Path | None = None, *, timeout: int |
     region = course.regions[0]
     result = RunResult()
     current = {j.name: j for j in states(ctx, course, entries)}
-    todo = [u for u in units(course, entries)
+    by_label = {u.label: u for u in units(course, entries)}   # made once, not per poll
+    todo = [u for u in by_label.values()
             if any(current[e.name].state == "queued" for e in u.entries)]
     alive = [w for w in service.workers(ctx.aws, course, region)
              if w.state in ("pending", "running")]
@@ -217,8 +218,7 @@ def run(ctx: Context, course: Course, csv: Path | None = None, *, timeout: int |
                                                                            "launching")
                             for n in w.jobs)
                 if quiet and w.label not in starting and w.label not in started_here:
-                    unit = next((u for u in units(course, entries) if u.label == w.label),
-                                None)
+                    unit = by_label.get(w.label)
                     if unit is not None:
                         starting[w.label] = pool.submit(bring_up, unit, w.machine)
                         started_here.add(w.label)
@@ -240,13 +240,13 @@ def run(ctx: Context, course: Course, csv: Path | None = None, *, timeout: int |
                     error = future.exception()
                     if error is not None:
                         result.errors[label] = str(error)
-                        unit = next(u for u in units(course, entries) if u.label == label)
+                        unit = by_label[label]
                         for e in unit.entries:
                             ctx.sink.emit(JobChanged(e.name, "failed", str(error)))
                     del starting[label]
             now = {j.name: j for j in states(ctx, course, entries, found_workers)}
             for label, why in result.errors.items():
-                unit = next(u for u in units(course, entries) if u.label == label)
+                unit = by_label[label]
                 for e in unit.entries:
                     if now[e.name].state in ("queued", "launching"):
                         now[e.name].state, now[e.name].reason = "failed", why
