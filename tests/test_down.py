@@ -154,6 +154,7 @@ def test_down_never_touches_another_course_in_a_shared_vpc(ctx, tmp_path: Path) 
     assert {(left.kind, left.why) for left in report.left} >= {("VPC", "exists")}
 
 
+@pytest.mark.timeout(300)  # two downs and a save: 120 s bounds one step, not this
 def test_a_seat_whose_work_was_not_saved_is_kept_unless_forced(ctx, tmp_path: Path) -> None:
     course = load(course_file(tmp_path, extra=""))
     lifecycle.up(ctx, course, skip_setup=True)
