@@ -54,7 +54,7 @@ from labtui.screens.confirm import ConfirmModal
 from labtui.screens.help import HelpScreen
 from labtui.screens.host import SEAT_GROUP
 from labtui.screens.machines import MachinesView
-from labtui.screens.main import VIEW_IDS, MainScreen
+from labtui.screens.main import DEFAULT_VIEW, VIEW_IDS, MainScreen
 from labtui.screens.messages import ContextReady, EventsPending
 from labtui.screens.seat import SeatScreen
 
@@ -91,7 +91,7 @@ class LabApp(App[int]):
     def __init__(self, course: Course, *, sandbox: bool = False, profile: str | None = None,
                  state_dir: str | None = None, read_only: bool = False,
                  refresh_every: float | None = REFRESH_EVERY,
-                 endpoint_url: str | None = None) -> None:
+                 endpoint_url: str | None = None, view: str | None = None) -> None:
         super().__init__()
         self.refresh_every = refresh_every
         self._events: list[Event] = []
@@ -109,7 +109,7 @@ class LabApp(App[int]):
         self.connect_error: str | None = None
         self._ctx_lock = threading.Lock()
         self._closed = False
-        self.main = MainScreen(course)
+        self.main = MainScreen(course, view or DEFAULT_VIEW)
         self.title = f"{course.name} ({course.id})"
         self.sub_title = self._with_mode(f"connecting to {self.where_wanted}…")
 

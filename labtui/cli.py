@@ -174,7 +174,7 @@ def cmd_open(args: argparse.Namespace) -> int:
 
     return run_app(course, sandbox=args.sandbox, profile=args.profile,
                    state_dir=args.state_dir, read_only=args.read_only,
-                   endpoint_url=args.endpoint_url)
+                   endpoint_url=args.endpoint_url, view=args.view)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

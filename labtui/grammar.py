@@ -26,6 +26,10 @@ JOB_COMMANDS = ("jobs",)                             # handled in labtui/jobcli.
 DB_COMMANDS = ("db",)                                # handled in labtui/dbcli.py
 SCHEDULE_COMMANDS = ("schedule", "tick")             # handled in labtui/schedulecli.py
 SERVE_COMMANDS = ("serve",)                          # handled in labtui/serve.py
+DASHBOARD_COMMANDS = ("dashboard",)                  # handled in labtui/dashcli.py
+# the console's views (labtui/screens/main.py VIEW_IDS; tests/test_cli.py keeps them in step)
+CONSOLE_VIEWS = ("dashboard", "machines", "roster", "clusters", "regions", "quotas", "sweep",
+                 "jobs", "database")
 
 
 class Parser(argparse.ArgumentParser):
@@ -116,6 +120,9 @@ def build_parser() -> Parser:
     p.add_argument("--read-only", action="store_true",
                    help="the same views, every mutating action refused (for teaching "
                         "assistants)")
+    p.add_argument("--view", choices=CONSOLE_VIEWS, default="machines",
+                   help="the view the console opens on (default: machines; during class, "
+                        "dashboard)")
 
     p = sub.add_parser("validate", help="check a course file and the files it names",
                        description="Check a course file (and its roster, files, notebooks "
@@ -180,6 +187,15 @@ def build_parser() -> Parser:
                                    "last tick (a start whose session has ended is skipped), "
                                    "then warn idle machines and stop those warned before.")
     common(p)
+    p = sub.add_parser("dashboard", help="the class at a glance: seats, failures, clusters, "
+                                         "notebooks, cost, alarms, quotas, the next action",
+                       description="One look at the class, as the console's dashboard shows "
+                                   "it: seats ready k/n, setup failures, seats warned as idle, "
+                                   "clusters ready, failed steps, notebooks up, $/hour and "
+                                   "cost so far against the budget, billing alarms, vCPUs "
+                                   "against each quota and the next scheduled action. Exit 1 "
+                                   "while a line is bad news.")
+    common(p)
     sweep_command(sub)
     serve_command(sub)
     for name, sub_parser in sub.choices.items():
@@ -190,6 +206,7 @@ def build_parser() -> Parser:
                   else "jobcli" if name in JOB_COMMANDS
                   else "dbcli" if name in DB_COMMANDS
                   else "schedulecli" if name in SCHEDULE_COMMANDS
+                  else "dashcli" if name in DASHBOARD_COMMANDS
                   else "serve" if name in SERVE_COMMANDS else "headless")
         sub_parser.set_defaults(handler=f"labtui.{module}:cmd_{name.replace('-', '_')}")
     parser.set_defaults(subparsers=sub.choices)

@@ -18,27 +18,7 @@ def cmd_schedule(args: argparse.Namespace, course: Course, ctx: Context) -> int:
     if args.json:
         emit(args, found.as_json(), "")
         return EXIT_OK
-    zone = found.timezone
-    print(f"{course.id}: now {found.now:%Y-%m-%d %H:%M} ({zone}); machines "
-          f"{'should run' if found.machines_should_run else 'should be stopped'}, clusters "
-          f"{'should run' if found.clusters_should_run else 'should be off'}")
-    last = found.last_tick
-    print(f"last tick: {last.astimezone(found.now.tzinfo):%Y-%m-%d %H:%M}" if last
-          else "last tick: never (install one of the lines below)")
-    print("next:")
-    for action in found.next:
-        print(f"  {action.at:%a %Y-%m-%d %H:%M}  {action.what:<20} {action.why}")
-    if not found.next:
-        print("  nothing: every session is over")
-    print("\nrun `labtui tick` every 5 minutes — with cron (`crontab -e`):")
-    print(f"  {found.cron}")
-    print("or a systemd user timer (~/.config/systemd/user/, then "
-          "`systemctl --user enable --now " + next(iter(found.systemd)).replace(
-              ".service", ".timer") + "`):")
-    for name, text in found.systemd.items():
-        print(f"  --- {name}")
-        for line in text.splitlines():
-            print(f"  {line}")
+    print("\n".join(scheduleops.describe(course, found)))
     return EXIT_OK
 
 

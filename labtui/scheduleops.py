@@ -150,6 +150,31 @@ def outlook(ctx: Context, course: Course, now: datetime | None = None) -> Outloo
                    {f"{name}.service": service, f"{name}.timer": timer})
 
 
+
+def describe(course: Course, found: Outlook) -> list[str]:
+    """What ``labtui schedule`` prints and the console's schedule screen shows."""
+    zone = found.timezone
+    out = [f"{course.id}: now {found.now:%Y-%m-%d %H:%M} ({zone}); machines "
+           f"{'should run' if found.machines_should_run else 'should be stopped'}, clusters "
+           f"{'should run' if found.clusters_should_run else 'should be off'}"]
+    last = found.last_tick
+    out.append(f"last tick: {last.astimezone(found.now.tzinfo):%Y-%m-%d %H:%M}" if last
+               else "last tick: never (install one of the lines below)")
+    out.append("next:")
+    out += [f"  {action.at:%a %Y-%m-%d %H:%M}  {action.what:<20} {action.why}"
+            for action in found.next]
+    if not found.next:
+        out.append("  nothing: every session is over")
+    out += ["", "run `labtui tick` every 5 minutes — with cron (`crontab -e`):",
+            f"  {found.cron}",
+            "or a systemd user timer (~/.config/systemd/user/, then "
+            "`systemctl --user enable --now " + next(iter(found.systemd)).replace(
+                ".service", ".timer") + "`):"]
+    for name, text in found.systemd.items():
+        out.append(f"  --- {name}")
+        out += [f"  {line}" for line in text.splitlines()]
+    return out
+
 @dataclass
 class TickResult:
     done: list[Action] = field(default_factory=list)

@@ -141,3 +141,15 @@ def test_plan_human_output(sandbox_state) -> None:
                  env={"LABTUI_STATE_DIR": str(sandbox_state.root)})
     assert result.returncode == 0, result.stderr
     assert "us-east-1" in result.stdout and "within the cap" in result.stdout
+
+
+def test_the_console_views_of_the_grammar_are_the_consoles() -> None:
+    """`labtui COURSE --view V` offers exactly the console's views (grammar.py stays light:
+    it cannot import the screens to ask them)."""
+    from labtui.grammar import CONSOLE_VIEWS
+    from labtui.screens.main import DEFAULT_VIEW, VIEW_IDS
+
+    assert sorted(CONSOLE_VIEWS) == sorted(VIEW_IDS)
+    from labtui.grammar import build_parser
+
+    assert build_parser().parse_args(["open", "c.toml"]).view == DEFAULT_VIEW

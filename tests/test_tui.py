@@ -291,8 +291,9 @@ async def test_help_lists_every_key(course: Course, sandbox_state: StateDir) -> 
         # views, then the machines view's), then the widgets' own keys.
         assert [key for key, _ in rows[:9]] == ["⏎", "/", "space", "x", "u", "r", "q", "?",
                                                 "^p"]
-        assert [key for key, _ in rows[9:25]] == ["1", "2", "3", "4", "5", "6", "7", "8",
-                                                  "L", "b", "s", "S", "T", "D", "^a", "esc"]
+        assert [key for key, _ in rows[9:26]] == ["0", "1", "2", "3", "4", "5", "6", "7",
+                                                  "8", "L", "b", "s", "S", "T", "D", "^a",
+                                                  "esc"]
         for view in VIEWS:
             assert listed[view.KEY] == view.TITLE
         assert listed["r"] == "Refresh"

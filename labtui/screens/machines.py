@@ -100,6 +100,23 @@ def empty_text(course: Course) -> str:
             f"{len(course.seats)} seats, {course.machines.instance_type}.")
 
 
+
+def idle_warnings(machines: Iterable[Machine]) -> dict[str, str]:
+    """Each running seat the schedule's tick warned as idle: "idle since HH:MM, warned:
+    stopped at the next tick" (its machine's labtui:idle-* tags)."""
+    from labtui.scheduleops import IDLE_SINCE, IDLE_WARNED
+
+    out: dict[str, str] = {}
+    for machine in machines:
+        labels = tags.as_dict(machine.raw.get("Tags"))
+        if machine.state == "running" and labels.get(IDLE_WARNED):
+            since = labels.get(IDLE_SINCE, "")
+            when = since[11:16] if len(since) >= 16 else "?"
+            out[machine.seat] = (f"idle since {when} UTC, warned: stopped at the next tick "
+                                 "unless used")
+    return out
+
+
 def status_cells(status: SeatStatus) -> dict[str, str]:
     """The AWS-derived cells of one seat's row."""
     has_machine = status.instance_id is not None
@@ -373,6 +390,7 @@ class MachinesView(SummaryView):
     def show_seats(self, message: SeatsLoaded) -> None:
         changed = []
         clusters = message.clusters
+        idle = idle_warnings(message.machines)
         for status in message.seats:
             row = self.seats.get(status.seat)
             if row is None:
@@ -382,6 +400,8 @@ class MachinesView(SummaryView):
             if fresh:
                 row.snapshot_at = message.started
             values = status_cells(status) if fresh else {}
+            if fresh and status.seat in idle and not values.get("error"):
+                values["error"] = idle[status.seat]  # the schedule's tick stops it next
             if clusters is not None and row.cluster_at <= message.started:
                 key = self.cluster_key.get(row.seat)
                 values["cluster"] = clusters.get(key, "absent") if key else NONE

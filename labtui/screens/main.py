@@ -26,6 +26,7 @@ from labtui.events import Event, LogLine, Problem, StepDone
 from labtui.screens.base import View, clock
 from labtui.screens.batch import BatchView
 from labtui.screens.clusters import ClustersView
+from labtui.screens.dashboard import DashboardView
 from labtui.screens.database import DatabaseView
 from labtui.screens.machines import MachinesView
 from labtui.screens.quotas import QuotasView
@@ -34,9 +35,10 @@ from labtui.screens.roster import RosterView
 from labtui.screens.sweep import SweepView
 from labtui.terminal import plain
 
-VIEWS: tuple[type[View], ...] = (MachinesView, RosterView, ClustersView, RegionsView, QuotasView,
-                                 SweepView, BatchView, DatabaseView)
+VIEWS: tuple[type[View], ...] = (DashboardView, MachinesView, RosterView, ClustersView,
+                                 RegionsView, QuotasView, SweepView, BatchView, DatabaseView)
 VIEW_IDS = tuple(view.VIEW_ID for view in VIEWS)
+# where the console opens; `labtui COURSE --view dashboard` (or any view id) opens elsewhere
 DEFAULT_VIEW = MachinesView.VIEW_ID
 
 
@@ -96,16 +98,17 @@ class MainScreen(Screen[None]):
                         "the course's event log keeps every line either way"),
     ]
 
-    def __init__(self, course: Course) -> None:
+    def __init__(self, course: Course, initial: str = DEFAULT_VIEW) -> None:
         super().__init__(id="main")
         self.course = course
+        self.initial = initial if initial in VIEW_IDS else DEFAULT_VIEW
         # Made here, not in compose, so the app can log and set view states before mount.
         self._views = {view.VIEW_ID: view(course) for view in VIEWS}
         self._log_pane = LogPane()
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with TabbedContent(initial=DEFAULT_VIEW, id="views"):
+        with TabbedContent(initial=self.initial, id="views"):
             for view in VIEWS:
                 with TabPane(f"{view.KEY} {view.TITLE}", id=view.VIEW_ID):
                     yield self._views[view.VIEW_ID]
@@ -136,8 +139,8 @@ class MainScreen(Screen[None]):
     @property
     def current(self) -> View:
         if not self.is_mounted:
-            return self.view(DEFAULT_VIEW)
-        active = self.query_one(TabbedContent).active or DEFAULT_VIEW
+            return self.view(self.initial)
+        active = self.query_one(TabbedContent).active or self.initial
         return self.view(active)
 
     def action_show_view(self, view_id: str) -> None:

@@ -14,6 +14,7 @@ from textual.message import Message
 if TYPE_CHECKING:
     from labtui.clusterops import ClusterStatus
     from labtui.context import Context
+    from labtui.dashboard import Dashboard
     from labtui.lifecycle import SeatStatus
     from labtui.services.clusters import Cluster
     from labtui.services.database import Check as DatabaseCheck
@@ -159,4 +160,12 @@ class DatabaseLoaded(Message):
 
     check: DatabaseCheck
     live: bool
+    started: float
+
+
+@dataclass
+class DashboardLoaded(Message):
+    """One look at the class (``dashops.gather``); ``started`` as in SeatsLoaded."""
+
+    board: Dashboard
     started: float

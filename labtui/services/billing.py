@@ -54,6 +54,8 @@ class BillingState:
     budget_limit_usd: float | None = None
     subscription: str = NONE              # confirmed | pending | none (the notify address)
     firing: tuple[str, ...] = ()          # the alarms in ALARM now: the bill passed them
+    # (alarm name, OK | ALARM | INSUFFICIENT_DATA) for each alarm, by amount
+    alarm_states: tuple[tuple[str, str], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -362,7 +364,9 @@ def billing_state(aws: Aws, course: Course) -> BillingState:
     return BillingState(
         topic_arn=arn, alarms=alarms, budget=budget["BudgetName"] if budget else None,
         budget_limit_usd=float(budget["BudgetLimit"]["Amount"]) if budget else None,
-        subscription=subscription, firing=firing)
+        subscription=subscription, firing=firing,
+        alarm_states=tuple((name, next(a.get("StateValue") or "UNKNOWN" for a in found_alarms
+                                       if a["AlarmName"] == name)) for name in alarms))
 
 
 # ---- remove -------------------------------------------------------------------------------
