@@ -110,6 +110,13 @@ def instance_type(value: str) -> tuple[str, str] | None:
 
 
 def ami(value: str) -> str | None:
+    if value == "baked":  # the course's own image, made by `labtui bake`
+        return None
+    problem = base_ami(value)
+    return None if problem is None else problem + ', or "baked" (`labtui bake` makes it)'
+
+
+def base_ami(value: str) -> str | None:
     if value in AMI_ALIASES or _AMI_ID.fullmatch(value):
         return None
     aliases = ", ".join(AMI_ALIASES)

@@ -21,6 +21,7 @@ from labtui.schedule import DAYS, SESSION, WEEKLY, Schedule, Weekly, parse_clock
 from labtui.schema import Reader, Table, did_you_mean
 
 MARKETS = ("on-demand", "spot")
+BAKED = "baked"  # machines.ami: the newest image `labtui bake` made of this setup
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,17 @@ class Machines:
     packages: tuple[str, ...] = ()
     setup: tuple[str, ...] = ()
     files: tuple[CopyFile, ...] = ()
+    # with ami = "baked": the image `labtui bake` starts its template machine from
+    bake_from: str = "ubuntu-24.04"
+
+    @property
+    def baked(self) -> bool:
+        return self.ami == BAKED
+
+    @property
+    def base_ami(self) -> str:
+        """The image seats boot from without baking, and the template's with it."""
+        return self.bake_from if self.baked else self.ami
 
 
 @dataclass(frozen=True)
@@ -625,12 +637,17 @@ def _machines(t: Table, base: Path) -> Machines:
     instance_type = t.text("instance_type", required=True, example='instance_type = "t3.medium"',
                           check=checks.instance_type)
     ami = t.text("ami", default="ubuntu-24.04", example='ami = "ubuntu-24.04"', check=checks.ami)
+    bake_from = t.text("bake_from", default="ubuntu-24.04", example='bake_from = "ubuntu-24.04"',
+                       check=checks.base_ami)
+    if ami != BAKED and t.has("bake_from"):
+        t.problem("bake_from", f'only applies with ami = "{BAKED}"',
+                  f'set ami = "{BAKED}" (and run `labtui bake`) or remove bake_from')
     market = t.text("market", default="on-demand", choices=MARKETS)
     max_price = t.number("max_price", minimum=0.0001, example="max_price = 0.05")
     if max_price is not None and market != "spot":
         t.problem("max_price", 'only applies with market = "spot"',
                   'set market = "spot" or remove max_price')
-    default_user = checks.AMI_ALIASES.get(ami or "", "")
+    default_user = checks.AMI_ALIASES.get((bake_from if ami == BAKED else ami) or "", "")
     user = t.text("user", required=not default_user, default=default_user or "ubuntu",
                  example='user = "ubuntu"', check=checks.unix_user)
     login = t.text("login", default="password", choices=("password", "key"))
@@ -651,7 +668,8 @@ def _machines(t: Table, base: Path) -> Machines:
     t.finish()
     return Machines(instance_type=instance_type or "", per=per, ami=ami, market=market,
                     max_price=max_price, user=user, login=login, disk_gb=disk_gb,
-                    packages=packages, setup=setup, files=tuple(files))
+                    packages=packages, setup=setup, files=tuple(files),
+                    bake_from=bake_from or "ubuntu-24.04")
 
 
 def _group(t: Table | None, role: str, default_count: int) -> InstanceGroup | None:
@@ -1157,7 +1175,7 @@ def _jobs(reader: Reader, t: Table, base: Path, course_id: str) -> Jobs | None:
                   'give it relative to the code folder, e.g. "results/results.csv"')
     prefix = t.text("command_prefix", default="", example='command_prefix = "julia run.jl"')
     pack = t.flag("pack")
-    ami = t.text("ami", default="ubuntu-24.04", check=checks.ami,
+    ami = t.text("ami", default="ubuntu-24.04", check=checks.base_ami,
                 example='ami = "ubuntu-24.04"')
     disk_gb = t.integer("disk_gb", default=16, minimum=8, maximum=16384)
     timeout = t.integer("timeout", minimum=1, maximum=7 * 86400, example="timeout = 3600")
