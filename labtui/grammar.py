@@ -27,6 +27,7 @@ DB_COMMANDS = ("db",)                                # handled in labtui/dbcli.p
 SCHEDULE_COMMANDS = ("schedule", "tick")             # handled in labtui/schedulecli.py
 SERVE_COMMANDS = ("serve",)                          # handled in labtui/serve.py
 DASHBOARD_COMMANDS = ("dashboard",)                  # handled in labtui/dashcli.py
+IMAGE_COMMANDS = ("bake", "images")                  # handled in labtui/imagecli.py
 # the console's views (labtui/screens/main.py VIEW_IDS; tests/test_cli.py keeps them in step)
 CONSOLE_VIEWS = ("dashboard", "machines", "roster", "clusters", "regions", "quotas", "sweep",
                  "jobs", "database")
@@ -196,6 +197,23 @@ def build_parser() -> Parser:
                                    "against each quota and the next scheduled action. Exit 1 "
                                    "while a line is bad news.")
     common(p)
+    p = sub.add_parser("bake", help="bake the course's setup into an image (ami = \"baked\")",
+                       description="Launch one template machine from machines.bake_from in "
+                                   "the course's first region, run the course's setup on it "
+                                   "(packages, files, setup commands; no seat's secrets), "
+                                   "clean it for imaging, stop it, create an image tagged with "
+                                   "the course and the setup's digest, wait until it is "
+                                   "available, and terminate the template. An image of the "
+                                   "same setup is reused unless --force.")
+    common(p)
+    p.add_argument("--force", action="store_true",
+                   help="bake again even when an image of this setup exists")
+    p = sub.add_parser("images", help="the course's baked images and snapshots, size, $/month",
+                       description="Every baked image of the course in every region, with its "
+                                   "snapshots, size and $/month; an image of an older setup "
+                                   "is marked stale (up never uses it; down --images removes "
+                                   "it).")
+    common(p)
     sweep_command(sub)
     serve_command(sub)
     for name, sub_parser in sub.choices.items():
@@ -207,6 +225,7 @@ def build_parser() -> Parser:
                   else "dbcli" if name in DB_COMMANDS
                   else "schedulecli" if name in SCHEDULE_COMMANDS
                   else "dashcli" if name in DASHBOARD_COMMANDS
+                  else "imagecli" if name in IMAGE_COMMANDS
                   else "serve" if name in SERVE_COMMANDS else "headless")
         sub_parser.set_defaults(handler=f"labtui.{module}:cmd_{name.replace('-', '_')}")
     parser.set_defaults(subparsers=sub.choices)
@@ -280,6 +299,9 @@ def machine_commands(sub: Any) -> None:
                    help="with --delete-buckets: also buckets holding results or students' work")
     p.add_argument("--no-final-snapshot", action="store_true",
                    help="delete the database without keeping a final snapshot")
+    p.add_argument("--images", action="store_true",
+                   help="also deregister the course's baked images and delete their "
+                        "snapshots (kept by default, for the next term)")
     p = sub.add_parser("rerun-setup", help="run setup again on the named seats",
                        description="Run the machine setup again; steps already done are "
                                    "skipped, so it finishes what a dropped connection left.")

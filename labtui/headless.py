@@ -315,6 +315,7 @@ def cmd_down(args: argparse.Namespace, course: Course, ctx: Context) -> int:
         emit(args, {"type": "cancelled"}, "cancelled; nothing was deleted.")
         return EXIT_OK
     options = lifecycle.DownOptions(save=not args.no_save, save_to=save_to, force=args.force,
+                                    images=args.images,
                                     delete_buckets=args.delete_buckets,
                                     delete_results=args.delete_results,
                                     all_regions=args.only_region is None,

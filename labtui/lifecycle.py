@@ -286,6 +286,9 @@ def up(ctx: Context, course: Course,
         if not confirm(the_plan):
             result.cancelled = True
             return result
+        if count and course.machines.baked:  # the image in each region, before anything else
+            from labtui import imageops
+            imageops.ensure(ctx, course, list(to_create))
         if course.billing is not None:  # the alarms watch the bill before it grows
             billing.ensure_billing(ctx.aws, course, ctx.sink)
         clusterops.ensure_buckets(ctx, course)
@@ -541,6 +544,7 @@ class DownOptions:
     delete_results: bool = False      # with delete_buckets: also those holding results/work
     all_regions: bool = True          # look for the course's tags in every enabled region
     final_snapshot: bool = True       # the database leaves a final snapshot
+    images: bool = False              # also the baked images and their snapshots
 
 
 def down_regions(ctx: Context, course: Course, all_regions: bool = True) -> list[str]:
@@ -619,6 +623,9 @@ def down(ctx: Context, course: Course,
                            delete_results=options.delete_results,
                            final_snapshot=options.final_snapshot)
     report.failed.extend(billing.remove_billing(ctx.aws, course.id, ctx.sink))
+    if course.machines is not None:
+        from labtui import imageops
+        imageops.down_images(ctx, course, regions, remove=options.images)
     report.left = teardown.leftovers(ctx.aws, course.id, regions)
     if report.left:
         for left in report.left:

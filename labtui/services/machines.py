@@ -52,7 +52,7 @@ from labtui.course import Course
 from labtui.errors import AwsError, InputError
 from labtui.events import EventSink, LogLine, NullSink, Problem, Progress, SeatChanged
 from labtui.policy import profile_name
-from labtui.services import cloudinit, quotas, tags
+from labtui.services import cloudinit, images, quotas, tags
 from labtui.services.aws import Aws, translate_errors
 from labtui.services.hostkeys import HostKey
 from labtui.services.instance_types import vcpus
@@ -617,8 +617,9 @@ class _Launch:
             if ready is None:
                 assert self.course.machines is not None
                 machines_cfg = self.course.machines
-                image = resolve_image(self.aws, region, machines_cfg.ami,
-                                      machines_cfg.instance_type)
+                ami = (images.baked_image_id(self.aws, self.course, region)
+                       if machines_cfg.baked else machines_cfg.ami)
+                image = resolve_image(self.aws, region, ami, machines_cfg.instance_type)
                 if image.root_gb and machines_cfg.disk_gb < image.root_gb:
                     raise InputError(
                         f"machines.disk_gb = {machines_cfg.disk_gb} is smaller than the root "

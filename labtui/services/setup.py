@@ -60,6 +60,9 @@ def seat_log(state: CourseState, seat: str, sink: EventSink) -> SeatLog:
     return SeatLog(state.logs / f"{seat}.log", seat, sink)
 
 
+BAKED_STEPS = "/etc/labtui/baked"   # on a baked image: one file per step it already holds
+
+
 def marker(name: str, payload: str) -> str:
     digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
     return f"{MARKERS}/{name}-{digest}"
@@ -73,7 +76,10 @@ def run_step(client: paramiko.SSHClient, log: SeatLog, name: str, command: str, 
     if once:
         # The step on lines of its own, as in a script: a trailing `# comment`, a heredoc or
         # a `case` mean what they would there.
-        command = (f"if [ -e {shlex.quote(once)} ]; then echo '(already done)'; else\n"
+        # (a baked image lists the steps it was made with in BAKED_STEPS)
+        baked = shlex.quote(f"{BAKED_STEPS}/{posixpath.basename(once)}")
+        command = (f"if [ -e {shlex.quote(once)} ]; then if [ -e {baked} ]; then echo "
+                   "'(already done: in the image)'; else echo '(already done)'; fi; else\n"
                    f"(\n{command}\n) && mkdir -p {MARKERS} && touch {shlex.quote(once)}\nfi")
     log.line(f"== {name}")
     status = ssh.run(client, command, stdin=stdin, timeout=timeout,
@@ -118,25 +124,7 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
                      f"mkdir -p ~/.ssh && chmod 700 ~/.ssh && touch ~/.ssh/authorized_keys && "
                      f"(grep -qxF {quoted} ~/.ssh/authorized_keys || echo {quoted} >> "
                      "~/.ssh/authorized_keys) && chmod 600 ~/.ssh/authorized_keys")
-        if cfg.packages:
-            names = " ".join(shlex.quote(p) for p in cfg.packages)
-            run_step(client, log, f"install packages ({', '.join(cfg.packages)})",
-                     "if command -v apt-get >/dev/null 2>&1; then "
-                     f"dpkg -s {names} >/dev/null 2>&1 || (sudo apt-get update -q && "
-                     "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-                     f"{names}); else sudo dnf install -y -q {names}; fi",
-                     once=marker("packages", names), step="install packages")
-        for copy in cfg.files:
-            log.line(f"== copy {copy.source.name} to {copy.dest}")
-            dest = copy.dest[2:] if copy.dest.startswith("~/") else copy.dest
-            folder = posixpath.dirname(dest)
-            if folder:
-                ssh.run(client, f"mkdir -p {shlex.quote(folder)}", timeout=60)
-            ssh.put(client, str(copy.source), dest, mode=int(copy.mode, 8))
-        for index, command in enumerate(cfg.setup, start=1):
-            run_step(client, log, f"setup {index}/{len(cfg.setup)}: {command}", command,
-                     once=marker(f"setup{index}", command),
-                     step=f"setup step {index}/{len(cfg.setup)}")
+        course_steps(client, log, course)
         if aws_keys is not None:
             install_aws_keys(client, log, aws_keys, machine.region)
         elif profile_name(course, machine.seat):
@@ -160,6 +148,32 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
         log.line("setup done")
     finally:
         client.close()
+
+
+def course_steps(client: paramiko.SSHClient, log: SeatLog, course: Course) -> None:
+    """What setup makes alike on every machine: packages, files, setup commands (each
+    command once: a marker under ~/.labtui/done; a baked image holds them)."""
+    cfg = course.machines
+    assert cfg is not None
+    if cfg.packages:
+        names = " ".join(shlex.quote(p) for p in cfg.packages)
+        run_step(client, log, f"install packages ({', '.join(cfg.packages)})",
+                 "if command -v apt-get >/dev/null 2>&1; then "
+                 f"dpkg -s {names} >/dev/null 2>&1 || (sudo apt-get update -q && "
+                 "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+                 f"{names}); else sudo dnf install -y -q {names}; fi",
+                 once=marker("packages", names), step="install packages")
+    for copy in cfg.files:
+        log.line(f"== copy {copy.source.name} to {copy.dest}")
+        dest = copy.dest[2:] if copy.dest.startswith("~/") else copy.dest
+        folder = posixpath.dirname(dest)
+        if folder:
+            ssh.run(client, f"mkdir -p {shlex.quote(folder)}", timeout=60)
+        ssh.put(client, str(copy.source), dest, mode=int(copy.mode, 8))
+    for index, command in enumerate(cfg.setup, start=1):
+        run_step(client, log, f"setup {index}/{len(cfg.setup)}: {command}", command,
+                 once=marker(f"setup{index}", command),
+                 step=f"setup step {index}/{len(cfg.setup)}")
 
 
 def setup_notebooks(client: paramiko.SSHClient, log: SeatLog, course: Course, machine: Machine,
