@@ -11,7 +11,9 @@ its own loopback address.
 
 The layer (``upper/``) outlives the container: stop keeps it (an EBS root survives a stop),
 start boots it again, terminate deletes it. The console (everything the machine's init and
-cloud-init print) is ``console.log`` beside it.
+cloud-init print) is ``console.log`` beside it. A machine launched from an image the sandbox
+captured (:mod:`labtui.sandbox.images`) has that image's read-only layers between its own
+upper and the base image (``lowers``, top first; overlayfs' ``lowerdir=a:b:base``).
 """
 
 from __future__ import annotations
@@ -48,9 +50,13 @@ def runtime_problem() -> str | None:
 class Container:
     """The container of one instance; ``folder`` is the instance's folder in the sandbox."""
 
-    def __init__(self, folder: Path, base: Path) -> None:
+    def __init__(self, folder: Path, base: Path, lowers: tuple[Path, ...] = ()) -> None:
         self.folder = folder
         self.base = base
+        self.lowers = tuple(lowers)
+        for layer in (*self.lowers, base):
+            if ":" in str(layer) or "," in str(layer):  # overlayfs' option separators
+                raise ValueError(f"a layer path overlayfs cannot take: {layer}")
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -81,6 +87,8 @@ class Container:
         write_private(self.folder / "cloud.cfg", "#cloud-config\n" + json.dumps(cloud_config))
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LT_BASE": str(self.base),
                "LT_LAYER": str(self.folder), "LT_NAME": hostname}
+        if self.lowers:
+            env["LT_LOWER"] = ":".join(str(p) for p in (*self.lowers, self.base))
         console = open(self.console, "ab", opener=lambda p, f: os.open(p, f, 0o600))
         try:
             # setpriv --pdeathsig: the machine dies with the sandbox's launcher thread, so a

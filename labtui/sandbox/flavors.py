@@ -12,6 +12,10 @@ as it does on AWS. Both are played by the same x86 container.
 
 The nodes of an EMR cluster (``EMR_NODE``, launched by the sandbox's EMR player, never by a
 course) are played by the same image with EMR's login user, ``hadoop``.
+
+An AMI made by CreateImage (or CopyImage) in the sandbox is not in ``BY_IMAGE``: it keeps the
+flavor of the image its instance came from, recorded with its layers by
+:mod:`labtui.sandbox.images`, which the machines ask first; ``of_image`` answers the rest.
 """
 
 from __future__ import annotations

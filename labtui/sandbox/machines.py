@@ -18,6 +18,9 @@ that started it, see :mod:`labtui.sandbox.container`):
 ``SANDBOX_DIR/hosts.json`` (replaced atomically) maps instance id -> {"host", "port",
 "region", "state"} for every running machine; ``instances/<id>/console.log`` is what the
 emulator answers to GetConsoleOutput.
+
+CreateImage captures a machine's disk and an instance of that AMI boots with it; CopyImage
+and DeregisterImage copy and delete it (``images/``, see :mod:`labtui.sandbox.images`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labtui.sandbox import flavors
+from labtui.sandbox import flavors, images
 from labtui.sandbox.container import Container, runtime_problem
 from labtui.sandbox.image import BaseImage
 from labtui.sandbox.imds import MetadataServer, role_credentials
@@ -60,7 +63,8 @@ GUEST_REBOOT = 82
 
 
 def install_moto_hooks() -> None:
-    """Count starts and reboots of moto's instances and serve their real console (once)."""
+    """Count starts and reboots of moto's instances, serve their real console, capture and
+    copy the images made of them (once)."""
     from moto.core.utils import utcnow
     from moto.ec2.models.instances import Instance
     from moto.ec2.responses.general import General
@@ -105,6 +109,7 @@ def install_moto_hooks() -> None:
         InstanceResponse._dot_value_instance_attribute_handler = dot_value
         General.get_console_output = get_console_output
         flavors.register_with_moto()  # DescribeImages knows the sandbox's images
+        images.install_moto_hooks()  # CreateImage / CopyImage / DeregisterImage play disks
         Instance._labtui_hooks = True
 
 
@@ -196,6 +201,7 @@ class MachineManager:
         self.poll_interval = poll_interval
         self.hosts_file = self.sandbox_dir / "hosts.json"
         self.image = image or BaseImage()
+        self.images = images.ImageStore(self.sandbox_dir / "images")
         self.problem = runtime_problem()
         # what every machine is handed of the host's package setup (read once)
         self._pip_conf, self._ca_certs = host_pip_conf(), host_ca_certs()
@@ -218,6 +224,9 @@ class MachineManager:
         # state lives in memory): nothing can start them again, so they go.
         for stale in (self.sandbox_dir / "instances").glob("i-*"):
             shutil.rmtree(stale, ignore_errors=True)
+        # and so do images moto does not know (their AMIs died with an earlier emulator)
+        self.images.prune(self._image_known, scan=True)
+        images.HOSTS[self.account_id] = self
         self._stop.clear()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._loop, daemon=True,
@@ -233,6 +242,10 @@ class MachineManager:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
         self._thread = None
+        if images.HOSTS.get(self.account_id) is self:
+            del images.HOSTS[self.account_id]
+        with contextlib.suppress(Exception):
+            self.images.prune(self._image_known, scan=True)
 
     def sync(self, timeout: float = 30.0) -> None:
         """Wait until the reconciling thread has made a full pass from now."""
@@ -263,6 +276,30 @@ class MachineManager:
         if not instance_id or "/" in instance_id or instance_id.startswith("."):
             raise ValueError("bad instance id")
         return self.sandbox_dir / "instances" / instance_id
+
+    def capture_image(self, instance: Any, image_id: str) -> None:
+        """CreateImage of ``instance`` (called by moto's hooked create_image): its disk as it
+        is now, taken with its machine's processes paused, stored as the image's top layer."""
+        with self._lock:  # no boot, stop or delete of the machine meanwhile
+            machine = self._machines.get(instance.id)
+            pid = machine.container.init_pid() if machine is not None else None
+            self.images.capture(
+                instance.region_name, image_id, instance_id=instance.id,
+                folder=self.instance_dir(instance.id),
+                fallback=self.images.resolve(instance.region_name, instance.image_id),
+                pause=lambda: images.paused(pid))
+
+    def _image_known(self, region: str, image_id: str) -> bool:
+        """Whether moto holds the AMI (never makes a backend; a backend being reset keeps
+        its images for now)."""
+        from moto.ec2.models import ec2_backends
+
+        account = dict.get(ec2_backends, self.account_id)
+        backend = dict.get(account, region) if account is not None else None
+        if backend is None:
+            return False
+        held = getattr(backend, "amis", None)
+        return held is None or image_id in held
 
     def __enter__(self) -> MachineManager:
         self.start()
@@ -329,6 +366,7 @@ class MachineManager:
                         log.info("sandbox: %s did not boot: %s", iid, e)
                         self._note(iid, f"labtui sandbox: the machine did not boot: {e}")
             self._write_hosts()
+            self.images.prune(self._image_known)  # what a reset or a deregister left
 
     def _instances(self) -> tuple[dict[str, Any], set[str]]:
         from moto.ec2.models import ec2_backends
@@ -369,9 +407,11 @@ class MachineManager:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         CONSOLES[iid] = folder / "console.log"
         base = self.image.ensure(lambda line: self._note(iid, f"labtui sandbox: {line}"))
-        flavor = flavors.of_image(inst.image_id)
+        launched = self.images.launch(folder, inst.region_name, inst.image_id)
+        flavor = launched.flavor
         host, port = address or self._addresses.take()
-        machine = Machine(iid, inst.region_name, Container(folder, base), (host, port),
+        machine = Machine(iid, inst.region_name, Container(folder, base, launched.layers),
+                          (host, port),
                           boots=_count(inst, _BOOTS_ATTR), reboots=_count(inst, _REBOOTS_ATTR))
         account = inst.owner_id
         machine.imds = MetadataServer(
@@ -387,7 +427,7 @@ class MachineManager:
         machine.container.boot(
             hostname=hostname,
             boot={"instance_id": iid, "address": host, "port": port, "env": env,
-                  "image": f"{flavor.name} played by {flavors.PLAYED_BY}",
+                  "image": _image_label(inst.image_id, flavor, launched.layers),
                   "pip_conf": self._pip_conf, "ca_certs": self._ca_certs},
             user_data=user_data_bytes(inst) or b"",
             meta_data=self._meta_data(inst, hostname),
@@ -518,6 +558,12 @@ def host_pip_conf() -> str | None:
     if trusted:
         lines.append("trusted-host = " + " ".join(trusted))
     return "\n".join(lines) + "\n"
+
+
+def _image_label(image_id: str | None, flavor: flavors.Flavor, layers: tuple) -> str:
+    if layers:
+        return f"{image_id} (an image of a {flavor.name} machine) played by {flavors.PLAYED_BY}"
+    return f"{flavor.name} played by {flavors.PLAYED_BY}"
 
 
 def _hostname(inst: Any) -> str:

@@ -2,11 +2,13 @@
 # propagation): assembles the machine's root and turns into its init. Nothing mounted here is
 # visible on the host, and everything goes away with the namespace.
 #   $LT_BASE   the base image (read-only lower layer)
+#   $LT_LOWER  optional: the read-only layers, colon-separated, top first, ending with the
+#              base image (a machine launched from an image the sandbox captured)
 #   $LT_LAYER  the instance folder: upper/ work/ merged/ boot/ seed/ cloud.cfg
 #   $LT_NAME   the machine's hostname
 set -eu
 r="$LT_LAYER/merged"
-mount -t overlay overlay -o "lowerdir=$LT_BASE,upperdir=$LT_LAYER/upper,workdir=$LT_LAYER/work" "$r"
+mount -t overlay overlay -o "lowerdir=${LT_LOWER:-$LT_BASE},upperdir=$LT_LAYER/upper,workdir=$LT_LAYER/work" "$r"
 
 # /proc of the machine's own PID namespace; what would reach the host's kernel is read-only.
 mount -t proc -o nosuid,nodev,noexec proc "$r/proc"
