@@ -22,6 +22,8 @@ from labtui.schema import Reader, Table, did_you_mean
 
 MARKETS = ("on-demand", "spot")
 BAKED = "baked"  # machines.ami: the newest image `labtui bake` made of this setup
+# machines.setup_mode: setup over SSH after boot, or run at boot by the user-data's robot
+SETUP_MODES = ("ssh", "user-data")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Machines:
     files: tuple[CopyFile, ...] = ()
     # with ami = "baked": the image `labtui bake` starts its template machine from
     bake_from: str = "ubuntu-24.04"
+    setup_mode: str = "ssh"   # SETUP_MODES: "user-data" runs the course's setup at boot
 
     @property
     def baked(self) -> bool:
@@ -655,6 +658,7 @@ def _machines(t: Table, base: Path) -> Machines:
     packages = t.str_list("packages", example='packages = ["git", "python3-pip"]',
                           check=checks.package)
     setup = t.str_list("setup", example='setup = ["pip install --user mrjob"]')
+    setup_mode = t.text("setup_mode", default="ssh", choices=SETUP_MODES)
     files = []
     for item in t.tables("files"):
         source = item.text("source", required=True, example='source = "files/README.md"')
@@ -669,7 +673,7 @@ def _machines(t: Table, base: Path) -> Machines:
     return Machines(instance_type=instance_type or "", per=per, ami=ami, market=market,
                     max_price=max_price, user=user, login=login, disk_gb=disk_gb,
                     packages=packages, setup=setup, files=tuple(files),
-                    bake_from=bake_from or "ubuntu-24.04")
+                    bake_from=bake_from or "ubuntu-24.04", setup_mode=setup_mode)
 
 
 def _group(t: Table | None, role: str, default_count: int) -> InstanceGroup | None:

@@ -23,6 +23,7 @@ from labtui.schema import did_you_mean
 from labtui.services import (
     access,
     billing,
+    bootevents,
     inventory,
     keys,
     machines,
@@ -280,9 +281,12 @@ def up(ctx: Context, course: Course,
             clusterops.ensure_buckets(ctx, course)
             _upload_data(ctx, course)  # new or changed data files go up on any rerun
         new_keys = _ensure_identities(ctx, course)  # a changed policy or lost key converges
+        channel = _ensure_boot(ctx, course)
     else:
         check_cap(ctx, course, count + nodes)
         clusterops.check_buckets(ctx, course)  # a taken bucket name: before anything else
+        if count and bootevents.enabled(course):  # user-data too big: before anything else
+            bootevents.check_size(course, ctx.state.course(course.id))
         if not confirm(the_plan):
             result.cancelled = True
             return result
@@ -294,9 +298,10 @@ def up(ctx: Context, course: Course,
         clusterops.ensure_buckets(ctx, course)
         _upload_data(ctx, course)
         new_keys = _ensure_identities(ctx, course)
+        channel = _ensure_boot(ctx, course)
         network_for, key_name_for = _per_region(ctx, course)
         if count:
-            _launch(ctx, course, to_create, result, network_for, key_name_for)
+            _launch(ctx, course, to_create, result, network_for, key_name_for, channel)
         if keys:
             started, result.clusters_failed = clusterops.start_missing(
                 ctx, course, keys, the_plan.cluster_regions, _subnet_of(network_for),
@@ -305,7 +310,12 @@ def up(ctx: Context, course: Course,
     if not skip_setup:
         # a seat whose cluster is new gets its ~/.mrjob.conf again, even when set up
         renewed = seats_of_keys(course, [c.seat for c in started]) + new_keys
-        outcomes = setup(ctx, course, wait=setup_wait, concurrency=concurrency, also=renewed)
+        if channel is not None:  # setup_mode = "user-data": the machines report their boot
+            outcomes = boot_setup(ctx, course, channel, wait=setup_wait,
+                                  concurrency=concurrency, also=renewed)
+        else:
+            outcomes = setup(ctx, course, wait=setup_wait, concurrency=concurrency,
+                             also=renewed)
         result.setup_failed = {o.key: o.error for o in outcomes if not o.ok}
         result.set_up = [o.key for o in outcomes if o.ok]
     if course.database is not None:   # the result store: made and waited for after setup
@@ -359,6 +369,14 @@ def _ensure_identities(ctx: Context, course: Course) -> list[str]:
     return renewed
 
 
+def _ensure_boot(ctx: Context, course: Course) -> bootevents.Channel | None:
+    """setup_mode = "user-data": the course's boot topic and queue, and the machines' right
+    to publish (after the identities: seats' own roles get that right)."""
+    if not bootevents.enabled(course):
+        return None
+    return bootevents.ensure(ctx.aws, course, ctx.sink)
+
+
 def _say_ready(ctx: Context, course: Course, result: UpResult,
                running: dict[str, Any]) -> None:
     """A seat is ready when its machine is set up and its cluster waits for work."""
@@ -400,10 +418,13 @@ def _subnet_of(network_for: Callable[[str], network.RegionNetwork]
 
 def _launch(ctx: Context, course: Course, to_create: dict[str, list[str]],
             result: UpResult, network_for: Callable[[str], network.RegionNetwork],
-            key_name_for: Callable[[str], str]) -> None:
+            key_name_for: Callable[[str], str],
+            channel: bootevents.Channel | None = None) -> None:
     course_state = ctx.state.course(course.id)
+    boot = bootevents.launcher(course, course_state, channel) if channel else None
     outcome = machines.launch(ctx.aws, course, course_state, to_create, network_for,
-                              key_name_for, ctx.sink)  # reports "launch" progress per seat
+                              key_name_for, ctx.sink,  # reports "launch" progress per seat
+                              boot=boot)
     result.launched, result.failed, result.moved = (outcome.launched, outcome.failed,
                                                      outcome.moved)
     if outcome.launched:
@@ -647,10 +668,11 @@ def remote_for(ctx: Context, course: Course) -> Remote:
 def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
           concurrency: int | None = None, wait: float = 300,
           cancelled: Callable[[], bool] = lambda: False,
-          also: Iterable[str] = ()) -> list[Outcome]:
+          also: Iterable[str] = (), after_boot: Iterable[str] = ()) -> list[Outcome]:
     """Set up the given machines (default: every running seat machine whose setup is not
     done, and the seats in ``also``) all at once; returns one Outcome per machine, failures
-    named. Steps already done on a machine are skipped."""
+    named. Steps already done on a machine are skipped; the seats in ``after_boot`` ran the
+    course's steps at boot and get only their own."""
     ctx.refuse_if_read_only("setup")
     if chosen is None:
         again = set(also)
@@ -661,6 +683,7 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
     state = ctx.state.course(course.id)
     clusters = (seat_clusters(ctx.aws, course.id, course.regions)
                 if course.clusters is not None and chosen else {})
+    booted = set(after_boot)
 
     if chosen:
         setup_state.mark(ctx.aws, chosen, "running")
@@ -676,7 +699,8 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
                        cloud_tmp_dir=_scratch_tmp(course, machine.seat),
                        aws_keys=(access.stored_keys(state, course, machine.seat)
                                  if access.enabled(course) and not uses_profiles(course)
-                                 else None))
+                                 else None),
+                       after_boot=machine.seat in booted)
         except Exception as exc:
             if remote.stopped:  # Ctrl-C ended it: not failed, the rerun takes it up
                 setup_state.mark(ctx.aws, [machine], "pending", "interrupted")
@@ -699,6 +723,55 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
                            ok=not failed,
                            detail=f"failed: {', '.join(failed)}" if failed else ""))
     return outcomes
+
+
+def boot_setup(ctx: Context, course: Course, channel: bootevents.Channel, *,
+               wait: float = 300, concurrency: int | None = None,
+               cancelled: Callable[[], bool] = lambda: False,
+               also: Iterable[str] = ()) -> list[Outcome]:
+    """setup_mode = "user-data": follow the booting seats through their events (``wait``:
+    the boot deadline, for a machine's first event), then set their own steps over SSH when
+    the course has any (passwords, keys, notebooks, ~/.mrjob.conf). A seat whose boot setup
+    ended before (failed: a rerun goes over SSH), or whose machine has no boot robot, is set
+    up over SSH as with setup_mode = "ssh". One Outcome per seat, failures named."""
+    ctx.refuse_if_read_only("setup")
+    again = set(also)
+    running = [m for m in discover(ctx, course).machines if m.state == "running"]
+    booting = [m for m in running if bootevents.is_booting(m)]
+    others = [m for m in running if m not in booting
+              and (tags.as_dict(m.raw.get("Tags")).get(SETUP) != "done" or m.seat in again)]
+    state = ctx.state.course(course.id)
+    follower = bootevents.Follower(ctx.aws, course, channel, state, ctx.sink,
+                                   console=lambda m: console(ctx, m),
+                                   secrets_of=lambda seat: _seat_secrets(ctx, course, seat))
+    results = follower.follow(booting, wait, cancelled) if booting else {}
+    done = [m for m in booting if results.get(m.seat) == ""]
+    failed = [Outcome(seat, error=why) for seat, why in sorted(results.items()) if why]
+    if booting:
+        ctx.sink.emit(StepDone(f"boot setup done {len(done)}/{len(booting)}", ok=not failed,
+                               detail=("failed: " + ", ".join(o.key for o in failed))
+                               if failed else ""))
+    after = done if bootevents.needs_ssh(course) else []
+    outcomes: list[Outcome] = list(failed)
+    for machine in done:
+        if machine not in after:   # nothing of the seat's own: done at boot
+            setup_state.mark(ctx.aws, [machine], "done")
+            ctx.sink.emit(SeatChanged(machine.seat, "ready"))
+            outcomes.append(Outcome(machine.seat))
+    if after or others:
+        outcomes += setup(ctx, course, after + others, concurrency=concurrency, wait=wait,
+                          cancelled=cancelled, after_boot=[m.seat for m in after])
+    return outcomes
+
+
+def _seat_secrets(ctx: Context, course: Course, seat: str) -> list[str]:
+    """What of the seat is secret and known here (masked in what its machine reports)."""
+    from labtui.services import notebooks, passwords
+
+    state = ctx.state.course(course.id)
+    keys_of = access.stored_keys(state, course, seat) if access.enabled(course) else None
+    return [s for s in (passwords.get(state, seat), notebooks.token(state, seat),
+                        keys_of.secret_access_key if keys_of else None) if s]
 
 
 def _seat_cluster(course: Course, seat_id: str, clusters: dict) -> Any:

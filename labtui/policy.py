@@ -288,11 +288,14 @@ class Decision:
 
 
 def decide(principal_arn: str, policies: list[dict[str, Any]], action: str, resource: str,
-           context: dict[str, Any] | None = None, tags: dict[str, str] | None = None
+           context: dict[str, Any] | None = None, tags: dict[str, str] | None = None, *,
+           resource_policy: dict[str, Any] | None = None, resource_owner: str | None = None
            ) -> Decision:
     """Whether IAM allows ``action`` on ``resource`` to a principal holding ``policies``
     (identity policies: inline and attached), with ``context`` the request's condition
-    keys (e.g. ``elasticmapreduce:ResourceTag/labtui:seat``, ``s3:prefix``)."""
+    keys (e.g. ``elasticmapreduce:ResourceTag/labtui:seat``, ``s3:prefix``), and the
+    resource's own policy (an SNS topic's, a queue's) when given, owned by the account
+    ``resource_owner``."""
     _compat()
     from principalmapper.common import Node, Policy
     from principalmapper.querying import local_policy_simulation as lps
@@ -306,12 +309,18 @@ def decide(principal_arn: str, policies: list[dict[str, Any]], action: str, reso
     node = Node(principal_arn, "AIDALABTUISANDBOX", docs, [], trust, None, 1, False, False,
                 None, False, dict(tags or {}))
     keys = CaseInsensitiveDict(dict(context or {}))
-    allowed = query_interface.local_check_authorization_full(node, action, resource, keys)
+    allowed = query_interface.local_check_authorization_full(
+        node, action, resource, keys, resource_policy,
+        resource_owner if resource_policy is not None else None)
     if allowed:
         return Decision(True)
     full = CaseInsensitiveDict({**query_interface._infer_condition_keys(node, keys), **keys})
     denied = any(lps.policy_has_matching_statement(p, "Deny", action, resource, full)
                  for p in docs)
+    if resource_policy is not None and not denied:
+        denied = lps.resource_policy_authorization(
+            node, resource_owner or "", resource_policy, action, resource, full) == \
+            lps.ResourcePolicyEvalResult.DENY_MATCH
     return Decision(False, denied)
 
 

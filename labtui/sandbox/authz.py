@@ -267,6 +267,9 @@ def asks_of(request: Request, account: str) -> tuple[str, list[Ask]]:
         return style, [Ask(f"iam:{action}", _iam_resource(params, account))]
     if caller.service == "sts" and params.get("RoleArn"):
         return style, [Ask(f"sts:{action}", params["RoleArn"])]
+    if caller.service == "sns" and (params.get("TopicArn") or params.get("TargetArn")):
+        # a topic's actions are resource-level (a machine's role may publish to one topic)
+        return style, [Ask(f"sns:{action}", params.get("TopicArn") or params["TargetArn"])]
     return style, [Ask(f"{prefix}:{action}", "*")]
 
 

@@ -166,6 +166,20 @@ EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Action": "sts:AssumeRole"}]})
 
 
+def ensure_role_for_machines(aws: Aws, course: Course, name: str, document: dict[str, Any],
+                             labels: list[dict[str, str]]) -> str:
+    """A role of the course's machines (jobs' workers, seats booting with user-data) that
+    holds exactly ``document``: its managed policy of the same name, in the course's IAM
+    path, and the instance profile that carries the role (converges). Returns the policy's
+    ARN; the role and the profile are called ``name``."""
+    iam = aws.client("iam", IAM_REGION)
+    arn = f"arn:aws:iam::{account_id(aws)}:policy{user_path(course)}{name}"
+    policy = ensure_managed_policy(iam, arn, name, course,
+                                   json.dumps(document, separators=(",", ":")), labels)
+    ensure_machine_role(iam, course, name, policy, labels)
+    return policy
+
+
 def ensure_machine_role(iam: Any, course: Course, name: str, policy: str,
                     labels: list[dict[str, str]]) -> None:
     """The seat's machine role (trusted by EC2, holding the seat's policy) and the instance

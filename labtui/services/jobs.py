@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from labtui.course import Course, Job, Jobs
-from labtui.policy import user_path
 from labtui.services import access, ssh, tags
 from labtui.services.aws import Aws, AwsError, translate_errors
 from labtui.services.hostkeys import HostKey
@@ -73,14 +72,9 @@ def worker_policy(jobs: Jobs) -> dict[str, Any]:
 def ensure_role(aws: Aws, course: Course) -> str:
     """The workers' role and instance profile (converges); its name."""
     assert course.jobs is not None
-    iam = aws.client("iam", access.IAM_REGION)
-    account = access.account_id(aws)
     name = role_name(course)
-    labels = tags.tags(course.id, role="jobs")
-    arn = f"arn:aws:iam::{account}:policy{user_path(course)}{name}"
-    document = json.dumps(worker_policy(course.jobs), separators=(",", ":"))
-    policy = access.ensure_managed_policy(iam, arn, name, course, document, labels)
-    access.ensure_machine_role(iam, course, name, policy, labels)
+    access.ensure_role_for_machines(aws, course, name, worker_policy(course.jobs),
+                                    tags.tags(course.id, role="jobs"))
     return name
 
 

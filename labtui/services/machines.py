@@ -120,11 +120,21 @@ def seat_tags(course_id: str, seat: str) -> list[dict[str, str]]:
     return tags.tags(course_id, seat) + [{"Key": "Name", "Value": f"labtui-{course_id}-{seat}"}]
 
 
-def machine_user_data(course: Course, key: HostKey) -> str:
-    """One machine's cloud-init user-data: its own host key, password login on or off."""
+def machine_user_data(course: Course, key: HostKey,
+                      boot: cloudinit.SeatBoot | None = None) -> str:
+    """One machine's cloud-init user-data: its own host key, password login on or off, and
+    with ``boot`` the seat's setup at boot (never a secret: user-data is readable)."""
     password = course.machines is not None and course.machines.login == "password"
-    return cloudinit.user_data(key.private_openssh(), key.public_line,
-                               extra={"ssh_pwauth": password})
+    text = cloudinit.user_data(key.private_openssh(), key.public_line,
+                               boot.authorized_keys if boot else (),
+                               extra={"ssh_pwauth": password,
+                                      **(boot.cloud_config if boot else {})})
+    if len(text.encode()) > cloudinit.USER_DATA_MOST:
+        raise InputError(f"{course.path}: the machines' user-data would be "
+                         f"{len(text.encode())} bytes, over EC2's {cloudinit.USER_DATA_MOST}. "
+                         "Fix: smaller or fewer [[machines.files]] (they travel in it, "
+                         'compressed), or setup_mode = "ssh"')
+    return text
 
 
 def spot_market(max_price: float | None, *, persistent: bool) -> dict[str, Any]:
@@ -278,15 +288,19 @@ class LaunchOutcome:
 def launch(aws: Aws, course: Course, state: CourseState, seats_by_region: dict[str, list[str]],
            network_for: Callable[[str], RegionNetwork], key_name_for: Callable[[str], str],
            sink: EventSink | None = None, *,
-           concurrency: int = LAUNCH_CONCURRENCY) -> LaunchOutcome:
+           concurrency: int = LAUNCH_CONCURRENCY,
+           boot: Callable[[str], cloudinit.SeatBoot] | None = None) -> LaunchOutcome:
     """Launch one machine per seat, trying each region's zones in order, then the course's
     next regions. ``network_for`` and ``key_name_for`` make sure a region is ready (they are
     called once, and only for regions actually used).
 
     A seat that finds no capacity anywhere is failed with the reason; any other AWS error
     stops the launch: the calls under way finish (their machines are tagged, so the next
-    ``up`` sees them), the host keys found so far are pinned, and the error is raised."""
+    ``up`` sees them), the host keys found so far are pinned, and the error is raised.
+    ``boot(seat)``: what a seat's machine gets for setup at boot (its user-data's robot,
+    its instance profile, tags)."""
     run = _Launch(aws, course, network_for, key_name_for, sink or NullSink(), seats_by_region)
+    run.boot = boot
     groups = [(region, list(seats)) for region, seats in seats_by_region.items() if seats]
     pilots = [(region, seats[0]) for region, seats in groups]
     rest = [(region, seat) for region, seats in groups for seat in seats[1:]]
@@ -338,6 +352,7 @@ class _Launch:
                  seats_by_region: dict[str, list[str]]) -> None:
         assert course.machines is not None
         self.aws, self.course, self.sink = aws, course, sink
+        self.boot: Callable[[str], cloudinit.SeatBoot] | None = None
         self.network_for, self.key_name_for = network_for, key_name_for
         self.outcome = LaunchOutcome()
         self.pins: dict[str, str] = {}
@@ -498,13 +513,15 @@ class _Launch:
                     ready: _Region) -> Machine:
         machines_cfg = self.course.machines
         assert machines_cfg is not None
-        labels = seat_tags(self.course.id, seat)
+        boot = self.boot(seat) if self.boot is not None else None
+        labels = seat_tags(self.course.id, seat) + [
+            {"Key": k, "Value": v} for k, v in (boot.tags if boot else ())]
         spec: dict[str, Any] = dict(
             ImageId=ready.image.image_id,
             InstanceType=machines_cfg.instance_type,
             MinCount=1, MaxCount=1,
             KeyName=ready.key_name,
-            UserData=machine_user_data(self.course, HostKey.generate()),
+            UserData=machine_user_data(self.course, HostKey.generate(), boot),
             NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [
                 ready.network.security_group_id], "AssociatePublicIpAddress": True}],
             BlockDeviceMappings=[{"DeviceName": ready.image.root_device, "Ebs": {
@@ -514,8 +531,8 @@ class _Launch:
             TagSpecifications=[{"ResourceType": kind, "Tags": labels}
                                for kind in ("instance", "volume")],
         )
-        profile = profile_name(self.course, seat)
-        if profile:  # the seat's own role: AWS from the machine without a key on it
+        profile = profile_name(self.course, seat) or (boot.profile if boot else None)
+        if profile:  # the seat's own role (or its boot's): AWS without a key on the machine
             spec["IamInstanceProfile"] = {"Name": profile}
         if machines_cfg.market == "spot":   # a seat's machine stops, never goes, when reclaimed
             spec["InstanceMarketOptions"] = spot_market(machines_cfg.max_price, persistent=True)

@@ -2,6 +2,9 @@
 ~/.mrjob.conf. Every step is idempotent — a dropped connection or a rerun finishes the job
 without redoing what is done (commands leave a marker under ~/.labtui/done on success).
 
+Setup commands see LABTUI_COURSE and LABTUI_SEAT. The course-wide steps (``course_plan``)
+are the same text over SSH and at boot (setup_mode = "user-data", services/bootevents.py).
+
 Secrets never reach a log: a password travels on chpasswd's standard input, never on a
 command line, and the seat log holds only command output.
 """
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import paramiko
 
-from labtui.course import Course
+from labtui.course import CopyFile, Course
 from labtui.errors import LabError
 from labtui.events import EventSink, LogLine, SeatChanged
 from labtui.policy import profile_name
@@ -68,19 +71,70 @@ def marker(name: str, payload: str) -> str:
     return f"{MARKERS}/{name}-{digest}"
 
 
+def guarded(command: str, once: str) -> str:
+    """``command`` run only when its marker ``once`` is not there yet, and leaving it on
+    success (the same text over SSH and at boot, see labtui-boot)."""
+    # The step on lines of its own, as in a script: a trailing `# comment`, a heredoc or
+    # a `case` mean what they would there.
+    # (a baked image lists the steps it was made with in BAKED_STEPS)
+    baked = shlex.quote(f"{BAKED_STEPS}/{posixpath.basename(once)}")
+    return (f"if [ -e {shlex.quote(once)} ]; then if [ -e {baked} ]; then echo "
+            "'(already done: in the image)'; else echo '(already done)'; fi; else\n"
+            f"(\n{command}\n) && mkdir -p {MARKERS} && touch {shlex.quote(once)}\nfi")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the course's setup that is the same on every machine: a shell command of
+    the login user's (``once``: its marker) or a course file to place."""
+
+    name: str                      # heads the step in the seat's log (may hold the command)
+    label: str                     # names it in an error and the setup tag (never the command)
+    command: str = ""
+    once: str | None = None
+    file: CopyFile | None = None
+    timeout: float = 900
+
+
+def seat_environment(course: Course, seat: str | None) -> str:
+    """The variables a setup command sees: LABTUI_COURSE, and LABTUI_SEAT on a seat's
+    machine (so a course can make one seat differ)."""
+    names = {"LABTUI_COURSE": course.id} | ({"LABTUI_SEAT": seat} if seat else {})
+    return "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in names.items())
+
+
+def course_plan(course: Course, seat: str | None = None) -> list[Step]:
+    """Packages, files, setup commands, in the order they run (over SSH or at boot)."""
+    cfg = course.machines
+    assert cfg is not None
+    out = []
+    if cfg.packages:
+        names = " ".join(shlex.quote(p) for p in cfg.packages)
+        out.append(Step(
+            f"install packages ({', '.join(cfg.packages)})", "install packages",
+            "if command -v apt-get >/dev/null 2>&1; then "
+            f"dpkg -s {names} >/dev/null 2>&1 || (sudo apt-get update -q && "
+            "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+            f"{names}); else sudo dnf install -y -q {names}; fi",
+            once=marker("packages", names)))
+    for copy in cfg.files:
+        out.append(Step(f"copy {copy.source.name} to {copy.dest}", f"copy {copy.source.name}",
+                        file=copy))
+    environment = seat_environment(course, seat)
+    for index, command in enumerate(cfg.setup, start=1):
+        out.append(Step(f"setup {index}/{len(cfg.setup)}: {command}",
+                        f"setup step {index}/{len(cfg.setup)}",
+                        f"{environment}\n{command}", once=marker(f"setup{index}", command)))
+    return out
+
+
 def run_step(client: paramiko.SSHClient, log: SeatLog, name: str, command: str, *,
              stdin: str | None = None, once: str | None = None, timeout: float = 900,
              step: str | None = None) -> None:
     """Run one step; with ``once`` (a marker path) skip it when done before. ``name`` heads
     the step in the seat's log; ``step`` (default ``name``) names it in the error."""
     if once:
-        # The step on lines of its own, as in a script: a trailing `# comment`, a heredoc or
-        # a `case` mean what they would there.
-        # (a baked image lists the steps it was made with in BAKED_STEPS)
-        baked = shlex.quote(f"{BAKED_STEPS}/{posixpath.basename(once)}")
-        command = (f"if [ -e {shlex.quote(once)} ]; then if [ -e {baked} ]; then echo "
-                   "'(already done: in the image)'; else echo '(already done)'; fi; else\n"
-                   f"(\n{command}\n) && mkdir -p {MARKERS} && touch {shlex.quote(once)}\nfi")
+        command = guarded(command, once)
     log.line(f"== {name}")
     status = ssh.run(client, command, stdin=stdin, timeout=timeout,
                      on_line=lambda stream, text: log.line(
@@ -94,8 +148,10 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
                cluster: tuple[str, str] | None = None,
                seat_public_key: str | None = None,
                cloud_tmp_dir: str | None = None,
-               aws_keys: access.Keys | None = None) -> None:
-    """Bring one machine to the course's setup; raises SetupFailed or SshError."""
+               aws_keys: access.Keys | None = None, after_boot: bool = False) -> None:
+    """Bring one machine to the course's setup; raises SetupFailed or SshError.
+    ``after_boot``: its boot ran the course's steps (setup_mode = "user-data"), so only the
+    seat's own ones (password, keys, notebooks, ~/.mrjob.conf) are left."""
     cfg = course.machines
     assert cfg is not None
     log = seat_log(state, machine.seat, sink)
@@ -124,7 +180,10 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
                      f"mkdir -p ~/.ssh && chmod 700 ~/.ssh && touch ~/.ssh/authorized_keys && "
                      f"(grep -qxF {quoted} ~/.ssh/authorized_keys || echo {quoted} >> "
                      "~/.ssh/authorized_keys) && chmod 600 ~/.ssh/authorized_keys")
-        course_steps(client, log, course)
+        if after_boot:   # the machine's user-data ran them (labtui-boot)
+            log.line("== packages, files and setup commands: done at boot (user-data)")
+        else:
+            course_steps(client, log, course, machine.seat)
         if aws_keys is not None:
             install_aws_keys(client, log, aws_keys, machine.region)
         elif profile_name(course, machine.seat):
@@ -150,30 +209,22 @@ def setup_seat(remote: Remote, course: Course, machine: Machine, state: CourseSt
         client.close()
 
 
-def course_steps(client: paramiko.SSHClient, log: SeatLog, course: Course) -> None:
+def course_steps(client: paramiko.SSHClient, log: SeatLog, course: Course,
+                 seat: str | None = None) -> None:
     """What setup makes alike on every machine: packages, files, setup commands (each
     command once: a marker under ~/.labtui/done; a baked image holds them)."""
-    cfg = course.machines
-    assert cfg is not None
-    if cfg.packages:
-        names = " ".join(shlex.quote(p) for p in cfg.packages)
-        run_step(client, log, f"install packages ({', '.join(cfg.packages)})",
-                 "if command -v apt-get >/dev/null 2>&1; then "
-                 f"dpkg -s {names} >/dev/null 2>&1 || (sudo apt-get update -q && "
-                 "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-                 f"{names}); else sudo dnf install -y -q {names}; fi",
-                 once=marker("packages", names), step="install packages")
-    for copy in cfg.files:
-        log.line(f"== copy {copy.source.name} to {copy.dest}")
-        dest = copy.dest[2:] if copy.dest.startswith("~/") else copy.dest
-        folder = posixpath.dirname(dest)
-        if folder:
-            ssh.run(client, f"mkdir -p {shlex.quote(folder)}", timeout=60)
-        ssh.put(client, str(copy.source), dest, mode=int(copy.mode, 8))
-    for index, command in enumerate(cfg.setup, start=1):
-        run_step(client, log, f"setup {index}/{len(cfg.setup)}: {command}", command,
-                 once=marker(f"setup{index}", command),
-                 step=f"setup step {index}/{len(cfg.setup)}")
+    for step in course_plan(course, seat):
+        if step.file is not None:
+            copy = step.file
+            log.line(f"== {step.name}")
+            dest = copy.dest[2:] if copy.dest.startswith("~/") else copy.dest
+            folder = posixpath.dirname(dest)
+            if folder:
+                ssh.run(client, f"mkdir -p {shlex.quote(folder)}", timeout=60)
+            ssh.put(client, str(copy.source), dest, mode=int(copy.mode, 8))
+        else:
+            run_step(client, log, step.name, step.command, once=step.once, step=step.label,
+                     timeout=step.timeout)
 
 
 def setup_notebooks(client: paramiko.SSHClient, log: SeatLog, course: Course, machine: Machine,

@@ -6,9 +6,10 @@ service and region) for two things:
 - **labtui's own**: anything carrying the ``labtui:course`` tag of any course — instances
   (any state but terminated), spot requests (open or active), volumes, snapshots and images
   owned by this account, Elastic IPs, NAT gateways (pending or available), security groups,
-  VPCs, subnets, internet gateways, EMR clusters (not terminated) — and key pairs named
-  ``labtui-*`` (``services.keys.key_pair_name``; the course is the rest of the name unless a
-  tag says otherwise).
+  VPCs, subnets, internet gateways, EMR clusters (not terminated), the boot topics and queues
+  of setup at boot (``labtui-<course>-boot``) — and key pairs named ``labtui-*``
+  (``services.keys.key_pair_name``; the course is the rest of the name unless a tag says
+  otherwise).
 - **untagged resources that bill while idle**: available (detached) volumes, open or active
   spot requests, Elastic IPs associated with nothing, NAT gateways, stopped instances (their
   volumes bill), EMR clusters WAITING with no pending or running step, images of this account
@@ -34,11 +35,11 @@ instances and EMR nodes, ``services.pricing.Prices`` (the Price List API or labt
 A figure unknown to both is None ("?" on screen) and left out of totals.
 
 ``remove`` deletes findings region by region (regions in parallel), in dependency order:
-clusters, spot requests (with the instance each launched), instances, NAT gateways,
-addresses, volumes, images (deregistered, then their snapshots deleted), snapshots, security
-groups, subnets, internet gateways, VPCs, key pairs. DependencyViolation and VolumeInUse are
-retried a bounded number of times with backoff (an injectable sleep); anything else is
-reported per item with the AWS error, and the rest goes on.
+clusters, spot requests (with the instance each launched), instances, boot topics and queues,
+NAT gateways, addresses, volumes, images (deregistered, then their snapshots deleted),
+snapshots, security groups, subnets, internet gateways, VPCs, key pairs. DependencyViolation
+and VolumeInUse are retried a bounded number of times with backoff (an injectable sleep);
+anything else is reported per item with the AWS error, and the rest goes on.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from typing import Any
 
 from labtui.errors import AwsError
 from labtui.events import EventSink, LogLine, NullSink, Problem, Progress
-from labtui.services import tags
+from labtui.services import bootevents, tags
 from labtui.services.aws import Aws, translate_errors
 from labtui.services.keys import key_pair_name
 from labtui.services.pricing import Prices, table
@@ -78,8 +79,8 @@ RETRIED = ("DependencyViolation", "VolumeInUse")
 
 # Kinds, in the order they are deleted.
 ORDER = ("emr-cluster", "spot-request", "instance", "db-instance", "db-snapshot",
-         "db-subnet-group", "nat-gateway", "address", "volume", "image", "snapshot",
-         "security-group", "subnet", "internet-gateway", "vpc", "key-pair")
+         "db-subnet-group", "sns-topic", "sqs-queue", "nat-gateway", "address", "volume",
+         "image", "snapshot", "security-group", "subnet", "internet-gateway", "vpc", "key-pair")
 RDS_GB_MONTH, RDS_SNAPSHOT_GB_MONTH = 0.115, 0.095   # gp2 storage, snapshot storage (USD)
 
 
@@ -420,6 +421,26 @@ def _scan_region(aws: Aws, region: str, account: str, prices: Prices,
 
     out.extend(_clusters(aws, region, now, prices, clusters))
     out.extend(_databases(aws, region, now))
+    out.extend(_boot_events(aws, region))
+    return out
+
+
+def _boot_events(aws: Aws, region: str) -> list[Finding]:
+    """labtui's boot topics and queues (setup at boot): free while idle, but the course's."""
+    cli = f"aws --region {region}"
+    out = []
+    for found in bootevents.listed(aws, region):
+        course = found.course or found.name.removeprefix("labtui-").removesuffix("-boot")
+        if found.kind == "topic":
+            out.append(Finding(region, "sns-topic", found.name, course, None, 0.0,
+                               "boot events topic (setup_mode = \"user-data\")",
+                               f"{cli} sns delete-topic --topic-arn {found.ref}",
+                               (found.ref,)))
+        else:
+            out.append(Finding(region, "sqs-queue", found.name, course, None, 0.0,
+                               "boot events queue (setup_mode = \"user-data\")",
+                               f"{cli} sqs delete-queue --queue-url {found.ref}",
+                               (found.ref,)))
     return out
 
 
@@ -656,5 +677,9 @@ def _delete(aws: Aws, ec2: Any, finding: Finding, terminated: list[str]) -> None
         ec2.delete_vpc(VpcId=rid)
     elif kind == "key-pair":
         ec2.delete_key_pair(KeyName=rid)
+    elif kind in ("sns-topic", "sqs-queue"):
+        bootevents.remove(aws, finding.region, bootevents.Found(
+            "topic" if kind == "sns-topic" else "queue", rid, finding.related[0],
+            finding.course))
     else:  # pragma: no cover - ORDER lists every kind
         raise ValueError(kind)

@@ -4,9 +4,10 @@ Region by region, in dependency order: EMR clusters (waited for), spot requests 
 before their instances, or AWS relaunches persistent ones), instances (waited for; any that
 did not reach terminated is reported, not counted), detached volumes, Elastic IPs, NAT
 gateways (waited for), the network (subnets, route tables, internet gateway, VPC), security
-groups, the key pair. Then the account-wide part: IAM users (keys, login profiles, policies,
-groups), instance profiles and roles tagged with the course; buckets only when asked, and a
-bucket holding results or students' work only when asked twice.
+groups, the key pair; the boot topic and queue (setup at boot) after the machines. Then the
+account-wide part: IAM users (keys, login profiles, policies, groups), instance profiles and
+roles tagged with the course; buckets only when asked, and a bucket holding results or
+students' work only when asked twice.
 
 Every describe and delete goes through the error translation and :func:`retrying`: a
 throttled or briefly unavailable call (RequestLimitExceeded, Throttling, SlowDown, a 5xx, a
@@ -38,7 +39,7 @@ import botocore.exceptions
 from labtui.errors import AwsError
 from labtui.events import EventSink, LogLine, NullSink, Problem, Progress, StepDone
 from labtui.policy import iam_path
-from labtui.services import tags
+from labtui.services import bootevents, tags
 from labtui.services.aws import Aws, translate_errors
 from labtui.services.keys import key_pair_name
 
@@ -62,7 +63,8 @@ GONE = frozenset({
     "InvalidKeyPair.NotFound", "InvalidNetworkInterfaceID.NotFound",
     "InvalidAssociationID.NotFound", "InvalidInstanceID.NotFound",
     "InvalidSpotInstanceRequestID.NotFound", "NatGatewayNotFound",
-    "InvalidVpcPeeringConnectionID.NotFound",
+    "InvalidVpcPeeringConnectionID.NotFound", "NotFound",
+    "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
 })
 IN_USE = frozenset({"DependencyViolation", "InvalidGroup.InUse", "ResourceInUse"})
 T = TypeVar("T")
@@ -190,6 +192,7 @@ class Teardown:
             ("clusters", partial(self.clusters, region)),
             ("machines", partial(self.instances, region)),
             ("databases", partial(self.databases, region)),
+            ("boot events", partial(self.boot_events, region)),
             ("volumes", partial(self.volumes, region)),
             ("addresses", partial(self.addresses, region)),
             ("NAT gateways", partial(self.nat_gateways, region)),
@@ -350,6 +353,16 @@ class Teardown:
                 for i in reservation["Instances"]:
                     out[i["InstanceId"]] = i["State"]["Name"]
         return out
+
+    def boot_events(self, region: str) -> None:
+        """The course's boot topic (its subscriptions first) and queue
+        (setup_mode = "user-data"), after the machines that publish to it."""
+        found = self._call(f"{region} list boot topics and queues",
+                           partial(bootevents.listed, self.aws, region, self.course_id))
+        for item in found:   # the topic before the queue it delivers to
+            if self._try(f"{region} delete boot {item.kind} {item.name}",
+                         partial(bootevents.remove, self.aws, region, item)):
+                self.report.count(f"{item.kind}s")
 
     def volumes(self, region: str) -> None:
         ec2 = self.aws.client("ec2", region)
@@ -905,6 +918,9 @@ def region_leftovers(aws: Aws, course_id: str, region: str,
                  for _ in call("describe_key_pairs", "KeyPairs",
                                Filters=[{"Name": "key-name", "Values": [name]}])],
         clusters,
+        lambda: [Leftover(region, f"boot {f.kind}", f.name, "exists")
+                 for f in retrying(f"verifying {region}: boot topics and queues", partial(
+                     bootevents.listed, aws, region, course_id), sleep)],
         lambda: [Leftover(region, "database", d["DBInstanceIdentifier"], d["DBInstanceStatus"])
                  for d in retrying(f"verifying {region}: rds.DescribeDBInstances", lambda: list(
                      aws.paginate("rds", region, "describe_db_instances", "DBInstances")), sleep)
