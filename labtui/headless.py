@@ -334,7 +334,8 @@ def cmd_down(args: argparse.Namespace, course: Course, ctx: Context) -> int:
                     "why": left.why}, f"still there — {left}")
     if not report.left:
         emit(args, {"type": "verified", "left": 0},
-             f"verified: nothing of {course.id} is left.")
+             f"verified: nothing of {course.id} is left"
+             + (" but what is kept above." if report.kept else "."))
     return EXIT_PARTIAL if report.failed or report.left else EXIT_OK
 
 

@@ -646,7 +646,16 @@ def down(ctx: Context, course: Course,
     report.failed.extend(billing.remove_billing(ctx.aws, course.id, ctx.sink))
     if course.machines is not None:
         from labtui import imageops
-        imageops.down_images(ctx, course, regions, remove=options.images)
+        try:
+            kept = imageops.down_images(ctx, course, regions, remove=options.images)
+        except LabError as exc:  # the rest is down: say what of the images failed
+            report.failed.append(f"baked images: {exc}")
+            ctx.sink.emit(Problem(f"baked images: {exc}"))
+        else:
+            if not options.images:
+                report.kept.extend(f"{i.region} image {i.image_id}: baked, for the next "
+                                   f"term (${i.monthly_usd:.2f}/month); `down --images` "
+                                   "removes it" for i in kept)
     report.left = teardown.leftovers(ctx.aws, course.id, regions)
     if report.left:
         for left in report.left:

@@ -127,6 +127,8 @@ def test_bake_then_up_from_the_image(ctx, sandbox_state, tmp_path, capsys) -> No
     code, out, err = cli(capsys, "down", str(path), "--sandbox", "--yes", "--no-save")
     assert code == 0, (out, err)
     assert "kept 2 baked image(s)" in out + err
+    assert f"kept — us-east-1 image {image_id}: baked, for the next term" in out
+    assert "verified: nothing of bake is left but what is kept above." in out
     assert len(course_images_everywhere(ctx, "bake")) == 2
     code, out, err = cli(capsys, "down", str(path), "--sandbox", "--yes", "--no-save",
                          "--images")

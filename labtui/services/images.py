@@ -16,12 +16,14 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from labtui.errors import InputError, LabError
 from labtui.events import EventSink, LogLine, NullSink, Progress
 from labtui.services import tags
 from labtui.services.aws import Aws, translate_errors
+from labtui.services.teardown import retrying
 
 if TYPE_CHECKING:
     from labtui.course import Course
@@ -86,18 +88,18 @@ def image_tags(course_id: str, digest: str, **extra: str) -> list[dict[str, str]
 
 def course_images(aws: Aws, course_id: str, region: str) -> list[BakedImage]:
     """The course's baked images in ``region``, newest first."""
-    with translate_errors(f"ec2.DescribeImages (course {course_id}) in {region}"):
-        found = list(aws.paginate("ec2", region, "describe_images", "Images", Owners=["self"],
-                                  Filters=tags.course_filter(course_id)
-                                  + [{"Name": "tag-key", "Values": [DIGEST]}]))
+    found = retrying(f"ec2.DescribeImages (course {course_id}) in {region}", lambda: list(
+        aws.paginate("ec2", region, "describe_images", "Images", Owners=["self"],
+                     Filters=tags.course_filter(course_id)
+                     + [{"Name": "tag-key", "Values": [DIGEST]}])))
     sizes: dict[str, int] = {}
     wanted = [m["Ebs"]["SnapshotId"] for image in found for m in image.get(
         "BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
     if wanted:
-        with translate_errors(f"ec2.DescribeSnapshots (course {course_id}) in {region}"):
-            for snap in aws.paginate("ec2", region, "describe_snapshots", "Snapshots",
-                                     SnapshotIds=wanted):
-                sizes[snap["SnapshotId"]] = int(snap.get("VolumeSize") or 0)
+        for snap in retrying(f"ec2.DescribeSnapshots (course {course_id}) in {region}",
+                             lambda: list(aws.paginate("ec2", region, "describe_snapshots",
+                                                       "Snapshots", SnapshotIds=wanted))):
+            sizes[snap["SnapshotId"]] = int(snap.get("VolumeSize") or 0)
     out = []
     for image in found:
         labels = tags.as_dict(image.get("Tags"))
@@ -194,11 +196,11 @@ def copy_to(aws: Aws, course: Course, source: BakedImage, region: str,
 def remove(aws: Aws, image: BakedImage, sink: EventSink | None = None) -> None:
     """Deregister the image, then delete its snapshots (AWS keeps them otherwise)."""
     ec2 = aws.client("ec2", image.region)
-    with translate_errors(f"ec2.DeregisterImage {image.image_id} in {image.region}"):
-        ec2.deregister_image(ImageId=image.image_id)
+    retrying(f"ec2.DeregisterImage {image.image_id} in {image.region}",
+             lambda: ec2.deregister_image(ImageId=image.image_id))
     for snapshot_id, _size in image.snapshots:
-        with translate_errors(f"ec2.DeleteSnapshot {snapshot_id} in {image.region}"):
-            ec2.delete_snapshot(SnapshotId=snapshot_id)
+        retrying(f"ec2.DeleteSnapshot {snapshot_id} in {image.region}",
+                 partial(ec2.delete_snapshot, SnapshotId=snapshot_id))
     (sink or NullSink()).emit(LogLine(
         f"image {image.image_id} in {image.region}: deregistered, "
         f"{len(image.snapshots)} snapshot(s) deleted"))
