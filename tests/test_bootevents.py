@@ -22,13 +22,12 @@ from labtui.course import load
 from labtui.events import SeatChanged
 from labtui.model import Machine
 from labtui.sandbox.container import runtime_problem
-from labtui.services import bootevents, keys, machines, passwords, setup_state, ssh
+from labtui.services import bootevents, keys, machines, machinescripts, passwords, setup_state, ssh
 
 from .courses import write_course
 from .test_cli import run
 from .test_setup import on_seat
 
-ROBOT = Path(__file__).parent.parent / "labtui" / "data" / "labtui-boot"
 sandboxed = pytest.mark.skipif(runtime_problem() is not None,
                                reason=f"no sandbox machines here: {runtime_problem()}")
 
@@ -53,8 +52,11 @@ mode = "0640"
 """)
 
 
-def load_robot():
-    loader = importlib.machinery.SourceFileLoader("labtui_boot", str(ROBOT))
+def load_robot(tmp_path: Path):
+    """labtui-boot as the machine gets it (machinescripts.script: its shared part in)."""
+    path = tmp_path / "labtui-boot"
+    path.write_bytes(machinescripts.script("labtui-boot"))
+    loader = importlib.machinery.SourceFileLoader("labtui_boot", str(path))
     spec = importlib.util.spec_from_loader("labtui_boot", loader)
     robot = importlib.util.module_from_spec(spec)
     loader.exec_module(robot)
@@ -72,14 +74,14 @@ def test_a_bad_setup_mode_is_one_problem_with_its_line(tmp_path: Path) -> None:
     assert "1 problem" in result.stderr
 
 
-def test_the_robot_signs_sns_requests_as_botocore_does() -> None:
+def test_the_robot_signs_sns_requests_as_botocore_does(tmp_path: Path) -> None:
     """labtui-boot signs its Publish by hand (no AWS library on the machine): the same
     Authorization header botocore computes for the same request and moment."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    robot = load_robot()
+    robot = load_robot(tmp_path)
     url = "https://sns.eu-west-1.amazonaws.com/"
     body = b"Action=Publish&Version=2010-03-31&Message=%7B%22a%22%3A1%7D"
     kind = "application/x-www-form-urlencoded; charset=utf-8"

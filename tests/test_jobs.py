@@ -17,11 +17,10 @@ from labtui import jobops
 from labtui.course import load
 from labtui.errors import CourseError
 from labtui.services import jobs as service
+from labtui.services import machinescripts
 
 from .courses import write_course
 from .test_lifecycle import eventually
-
-RUNNER = Path(__file__).parent.parent / "labtui" / "data" / "labtui-job"
 
 RUN_PY = """
 import os, sys
@@ -150,14 +149,16 @@ def test_a_bad_job_file_names_each_line_and_launches_nothing(ctx, sandbox, tmp_p
     assert service.workers(ctx.aws, course, "us-east-1") == []
 
 
-def test_the_runner_signs_s3_requests_as_botocore_does() -> None:
+def test_the_runner_signs_s3_requests_as_botocore_does(tmp_path: Path) -> None:
     """labtui-job signs its PUTs by hand (no AWS library on the worker): the same
     Authorization header botocore computes for the same request and moment."""
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    loader = importlib.machinery.SourceFileLoader("labtui_job", str(RUNNER))
+    path = tmp_path / "labtui-job"   # the runner as the worker gets it (its shared part in)
+    path.write_bytes(machinescripts.script("labtui-job"))
+    loader = importlib.machinery.SourceFileLoader("labtui_job", str(path))
     spec = importlib.util.spec_from_loader("labtui_job", loader)
     runner = importlib.util.module_from_spec(spec)
     loader.exec_module(runner)

@@ -45,14 +45,13 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from labtui.course import Course
 from labtui.errors import AwsError
 from labtui.events import EventSink, LogLine, Progress, SeatChanged, StepDone
 from labtui.policy import profile_name, user_path, uses_profiles
-from labtui.services import access, cloudinit, keys, setup_state, tags
+from labtui.services import access, cloudinit, keys, machinescripts, setup_state, tags
 from labtui.services.aws import Aws, translate_errors
 from labtui.services.hostkeys import HostKey
 from labtui.services.inventory import Machine
@@ -84,7 +83,7 @@ def region_of(course: Course) -> str:
 
 
 def robot_script() -> bytes:
-    return resources.files("labtui").joinpath("data/labtui-boot").read_bytes()
+    return machinescripts.script("labtui-boot")
 
 
 def enabled(course: Course) -> bool:

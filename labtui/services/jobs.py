@@ -20,12 +20,11 @@ import tarfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from labtui.course import Course, Job, Jobs
-from labtui.services import access, ssh, tags
+from labtui.services import access, machinescripts, ssh, tags
 from labtui.services.aws import Aws, AwsError, translate_errors
 from labtui.services.hostkeys import HostKey
 from labtui.services.inventory import Machine
@@ -174,7 +173,7 @@ def spec_for(course: Course, region: str, entries: list[Job], instance_type: str
 
 
 def runner_script() -> bytes:
-    return resources.files("labtui").joinpath("data/labtui-job").read_bytes()
+    return machinescripts.script("labtui-job")
 
 
 def code_archive(folder: Path | None) -> bytes:
