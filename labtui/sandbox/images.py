@@ -93,8 +93,26 @@ class ImageHost(Protocol):
     def capture_image(self, instance: Any, image_id: str) -> None: ...
 
 
-# account id -> the machines of the sandbox serving it in this process
-HOSTS: dict[str, ImageHost] = {}
+# account -> the managers serving it, newest last: a private sandbox started (and stopped)
+# while another runs in the same process must not take the images of the other away
+HOSTS: dict[str, list[ImageHost]] = {}
+
+
+def host_of(account: str) -> ImageHost | None:
+    hosts = HOSTS.get(account)
+    return hosts[-1] if hosts else None
+
+
+def register(account: str, host: ImageHost) -> None:
+    hosts = HOSTS.setdefault(account, [])
+    if host not in hosts:
+        hosts.append(host)
+
+
+def unregister(account: str, host: ImageHost) -> None:
+    hosts = HOSTS.get(account, [])
+    if host in hosts:
+        hosts.remove(host)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -458,7 +476,7 @@ def install_moto_hooks() -> None:
             ami.root_device_name = instance.root_device_name
             ami.root_device_type = "ebs"
             _snapshot_volumes(self, ami, instance, snapshot_tags)
-            host = HOSTS.get(self.account_id)
+            host = host_of(self.account_id)
             if host is not None:
                 try:
                     host.capture_image(instance, ami.id)
@@ -477,7 +495,7 @@ def install_moto_hooks() -> None:
                 ami.root_device_name = source.root_device_name
                 ami.root_device_type = source.root_device_type
                 _copy_snapshots(self, ami, source, source_region)
-            host = HOSTS.get(self.account_id)
+            host = host_of(self.account_id)
             if host is not None:
                 plain = flavors.BY_IMAGE.get(source_image_id)
                 host.images.copy(source_region, source_image_id, self.region_name, ami.id,
@@ -486,7 +504,7 @@ def install_moto_hooks() -> None:
 
         def deregister_image(self, ami_id):  # type: ignore[no-untyped-def]
             original_deregister(self, ami_id)
-            host = HOSTS.get(self.account_id)
+            host = host_of(self.account_id)
             if host is not None:
                 host.images.remove(self.region_name, ami_id)
 

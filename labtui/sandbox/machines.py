@@ -226,7 +226,7 @@ class MachineManager:
             shutil.rmtree(stale, ignore_errors=True)
         # and so do images moto does not know (their AMIs died with an earlier emulator)
         self.images.prune(self._image_known, scan=True)
-        images.HOSTS[self.account_id] = self
+        images.register(self.account_id, self)
         self._stop.clear()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._loop, daemon=True,
@@ -242,8 +242,7 @@ class MachineManager:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
         self._thread = None
-        if images.HOSTS.get(self.account_id) is self:
-            del images.HOSTS[self.account_id]
+        images.unregister(self.account_id, self)
         with contextlib.suppress(Exception):
             self.images.prune(self._image_known, scan=True)
 

@@ -110,6 +110,11 @@ class DashboardView(View):
 
     # -- layout --------------------------------------------------------------------------------
 
+    @property
+    def composed(self) -> bool:
+        """Mounted with its widgets (a pane not shown yet may be mounted before them)."""
+        return self.is_mounted and bool(self.query("#dashboard-work"))
+
     def compose_body(self) -> Iterable[Widget]:
         rows = table("dashboard-lines", [("", "flag"), ("What", "label"), ("Now", "text"),
                                          ("Explained in", "view")],
@@ -136,6 +141,12 @@ class DashboardView(View):
         self.deliver(DashboardLoaded(board, started))
 
     # -- on the UI thread -----------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._show_lines()   # a look (or events) that came before the widgets
+        self._show_chart()
+        self._show_quotas()
+        self._show_progress()
 
     @on(DashboardLoaded)
     def show_board(self, message: DashboardLoaded) -> None:
@@ -181,7 +192,7 @@ class DashboardView(View):
                 "view": f"[dim]→ {escape(VIEW_TITLES.get(line.view, line.view))}[/]"}
 
     def _show_lines(self) -> None:
-        if self.board is None or not self.is_mounted:
+        if self.board is None or not self.composed:
             return
         found = {line.key: line for line in dashboard.lines(self.board)}
         rows = self.query_one("#dashboard-lines", DataTable)
@@ -200,7 +211,7 @@ class DashboardView(View):
         self.lines = found
 
     def _show_progress(self) -> None:
-        if not self.is_mounted:
+        if not self.composed:
             return
         for task, progress in list(self.progress.items()):
             if progress.done >= progress.total:
@@ -216,7 +227,7 @@ class DashboardView(View):
             total=max(1, progress.total), progress=progress.done)
 
     def _show_chart(self) -> None:
-        if self.board is None or not self.is_mounted:
+        if self.board is None or not self.composed:
             return
         chart = self.query_one("#dashboard-chart", PlotextPlot)
         plt = chart.plt
@@ -234,7 +245,7 @@ class DashboardView(View):
         chart.refresh()
 
     def _show_quotas(self) -> None:
-        if self.board is None or not self.is_mounted:
+        if self.board is None or not self.composed:
             return
         quotas = self.board.quotas
         text = "\n".join(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from labtui.course import Course
@@ -55,7 +55,7 @@ class BillingState:
     subscription: str = NONE              # confirmed | pending | none (the notify address)
     firing: tuple[str, ...] = ()          # the alarms in ALARM now: the bill passed them
     # (alarm name, OK | ALARM | INSUFFICIENT_DATA) for each alarm, by amount
-    alarm_states: tuple[tuple[str, str], ...] = ()
+    alarm_states: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def empty(self) -> bool:
