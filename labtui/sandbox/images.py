@@ -235,13 +235,7 @@ class ImageStore:
         """Store the image ``image_id`` made of the instance whose folder this is: its upper
         layer (copied under ``pause``) over the layers it was launched from."""
         launched = instance_launch(folder) or fallback
-        target = self.path(region, image_id)
-        staging = target.parent / f".{image_id}.{os.getpid()}.{threading.get_ident()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        (staging / "layers").mkdir(mode=0o700, parents=True)
-        os.chmod(target.parent, 0o700)
-        os.chmod(self.root, 0o700)
-        try:
+        with self._staging(region, image_id) as staging:
             upper = folder / "upper"
             if upper.is_dir():
                 with pause():
@@ -255,13 +249,7 @@ class ImageStore:
                 "image_id": image_id, "region": region, "source_instance": instance_id,
                 "flavor": flavor_json(launched.flavor), "layers": 1 + len(launched.layers),
                 "created": time.time()}, indent=1))
-            with self._lock:
-                shutil.rmtree(target, ignore_errors=True)
-                staging.rename(target)
-                self._known.add((region, image_id))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return target
+        return self.path(region, image_id)
 
     def copy(self, source_region: str, source_id: str, region: str, image_id: str,
              flavor: Flavor | None = None) -> Path | None:
@@ -271,13 +259,7 @@ class ImageStore:
             data = self.record(source_region, source_id)
             if data is None and flavor is None:
                 return None
-            target = self.path(region, image_id)
-            staging = target.parent / f".{image_id}.{os.getpid()}"
-            shutil.rmtree(staging, ignore_errors=True)
-            (staging / "layers").mkdir(mode=0o700, parents=True)
-            os.chmod(target.parent, 0o700)
-            os.chmod(self.root, 0o700)
-            try:
+            with self._staging(region, image_id) as staging:
                 count = int(data.get("layers", 0)) if data else 0
                 for i in range(count):
                     link_tree(self.path(source_region, source_id) / "layers" / str(i),
@@ -287,12 +269,26 @@ class ImageStore:
                           "source_image": f"{source_region}/{source_id}",
                           "flavor": kept, "layers": count, "created": time.time()}
                 write_private(staging / RECORD, json.dumps(record, indent=1))
+            return self.path(region, image_id)
+
+    @contextlib.contextmanager
+    def _staging(self, region: str, image_id: str) -> Iterator[Path]:
+        """A private folder to build the image in: when the block ends well it becomes the
+        image (replacing one of that id, under the lock); either way the staging goes."""
+        target = self.path(region, image_id)
+        staging = target.parent / f".{image_id}.{os.getpid()}.{threading.get_ident()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "layers").mkdir(mode=0o700, parents=True)
+        os.chmod(target.parent, 0o700)
+        os.chmod(self.root, 0o700)
+        try:
+            yield staging
+            with self._lock:
                 shutil.rmtree(target, ignore_errors=True)
                 staging.rename(target)
                 self._known.add((region, image_id))
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            return target
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def remove(self, region: str, image_id: str) -> None:
         with self._lock:

@@ -42,13 +42,14 @@ from labtui.terminal import plain
 
 if TYPE_CHECKING:
     from labtui.context import Context
+    from labtui.lifecycle import SeatStatus
 
 VIEW_TITLES = {"machines": "1 Machines", "clusters": "3 Clusters", "quotas": "5 Quotas",
                "schedule": "the schedule"}
 BAR_WIDTH = 24
 
 
-def seat_after(status: object, event: SeatChanged) -> object:
+def seat_after(status: SeatStatus, event: SeatChanged) -> SeatStatus:
     """A seat's status moved by one of the work's events (as the machines view moves its
     row): launching, pending, setup, setup failed, ready."""
     state, detail = event.state, event.detail
@@ -65,7 +66,7 @@ def seat_after(status: object, event: SeatChanged) -> object:
         changes = {"state": "running", "setup": "done", "error": ""}
     elif state in ("running", "stopped", "stopping", "terminated", "shutting-down"):
         changes = {"state": state}
-    return replace(status, **changes) if changes else status  # type: ignore[type-var]
+    return replace(status, **changes) if changes else status
 
 
 class ScheduleScreen(ModalScreen[None]):
@@ -170,7 +171,7 @@ class DashboardView(View):
             elif isinstance(event, SeatChanged):
                 for index, seat in enumerate(board.seats):
                     if seat.seat == event.seat:
-                        board.seats[index] = seat_after(seat, event)  # type: ignore[assignment]
+                        board.seats[index] = seat_after(seat, event)
                         seats_changed = True
             elif isinstance(event, ClusterChanged) and board.clusters is not None:
                 for index, cluster in enumerate(board.clusters):
