@@ -19,7 +19,7 @@ from labtui.course import load
 from labtui.lifecycle import DownOptions
 from labtui.sandbox import flavors
 from labtui.sandbox.runtime import ACCOUNT_ID
-from labtui.services import tags, teardown
+from labtui.services import retries, tags, teardown
 from labtui.services.keys import key_pair_name
 
 from .courses import write_course
@@ -141,7 +141,7 @@ def test_a_call_throttled_past_the_retries_is_reported_and_the_rest_still_goes(
     faults.on = False
 
     # tried a bounded number of times (the NAT step, the VPC's, the verification), named
-    assert faults.calls["DescribeNatGateways"] == 3 * teardown.RETRIES
+    assert faults.calls["DescribeNatGateways"] == 3 * retries.RETRIES
     assert any(f.startswith(f"{REGION} NAT gateways: RequestLimitExceeded")
                and "describe_nat_gateways" in f for f in report.failed)
     # and everything that does not need it went

@@ -114,3 +114,30 @@ def test_the_app_is_what_the_screens_ask_for() -> None:
                                  "ask_from_thread", "log_event", "load_view")
                if not callable(getattr(LabApp, name, None))]
     assert not missing
+
+
+def test_every_module_imports_on_its_own() -> None:
+    """No import cycle hides behind the order the app happens to import in: each module of
+    labtui is imported first, in a Python with no labtui module loaded (a bench or a script
+    importing labtui.services.machines alone once met machines → images → teardown →
+    bootevents → machines)."""
+    names = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts)
+                   for p in (ROOT / "labtui").rglob("*.py")
+                   if p.stem != "__main__" and "guest" not in p.parts
+                   and "data" not in p.parts)
+    names = [n.removesuffix(".__init__") for n in names]
+    code = ("import importlib, sys, traceback\n"
+            f"failed = []\n"
+            f"for name in {names!r}:\n"
+            "    for loaded in [m for m in sys.modules if m.split('.')[0] == 'labtui']:\n"
+            "        del sys.modules[loaded]\n"
+            "    try:\n"
+            "        importlib.import_module(name)\n"
+            "    except Exception as exc:\n"
+            "        failed.append(f'{name}: {type(exc).__name__}: {exc}')\n"
+            "print('\\n'.join(failed))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(names) > 60
+    assert done.stdout.strip() == "", done.stdout

@@ -23,7 +23,7 @@ from labtui.errors import InputError, LabError
 from labtui.events import EventSink, LogLine, NullSink, Progress
 from labtui.services import tags
 from labtui.services.aws import Aws, translate_errors
-from labtui.services.teardown import retrying
+from labtui.services.retries import retrying
 
 if TYPE_CHECKING:
     from labtui.course import Course

@@ -34,27 +34,18 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-import botocore.exceptions
-
 from labtui.errors import AwsError
 from labtui.events import EventSink, LogLine, NullSink, Problem, Progress, StepDone
 from labtui.policy import iam_path
 from labtui.services import bootevents, tags
-from labtui.services.aws import Aws, translate_errors
+from labtui.services.aws import Aws
 from labtui.services.keys import key_pair_name
+from labtui.services.retries import retrying
 
 LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
 CLUSTER_LIVE = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING"]
 RESULTS_TAG = "labtui:holds"   # "results" or "work": a bucket down keeps unless told twice
 SPOT_LIVE = ["open", "active", "disabled"]
-RETRIES = 6                    # tries of one call that AWS throttles (after botocore's own)
-# AWS answers these when it is busy, not when something is wrong: the call is tried again.
-TRANSIENT = frozenset({
-    "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException",
-    "RequestThrottled", "RequestThrottledException", "TooManyRequestsException", "SlowDown",
-    "EC2ThrottledException", "PriorRequestNotComplete", "InternalError", "InternalFailure",
-    "ServiceUnavailable", "Unavailable", "RequestTimeout", "RequestTimeoutException",
-})
 # The thing is gone already (a second run, or another laptop, got there first).
 GONE = frozenset({
     "InvalidGroup.NotFound", "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound",
@@ -68,32 +59,6 @@ GONE = frozenset({
 })
 IN_USE = frozenset({"DependencyViolation", "InvalidGroup.InUse", "ResourceInUse"})
 T = TypeVar("T")
-
-
-def transient(exc: AwsError) -> bool:
-    """Whether AWS refused the call for being busy (also inside a waiter), not for cause."""
-    if exc.code in TRANSIENT:
-        return True
-    original = exc.original
-    if isinstance(original, botocore.exceptions.WaiterError):
-        last = original.last_response or {}
-        return str((last.get("Error") or {}).get("Code", "")) in TRANSIENT
-    return False
-
-
-def retrying(what: str, call: Callable[[], T], sleep: Callable[[float], None] = time.sleep,
-             attempts: int = RETRIES) -> T:
-    """``call()`` under the error translation, tried again with backoff while AWS throttles
-    it; any other error, or the last throttle, is raised as AwsError."""
-    for attempt in range(attempts):
-        try:
-            with translate_errors(what):
-                return call()
-        except AwsError as exc:
-            if not transient(exc) or attempt == attempts - 1:
-                raise
-            sleep(min(2 ** attempt, 20))
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass
