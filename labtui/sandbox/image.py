@@ -6,14 +6,23 @@ everything that goes into it (suite, packages, sources, apt options, this file's
 number), and reused after. Each machine is an overlayfs layer over it, so the image itself is
 never written to. Debian stands in for every Debian-family AMI name (``ubuntu-*``,
 ``debian-12``); see :mod:`labtui.sandbox.flavors`.
+
+The certificate authorities the host trusts locally (a proxy of its own in front of the
+package mirrors) are trusted in the image too, when it is built: update-ca-certificates
+rebuilds the whole bundle and took a second of CPU, a third of each machine's first boot,
+when every machine ran it itself. A machine still runs it at boot when the host's CAs changed
+since its image was built (guest/init.py), and the image's key holds them, so the next build
+includes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -27,12 +36,13 @@ PACKAGES = (
     "openssh-server", "sudo", "python3", "python3-venv", "python3-pip", "cloud-init",
     "iproute2", "ca-certificates", "curl", "procps", "netbase", "less", "gnupg",
 )
-FORMAT = 1  # bump when the customize hooks below change
+FORMAT = 2  # bump when the customize hooks below change
 _APT_OPTION = re.compile(r"Acquire::(https?|ftp)::Proxy|Check-Valid-Until|Check-Date")
 # What a fresh image must not carry: host keys made by openssh-server's postinst (every
 # machine would share them) and a machine id.
 _CUSTOMIZE = ('rm -f "$1"/etc/ssh/ssh_host_*_key "$1"/etc/ssh/ssh_host_*_key.pub && '
               ': > "$1"/etc/machine-id')
+HOST_CAS = "usr/local/share/ca-certificates/labtui-host"   # in the image (guest/init.py too)
 
 Progress = Callable[[str], None]
 
@@ -63,6 +73,26 @@ def _host_sources() -> list[Path]:
     return found
 
 
+def host_ca_certs() -> dict[str, str]:
+    """The certificate authorities the host trusts locally (update-ca-certificates' folder):
+    where the host reaches its package mirrors through a proxy of its own, the machine must
+    trust it too. By file name (as the machine keeps them in ``HOST_CAS``)."""
+    folder = Path("/usr/local/share/ca-certificates")
+    found: dict[str, str] = {}
+    if folder.is_dir():
+        for path in sorted(folder.rglob("*.crt")):
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                found[path.name] = path.read_text()
+    return found
+
+
+def _trust_hook(folder: Path) -> str:
+    """The customize hook that trusts the CAs written to ``folder`` inside the image."""
+    return (f'mkdir -p "$1"/{HOST_CAS} && cp -p {shlex.quote(str(folder))}/*.crt '
+            f'"$1"/{HOST_CAS}/ && chmod 644 "$1"/{HOST_CAS}/*.crt && '
+            'chroot "$1" update-ca-certificates >/dev/null')
+
+
 def _host_apt_options() -> list[Path]:
     folder = Path("/etc/apt/apt.conf.d")
     if not folder.is_dir():
@@ -78,6 +108,7 @@ class BaseImage:
         self.root = root or cache_root()
         self.sources = _host_sources()
         self.apt_options = _host_apt_options()
+        self.ca_certs = host_ca_certs()
 
     @property
     def key(self) -> str:
@@ -86,6 +117,8 @@ class BaseImage:
             digest.update(part.encode() + b"\0")
         for path in self.sources + self.apt_options:
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        for name, text in sorted(self.ca_certs.items()):
+            digest.update(b"ca\0" + name.encode() + b"\0" + text.encode() + b"\0")
         return f"debian-{SUITE}-{digest.hexdigest()[:12]}"
 
     @property
@@ -118,6 +151,12 @@ class BaseImage:
         staging.mkdir(parents=True)
         command = [tool, "--variant=minbase", "--include=" + ",".join(PACKAGES),
                    "--customize-hook=" + _CUSTOMIZE]
+        if self.ca_certs:
+            cas = staging / "host-cas"
+            cas.mkdir()
+            for name, text in self.ca_certs.items():
+                (cas / name).write_text(text)
+            command.append("--customize-hook=" + _trust_hook(cas))
         command += [f"--aptopt={p}" for p in self.apt_options]
         command += [SUITE, str(staging / "rootfs")] + [str(p) for p in self.sources]
         progress(f"building the sandbox's base image (Debian {SUITE}, "
@@ -138,6 +177,7 @@ class BaseImage:
                                f"{proc.returncode}):\n" + "\n".join(tail)
                                + "\nFix: check that Debian's package mirror answers "
                                "(apt-get update), then try again")
+        shutil.rmtree(staging / "host-cas", ignore_errors=True)
         (staging / "ready").write_text(f"built in {time.monotonic() - started:.1f} s\n")
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)

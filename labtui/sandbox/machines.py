@@ -42,7 +42,7 @@ from typing import Any
 
 from labtui.sandbox import flavors, images
 from labtui.sandbox.container import Container, runtime_problem
-from labtui.sandbox.image import BaseImage
+from labtui.sandbox.image import BaseImage, host_ca_certs
 from labtui.sandbox.imds import MetadataServer, role_credentials
 from labtui.state import append_private, write_private
 
@@ -515,19 +515,6 @@ class MachineManager:
             return
         write_private(self.hosts_file, json.dumps(data, indent=1, sort_keys=True))
         self._written = data
-
-
-def host_ca_certs() -> dict[str, str]:
-    """The certificate authorities the host trusts locally (update-ca-certificates' folder):
-    where the host reaches its package mirrors through a proxy of its own, the machine must
-    trust it too."""
-    folder = Path("/usr/local/share/ca-certificates")
-    found: dict[str, str] = {}
-    if folder.is_dir():
-        for path in sorted(folder.rglob("*.crt")):
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                found[path.name] = path.read_text()
-    return found
 
 
 def host_pip_conf() -> str | None:

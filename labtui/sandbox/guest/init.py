@@ -92,8 +92,9 @@ def write_sshd_address(boot):
 
 
 def trust_host_cas(certs):
-    """The CAs the host trusts for its package mirrors, trusted here too (only when they
-    changed since the last boot: update-ca-certificates takes a moment)."""
+    """The CAs the host trusts for its package mirrors, trusted here too: the base image was
+    built trusting them (image.py), so this runs update-ca-certificates (a second of CPU)
+    only when they changed since the image was built or since the last boot."""
     folder = "/usr/local/share/ca-certificates/labtui-host"
     have = {}
     if os.path.isdir(folder):
