@@ -132,6 +132,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
         else:
             print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise  # the reader went away: main() ends quietly
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in a file
+        report_crash(exc, args)
+        return EXIT_PARTIAL
     finally:
         if plain:
             sys.stdout.flush()
@@ -156,6 +161,29 @@ def report_error(exc: LabError, as_json: bool) -> None:
         emit_json({"type": "error", "message": str(exc)})
     else:
         print(f"error: {exc}", file=sys.stderr)
+
+
+def report_crash(exc: Exception, args: argparse.Namespace) -> None:
+    """An error no part of labtui expected (a bug): never a traceback on the terminal. The
+    traceback goes to a private file in the state folder; the terminal gets one line."""
+    import time
+    import traceback
+
+    from labtui.state import default_state_dir, write_private
+
+    folder = Path(getattr(args, "state_dir", None) or default_state_dir())
+    text = "".join(traceback.format_exception(exc))
+    where = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    try:
+        write_private(where, f"labtui {' '.join(sys.argv[1:2])}\n{text}")
+        details = f"the details are in {where}"
+    except OSError:
+        details = "the details could not be written"
+    summary = " ".join(str(exc).split())[:200]
+    message = (f"labtui met an unexpected {type(exc).__name__}: {summary} ({details}). "
+               "What was done so far stands: run the command again to go on, and report "
+               "the file if it happens again")
+    report_error(LabError(message), getattr(args, "json", False))
 
 
 def load_course(args: argparse.Namespace):

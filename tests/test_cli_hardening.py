@@ -325,3 +325,28 @@ def test_ctrl_c_during_setup_stops_it_and_names_the_seats_left(ctx, tmp_path: Pa
         assert on_seat(ctx, course, seat, "touch ~/.quick")[0] == 0
     again = lifecycle.setup(ctx, course, wait=20)
     assert sorted(o.key for o in again if o.ok) == ["s01", "s02", "s03"]
+
+
+def test_an_unexpected_error_is_one_line_and_a_private_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A bug (an exception no part of labtui expected) never prints a traceback: one line
+    naming it and the file that holds the traceback (0600, in the state folder), exit 1."""
+    from labtui import cli
+
+    def broken(_args):
+        raise RuntimeError("generator already executing")
+
+    monkeypatch.setattr(cli, "load_course", broken)
+    state = tmp_path / "state"
+    code = cli.main(["validate", str(SAMPLE), "--state-dir", str(state)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert_quiet(err)
+    [line] = [line for line in err.splitlines() if line.strip()]
+    assert line.startswith("error: labtui met an unexpected RuntimeError: generator already "
+                           "executing (the details are in ")
+    [crash] = list(state.glob("crash-*.txt"))
+    assert str(crash) in line
+    assert crash.stat().st_mode & 0o777 == 0o600
+    text = crash.read_text()
+    assert "Traceback (most recent call last)" in text and "in broken" in text

@@ -379,3 +379,110 @@ def test_a_seat_moving_where_the_courses_ami_id_does_not_exist_is_named(ctx, tmp
     result = lifecycle.up(ctx, load(path), skip_setup=True)  # no error: s01 runs
     assert [m.seat for m in result.launched] == ["s01"]
     assert "image ami-0a11ab5a4d0e0d012 does not exist in eu-west-1" in result.failed["s02"]
+
+
+def test_the_sandbox_takes_many_launches_at_once_in_one_subnet() -> None:
+    """moto hands a subnet's addresses out from one generator; two launches at one moment
+    once met "generator already executing" (an HTTP 500 page for a seat of a 40-seat up).
+    The sandbox runs moto's launches one at a time per region. Driven on moto's backend in
+    an account of its own (the sandbox's machines only follow the sandbox's account), with
+    thread switches made as frequent as they go so the race shows when the lock is gone."""
+    import sys
+
+    from moto.ec2.models import ec2_backends
+
+    from labtui.sandbox import idempotency
+
+    idempotency.install()
+    backend = ec2_backends["999900001111"]["us-east-1"]
+    vpc = backend.create_vpc("10.9.0.0/16")
+    subnet = backend.create_subnet(vpc.id, "10.9.0.0/20", availability_zone="us-east-1a")
+    image = next(iter(backend.amis))
+    errors: list[str] = []
+    made: list[str] = []
+    start = threading.Barrier(40)
+
+    def launch() -> None:
+        start.wait()
+        try:
+            for _ in range(5):
+                reservation = backend.run_instances(
+                    image, 1, None, [], subnet_id=subnet.id, instance_type="t3.small",
+                    is_instance_type_default=False, tags={}, placement=None)
+                made.extend(i.id for i in reservation.instances)
+        except Exception as exc:  # noqa: BLE001 - the test reports what moto raised
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=launch) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        sys.setswitchinterval(before)
+    assert errors == []
+    assert len(set(made)) == 200
+    addresses = [backend.get_instance(i).private_ip for i in made]
+    assert len(set(addresses)) == 200
+
+
+class _Page:
+    """The body of an answer that is not an AWS reply (an overloaded endpoint's page)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_kwargs):
+        yield self.body
+
+
+def test_a_launch_answered_by_an_error_page_is_asked_again(
+        ctx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """RunInstances answered with a 500 HTML page (what moto gave a 40-seat up) is a busy
+    EC2: the seat is asked again under its client token and launches; nothing else stops,
+    and no traceback reaches the instructor."""
+    from botocore.awsrequest import AWSResponse
+
+    monkeypatch.setattr(machines.time, "sleep", lambda _s: None)
+    course = load(course_file(tmp_path, students=3))
+    lock = threading.Lock()
+    pages = {"left": 4, "sent": 0}
+
+    def page(request, **_kwargs):
+        with lock:
+            if pages["left"] <= 0:
+                return None
+            pages["left"] -= 1
+            pages["sent"] += 1
+        return AWSResponse(request.url, 500, {"Content-Type": "text/html"}, _Page(
+            b"<!doctype html>\n<title>500 Internal Server Error</title>\n<h1>Internal "
+            b"Server Error</h1>\n"))
+
+    events = ctx.aws.client("ec2", "us-east-1").meta.events
+    events.register("before-send.ec2.RunInstances", page)
+    try:
+        result = lifecycle.up(ctx, course, skip_setup=True)
+    finally:
+        events.unregister("before-send.ec2.RunInstances", page)
+    assert pages["sent"] == 4
+    assert sorted(m.seat for m in result.launched) == ["s01", "s02", "s03"]
+    assert len(live_instances(ctx)) == 3
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_answer_that_is_not_an_aws_reply_is_an_aws_error() -> None:
+    from botocore.parsers import ResponseParserError
+
+    from labtui.errors import AwsError
+    from labtui.services.aws import translate_errors
+    from labtui.services.retries import transient
+
+    with pytest.raises(AwsError) as caught:
+        with translate_errors("ec2.RunInstances in us-east-1"):
+            raise ResponseParserError("Unable to parse response: b'<!doctype html>...'")
+    assert transient(caught.value)
+    assert "<!doctype" not in str(caught.value)
+    assert str(caught.value).startswith("ec2.RunInstances in us-east-1: ")

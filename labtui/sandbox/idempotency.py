@@ -12,6 +12,12 @@ fingerprinted (every parameter but ClientToken and DryRun) and looked up in a bo
 that region's EC2 backend (so moto's reset forgets it with everything else). Requests with
 one token are serialized by a per-token lock, so two concurrent calls never both create.
 Failed calls (errors, DryRun) record nothing, as on AWS.
+
+moto's own RunInstances is not safe to run twice at once: a subnet hands out its addresses
+from one generator, and two launches in one subnet at the same moment met "generator already
+executing" (an HTTP 500 with an HTML page; seen with 40 seats launched at once). moto's
+backend ``run_instances`` (RunInstances, and the sandbox's EMR nodes) therefore runs under
+its region's lock; AWS itself takes concurrent launches.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ _PENDING_STATE = "RunInstances.Reservation.Instances.Instance.State"
 _patch_lock = threading.Lock()
 _token_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _token_locks_guard = threading.Lock()
+_region_locks: dict[tuple[str, str], threading.RLock] = {}
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,31 @@ def _lock_for(key: tuple[str, str, str]) -> threading.Lock:
         return lock
 
 
+def _region_lock(account: str, region: str) -> threading.RLock:
+    with _token_locks_guard:
+        lock = _region_locks.get((account, region))
+        if lock is None:
+            lock = _region_locks[(account, region)] = threading.RLock()
+        return lock
+
+
+def _serialize_launches() -> None:
+    """moto's backend run_instances, one at a time per account and region."""
+    from moto.ec2.models.instances import InstanceBackend
+
+    original = InstanceBackend.run_instances
+    if getattr(original, "_labtui_serialized", False):
+        return
+
+    def run_instances(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _region_lock(str(self.account_id), str(self.region_name)):
+            return original(self, *args, **kwargs)
+
+    run_instances.__doc__ = original.__doc__
+    run_instances._labtui_serialized = True  # type: ignore[attr-defined]
+    InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Make moto's RunInstances honour ClientToken (idempotent: once per process)."""
     from moto.core.responses import ActionResult
@@ -56,6 +88,7 @@ def install() -> None:
     from moto.ec2.responses.instances import InstanceResponse
 
     with _patch_lock:
+        _serialize_launches()
         if getattr(InstanceResponse, "_labtui_client_tokens", False):
             return
         original = InstanceResponse.run_instances

@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+import botocore.parsers
 from botocore.config import Config
 
 from labtui.errors import AwsError
@@ -153,6 +154,13 @@ class translate_errors:
                 f"{self.doing}: no AWS credentials found. Fix: configure a profile "
                 "(`aws configure`) and name it in [aws] profile, or run with --sandbox.",
                 operation=self.doing, original=exc) from exc
+        if isinstance(exc, botocore.parsers.ResponseParserError):
+            # an answer that is not AWS's (an overloaded endpoint's HTML error page): a busy
+            # service, tried again like a throttle (retries.transient), never printed raw
+            raise AwsError(f"{self.doing}: the service's answer was not an AWS reply (an "
+                           "internal error or an overloaded endpoint); try again",
+                           operation=self.doing, code="InternalFailure",
+                           original=exc) from exc
         if isinstance(exc, botocore.exceptions.BotoCoreError):
             raise AwsError(f"{self.doing}: {exc}", operation=self.doing,
                            original=exc) from exc

@@ -52,7 +52,7 @@ from labtui.course import Course
 from labtui.errors import AwsError, InputError
 from labtui.events import EventSink, LogLine, NullSink, Problem, Progress, SeatChanged
 from labtui.policy import profile_name
-from labtui.services import cloudinit, images, quotas, tags
+from labtui.services import cloudinit, images, quotas, retries, tags
 from labtui.services.aws import Aws, translate_errors
 from labtui.services.hostkeys import HostKey
 from labtui.services.instance_types import vcpus
@@ -72,7 +72,7 @@ QUOTA_ERRORS = frozenset({
 CAPACITY_ERRORS = ZONE_ERRORS | QUOTA_ERRORS
 GONE_STATES = ("shutting-down", "terminated")
 LAUNCH_CONCURRENCY = 16   # run_instances calls in flight at once
-PROFILE_ATTEMPTS = 6      # RunInstances asked again while a new instance profile propagates
+PROFILE_ATTEMPTS = 6      # RunInstances asked again while a new profile propagates or EC2 is busy
 MAX_TOKENS = 8            # fresh ClientTokens tried for one seat before giving up
 
 # Public SSM parameters naming the current image in every region; {arch} is the
@@ -570,7 +570,9 @@ class _Launch:
 
     def _run(self, ec2: Any, token: str, spec: dict[str, Any], doing: str) -> dict[str, Any]:
         """RunInstances; a new instance profile takes EC2 some seconds to know (IAM is
-        eventually consistent): "Invalid IAM Instance Profile" is asked again a few times."""
+        eventually consistent): "Invalid IAM Instance Profile" is asked again a few times.
+        A busy EC2 (a throttle, a 5xx, an answer that is not a reply) is asked again too,
+        with the same client token: EC2 makes the seat's instance at most once."""
         attempt = 0
         while True:
             try:
@@ -578,8 +580,8 @@ class _Launch:
                     return ec2.run_instances(ClientToken=token, **spec)["Instances"][0]
             except AwsError as exc:
                 attempt += 1
-                if (exc.code != "InvalidParameterValue" or "Instance Profile" not in str(exc)
-                        or attempt >= PROFILE_ATTEMPTS):
+                profile = exc.code == "InvalidParameterValue" and "Instance Profile" in str(exc)
+                if not (profile or retries.transient(exc)) or attempt >= PROFILE_ATTEMPTS:
                     raise
                 time.sleep(min(2 ** attempt, 10))
 
