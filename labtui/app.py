@@ -37,6 +37,8 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.events import Event as TextualEvent
+from textual.events import Key
 from textual.screen import Screen
 from textual.widgets import TabbedContent
 from textual.worker import NoActiveWorker, Worker, WorkerState, get_current_worker
@@ -46,6 +48,7 @@ from labtui.context import Context, open_context
 from labtui.course import Course
 from labtui.errors import LabError
 from labtui.events import CallbackSink, Event, LogLine
+from labtui.idlegc import IdleCollector
 from labtui.screens.base import View
 from labtui.screens.batch import JobLogScreen
 from labtui.screens.cluster import ClusterScreen
@@ -99,6 +102,7 @@ class LabApp(App[int]):
         self._flush_posted = False
         self._flush_timer = False
         self._last_flush = 0.0
+        self.collector = IdleCollector()   # full collections when idle (labtui/idlegc.py)
         self.course = course
         self.sandbox = sandbox
         self.profile = profile
@@ -133,10 +137,17 @@ class LabApp(App[int]):
         # sandbox's emulator) lives as long as the app. Frozen, a full collection no longer
         # walks it: under a flood of events it held the event loop ~80 ms every few seconds.
         gc.freeze()
+        self.collector.start()
+        self.set_interval(0.25, self.collector.tick, name="full collections when idle")
         for view in self.main.views:
             view.waiting(self.where_wanted)
         self.log_event(LogLine(f"connecting to {self.where_wanted}…"))
         self.connect()
+
+    async def on_event(self, event: TextualEvent) -> None:
+        if isinstance(event, Key):
+            self.collector.busy()   # no full collection right behind a key
+        await super().on_event(event)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group=CONTEXT_GROUP,
           description="connecting")
@@ -184,6 +195,7 @@ class LabApp(App[int]):
 
     def on_unmount(self) -> None:
         self.close_context()
+        self.collector.stop()
         gc.unfreeze()  # collectable again (a process may run several apps: the tests do)
 
     # -- loading views ------------------------------------------------------------------------
@@ -403,6 +415,7 @@ class LabApp(App[int]):
                 self.set_timer(wait, self._flush_later)
             return
         self._last_flush = time.monotonic()
+        self.collector.busy()
         with self._events_lock:
             events, self._events = self._events, []
             self._flush_posted = False

@@ -108,6 +108,7 @@ class DashboardView(View):
         self.board: Dashboard | None = None
         self.lines: dict[str, Line] = {}
         self.progress: dict[str, Progress] = {}
+        self._stale = False   # events moved the look while the dashboard was not on screen
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -159,9 +160,13 @@ class DashboardView(View):
 
     def apply_events(self, events: Iterable[Event]) -> None:
         """The work's events between looks: seats and clusters move in the counts, the
-        progress bar follows the newest counted work."""
+        progress bar follows the newest counted work. While another view is shown only the
+        copy moves; the widgets catch up when the dashboard is shown again (a hidden
+        widget's update still lays the whole screen out anew, each batch of events)."""
         board = self.board
         seats_changed = clusters_changed = progress_changed = False
+        seat_at = ({seat.seat: index for index, seat in enumerate(board.seats)}
+                   if board is not None else {})
         for event in events:
             if isinstance(event, Progress):
                 self.progress[event.task] = event
@@ -169,19 +174,30 @@ class DashboardView(View):
             elif board is None or event.at < board.at:
                 continue  # the last look already holds it
             elif isinstance(event, SeatChanged):
-                for index, seat in enumerate(board.seats):
-                    if seat.seat == event.seat:
-                        board.seats[index] = seat_after(seat, event)
-                        seats_changed = True
+                index = seat_at.get(event.seat)
+                if index is not None:
+                    board.seats[index] = seat_after(board.seats[index], event)
+                    seats_changed = True
             elif isinstance(event, ClusterChanged) and board.clusters is not None:
                 for index, cluster in enumerate(board.clusters):
                     if cluster.key == event.key:
                         board.clusters[index] = replace(cluster, state=event.state,
                                                         cluster_id=event.cluster_id)
                         clusters_changed = True
+        if not (seats_changed or clusters_changed or progress_changed):
+            return
+        if not self.is_on_screen:
+            self._stale = True
+            return
         if seats_changed or clusters_changed:
             self._show_lines()
         if progress_changed:
+            self._show_progress()
+
+    def on_show(self) -> None:
+        if self._stale:
+            self._stale = False
+            self._show_lines()
             self._show_progress()
 
     def _cells(self, line: Line) -> dict[str, str]:
