@@ -141,12 +141,17 @@ class Frames:
 
     def __init__(self, app: LabApp) -> None:
         self.times: list[float] = []
+        self.watched: Callable[[], bool] | None = None
+        self.shown_at: float | None = None   # the first frame drawn with the effect in it
         original = app._display
 
         def display(screen, renderable):  # noqa: ANN001, ANN202
+            effect = self.watched is not None and self.shown_at is None and self.watched()
             original(screen, renderable)
             if renderable is not None:
                 self.times.append(time.perf_counter())
+                if effect:  # the widgets held the effect when this frame was drawn
+                    self.shown_at = self.times[-1]
 
         app._display = display  # type: ignore[method-assign]
 
@@ -156,19 +161,24 @@ class Frames:
 
 async def timed_key(app: LabApp, frames: Frames, key: str, done: Callable[[], bool],
                     timeout: float = 5.0) -> float:
-    """Send ``key``; return seconds until ``done()`` holds and a frame came after that."""
+    """Send ``key``; return seconds until the first frame drawn while ``done()`` held (the
+    check runs as each frame is drawn: a frame drawn from widgets that hold the key's effect
+    shows it). Polling ``done()`` from this coroutine instead noticed an effect only when
+    the event loop came back to it, often after the frame that showed it, and then waited
+    for the next frame: up to a frame and a batch of events too much."""
     char = key if len(key) == 1 else (" " if key == "space" else None)
+    frames.watched, frames.shown_at = done, None
     start = time.perf_counter()
     assert app._driver is not None
-    app._driver.send_message(events.Key(key, char))
-    effect_at = None
-    while time.perf_counter() - start < timeout:
-        if effect_at is None and done():
-            effect_at = time.perf_counter()
-        if effect_at is not None and frames.after(effect_at):
-            return frames.times[-1] - start
-        await asyncio.sleep(0.0005)
-    return float("nan")
+    try:
+        app._driver.send_message(events.Key(key, char))
+        while time.perf_counter() - start < timeout:
+            if frames.shown_at is not None:
+                return frames.shown_at - start
+            await asyncio.sleep(0.0005)
+        return float("nan")
+    finally:
+        frames.watched = None
 
 
 def summary(name: str, samples: list[float]) -> str:
