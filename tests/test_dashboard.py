@@ -171,7 +171,13 @@ async def test_the_dashboard_counts_what_status_says(ctx, sandbox_state, tmp_pat
         machines = app.main.query_one("#machines-table")
         assert machines.get_cell("s03", "error") == ("idle since 09:05 UTC, warned: stopped "
                                                      "at the next tick unless used")
+        # Events while another view is shown move only the dashboard's copy (drawing a
+        # hidden widget laid the whole screen out anew); it draws them when shown again.
+        app.ctx.sink.emit(SeatChanged("s02", "setup"))
+        await settle(pilot, app)
+        assert view._stale and view.lines["failures"].text.startswith("1: s02")
         await press(pilot, app, "0")
+        assert not view._stale and view.lines["failures"].text == "none"
         rows.move_cursor(row=list(view.lines).index("schedule"))
         await press(pilot, app, "enter")
         assert isinstance(app.screen, ScheduleScreen)
