@@ -155,9 +155,6 @@ class Frames:
 
         app._display = display  # type: ignore[method-assign]
 
-    def after(self, moment: float) -> bool:
-        return bool(self.times) and self.times[-1] > moment
-
 
 async def timed_key(app: LabApp, frames: Frames, key: str, done: Callable[[], bool],
                     timeout: float = 5.0) -> float:

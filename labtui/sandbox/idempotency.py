@@ -31,9 +31,9 @@ _BOOK_ATTR = "_labtui_client_tokens"
 _IGNORED = frozenset({"ClientToken", "DryRun"})
 _PENDING_STATE = "RunInstances.Reservation.Instances.Instance.State"
 _patch_lock = threading.Lock()
-_token_locks: dict[tuple[str, str, str], threading.Lock] = {}
+_token_locks: dict[tuple[str, ...], threading.Lock] = {}
 _token_locks_guard = threading.Lock()
-_region_locks: dict[tuple[str, str], threading.RLock] = {}
+_region_locks: dict[tuple[str, ...], threading.Lock] = {}
 
 
 @dataclass(frozen=True)
@@ -48,19 +48,13 @@ def fingerprint(params: dict[str, Any]) -> str:
     return json.dumps(kept, sort_keys=True, default=str, separators=(",", ":"))
 
 
-def _lock_for(key: tuple[str, str, str]) -> threading.Lock:
+def _lock_for(key: tuple[str, ...],
+              table: dict[tuple[str, ...], threading.Lock] = _token_locks) -> threading.Lock:
+    """The lock of ``key`` in ``table`` (a token's, or a region's launches), made once."""
     with _token_locks_guard:
-        lock = _token_locks.get(key)
+        lock = table.get(key)
         if lock is None:
-            lock = _token_locks[key] = threading.Lock()
-        return lock
-
-
-def _region_lock(account: str, region: str) -> threading.RLock:
-    with _token_locks_guard:
-        lock = _region_locks.get((account, region))
-        if lock is None:
-            lock = _region_locks[(account, region)] = threading.RLock()
+            lock = table[key] = threading.Lock()
         return lock
 
 
@@ -73,7 +67,7 @@ def _serialize_launches() -> None:
         return
 
     def run_instances(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with _region_lock(str(self.account_id), str(self.region_name)):
+        with _lock_for((str(self.account_id), str(self.region_name)), _region_locks):
             return original(self, *args, **kwargs)
 
     run_instances.__doc__ = original.__doc__
