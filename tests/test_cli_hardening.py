@@ -299,6 +299,10 @@ def test_ctrl_c_during_setup_stops_it_and_names_the_seats_left(ctx, tmp_path: Pa
         for line in proc.stdout:  # wait until s01's setup command runs, as a user would
             if "== setup 1/1" in line:
                 break
+        # ... and is running on the machine: closing the connection alone would leave it
+        running = eventually(lambda: on_seat(ctx, course, "s01", "pgrep -xc sleep || true")[1],
+                             lambda count: count.strip() == "1", timeout=20)
+        assert running.strip() == "1", "the step never ran"
         proc.send_signal(signal.SIGINT)
         asked = time.monotonic()
         code = proc.wait(timeout=30)
@@ -319,7 +323,7 @@ def test_ctrl_c_during_setup_stops_it_and_names_the_seats_left(ctx, tmp_path: Pa
     assert (seats["s01"].setup, seats["s01"].error) == ("pending", "interrupted")
     # the step was ended on the machine too, and the rerun converges
     left = eventually(lambda: on_seat(ctx, course, "s01", "pgrep -xc sleep || true")[1],
-                      lambda count: count.strip() in ("", "0"), timeout=20)
+                      lambda count: count.strip() in ("", "0"), timeout=5)
     assert left.strip() in ("", "0"), f"{left} sleep(s) still run on s01"
     for seat in ("s01", "s02", "s03"):
         assert on_seat(ctx, course, seat, "touch ~/.quick")[0] == 0

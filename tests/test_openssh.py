@@ -174,3 +174,46 @@ ssh_cidr = "198.51.100.0/24"
     assert (home / "steps.log").read_text() == "first\nsecond\nthird\n"
     log = (state.logs / "s01.log").read_text()
     assert "(already done)" in log and "setup done" in log
+
+
+def _alive(pid: int) -> bool:
+    import os
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for every purpose here
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ")[-1][:1] != "Z"
+
+
+def _started(folder: Path, names: tuple[str, ...], timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while not all((folder / n).exists() and (folder / n).read_text().strip() for n in names):
+        assert time.monotonic() < deadline, "the command did not start"
+        time.sleep(0.02)
+    return [int((folder / n).read_text()) for n in names]
+
+
+# A step as setup runs one: a shell whose child runs on (a subshell, then `sleep`).
+LONG_STEP = "echo $$ > {d}/shell; (sleep 300 & echo $! > {d}/child; wait); echo never"
+
+
+def test_closing_a_connection_alone_leaves_its_command_running(sshd, tmp_path: Path) -> None:
+    """Why ssh.end_commands exists: without a terminal, OpenSSH leaves a command running when
+    its client closes the connection (tests/test_ending.py ends them on a real machine)."""
+    client = ssh.connect(target(sshd))
+    chan = client.get_transport().open_session()
+    chan.exec_command(LONG_STEP.format(d=tmp_path))
+    shell, child = _started(tmp_path, ("shell", "child"))
+    client.close()
+    time.sleep(0.5)
+    try:
+        assert _alive(shell) and _alive(child)
+    finally:
+        import os
+        import signal
+        for pid in (child, shell):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+

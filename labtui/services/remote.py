@@ -41,11 +41,13 @@ class Remote:
         return self._stopped.is_set()
 
     def stop(self) -> None:
-        """Ctrl-C: no new connection from now on, and every open one is closed, which ends
-        the command each was running (the fan-out's workers then finish at once)."""
+        """Ctrl-C: no new connection or command from now on; the commands running are ended
+        on their machines (:func:`ssh.end_commands`) and every connection is closed (the
+        fan-out's workers then finish at once)."""
         self._stopped.set()
         with self._lock:
             clients = list(self._open)
+        ssh.end_commands(clients)
         for client in clients:
             client.close()
 

@@ -22,11 +22,15 @@ import logging
 import os
 import posixpath
 import socket
+import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import paramiko
+from paramiko.common import cMSG_CHANNEL_REQUEST
+from paramiko.message import Message
 
 from labtui.errors import LabError
 
@@ -221,14 +225,15 @@ def run(client: paramiko.SSHClient, command: str, *, on_line: LineCallback | Non
     each line as it arrives; return the exit status (-1 if the server sent none).
 
     stdin gets ``stdin`` (if any) and then EOF, so commands reading stdin never hang.
-    ``timeout`` bounds the whole command (SshError after it; the channel is closed, which
-    makes the server kill the process).
+    ``timeout`` bounds the whole command (SshError after it; the command is ended on the
+    machine: closing the channel alone would leave it running).
     """
     transport = client.get_transport()
     if transport is None or not transport.is_active():
         raise SshError("the SSH connection is closed; connect again")
     deadline = None if timeout is None else time.monotonic() + timeout
-    chan = _start(transport, command, timeout, get_pty)
+    running = _running(transport)
+    chan = _start(transport, command, timeout, get_pty, running)
     try:
         if stdin is not None:
             chan.sendall(stdin.encode() if isinstance(stdin, str) else stdin)
@@ -262,7 +267,7 @@ def run(client: paramiko.SSHClient, command: str, *, on_line: LineCallback | Non
             if chan.closed and not got:
                 break
             if deadline is not None and time.monotonic() > deadline:
-                raise SshError(f"command timed out after {timeout:g} s")
+                raise _timed_out(chan, timeout)
             if not got:
                 wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline -
                                                                  time.monotonic()))
@@ -272,7 +277,7 @@ def run(client: paramiko.SSHClient, command: str, *, on_line: LineCallback | Non
         emit("stderr", b"", final=True)
         while not chan.exit_status_ready():
             if deadline is not None and time.monotonic() > deadline:
-                raise SshError(f"command timed out after {timeout:g} s")
+                raise _timed_out(chan, timeout)
             if chan.closed and not chan.exit_status_ready():
                 break
             chan.status_event.wait(0.2)
@@ -280,11 +285,17 @@ def run(client: paramiko.SSHClient, command: str, *, on_line: LineCallback | Non
     except (OSError, EOFError, paramiko.SSHException) as e:
         raise SshError(f"the SSH connection broke while the command ran: {e}") from None
     finally:
+        running.channels.discard(chan)
         chan.close()
 
 
+def _timed_out(chan: paramiko.Channel, timeout: float | None) -> SshError:
+    _end([chan], grace=1.0)
+    return SshError(f"command timed out after {timeout:g} s")
+
+
 def _start(transport: paramiko.Transport, command: str, timeout: float | None,
-           get_pty: bool, attempts: int = 2) -> paramiko.Channel:
+           get_pty: bool, running: _Running, attempts: int = 2) -> paramiko.Channel:
     """Open a session and start ``command``. A server that refuses the exec request (or
     closes the channel before answering it) has not started the command, so asking once
     more on a new channel is safe; seen rarely with many connections setting up at once."""
@@ -293,13 +304,94 @@ def _start(transport: paramiko.Transport, command: str, timeout: float | None,
             chan = transport.open_session(timeout=timeout or 30.0)
             if get_pty:
                 chan.get_pty()
-            chan.exec_command(command)
+            # The exec request and the record of it together: a command is either refused
+            # here or known to end_commands, never started behind its back.
+            with running.lock:
+                if running.ended:
+                    chan.close()
+                    raise SshError("interrupted: no new command is started")
+                chan.exec_command(command)
+                running.channels.add(chan)
             return chan
         except (paramiko.SSHException, EOFError, OSError) as e:
             refused = "Channel closed" in str(e) and transport.is_active()
             if not refused or attempt == attempts - 1:
                 raise SshError(f"could not start the command: {e}") from None
     raise AssertionError("unreachable")
+
+
+# -- ending the commands a connection runs (Ctrl-C) ----------------------------------------
+#
+# Closing a connection does not end what it runs: without a terminal, OpenSSH leaves the
+# command running when its client goes (measured: a `sleep 60` outlives the close). The
+# SSH "signal" request (RFC 4254 6.9) does: OpenSSH (7.8 and later) answers it with
+# killpg() on the session's process group, which sshd made for the command (setsid), so
+# the step's children end with it.
+
+@dataclass
+class _Running:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    channels: set[paramiko.Channel] = field(default_factory=set)
+    ended: bool = False
+
+
+_RUNNING: weakref.WeakKeyDictionary[paramiko.Transport, _Running] = \
+    weakref.WeakKeyDictionary()
+_RUNNING_LOCK = threading.Lock()
+
+
+def _running(transport: paramiko.Transport) -> _Running:
+    with _RUNNING_LOCK:
+        running = _RUNNING.get(transport)
+        if running is None:
+            running = _RUNNING[transport] = _Running()
+        return running
+
+
+def _signal(chan: paramiko.Channel, name: str) -> None:
+    m = Message()
+    m.add_byte(cMSG_CHANNEL_REQUEST)
+    m.add_int(chan.remote_chanid)
+    m.add_string("signal")
+    m.add_boolean(False)
+    m.add_string(name)
+    try:
+        chan.transport._send_user_message(m)  # as paramiko's own requests are sent
+    except (OSError, EOFError, paramiko.SSHException):
+        pass  # the connection is gone already; closing it is all that is left
+
+
+def end_commands(clients: Iterable[paramiko.SSHClient], grace: float = 0.8) -> int:
+    """End every command these connections run, and start no new one on them: TERM to each
+    command's process group, KILL after ``grace`` seconds to those still running. Returns
+    how many were running. The connections stay open (close them after)."""
+    chans: list[paramiko.Channel] = []
+    for client in clients:
+        transport = client.get_transport()
+        if transport is None:
+            continue
+        running = _running(transport)
+        got = running.lock.acquire(timeout=grace)  # a command being started: its reply
+        try:
+            running.ended = True
+            chans.extend(c for c in list(running.channels) if not c.closed)
+        finally:
+            if got:
+                running.lock.release()
+    _end(chans, grace)
+    return len(chans)
+
+
+def _end(chans: list[paramiko.Channel], grace: float) -> None:
+    """TERM to the commands, then KILL to those that did not exit within ``grace``."""
+    for chan in chans:
+        _signal(chan, "TERM")
+    deadline = time.monotonic() + grace
+    for chan in chans:
+        chan.status_event.wait(max(0.0, deadline - time.monotonic()))
+    for chan in chans:
+        if not chan.exit_status_ready():
+            _signal(chan, "KILL")
 
 
 def put(client: paramiko.SSHClient, source: str | os.PathLike[str] | bytes, remote_path: str,
