@@ -67,7 +67,7 @@ LOAD_GROUP = "load:"
 JOB_GROUP = "job"          # jobs that change AWS: one at a time
 REFRESH_EVERY = 5.0        # seconds between quiet refreshes of the machines
 FLUSH_EVERY = 0.1          # seconds: events reach the widgets in batches, at most 10/s
-LOG_BATCH = 100            # at most this many lines per batch reach the log pane
+LOG_BATCH = 40             # at most this many lines per batch reach the log pane
 
 
 def describe_error(error: BaseException | None) -> str:
@@ -103,6 +103,7 @@ class LabApp(App[int]):
         self._flush_timer = False
         self._last_flush = 0.0
         self.collector = IdleCollector()   # full collections when idle (labtui/idlegc.py)
+        self.last_key_at = 0.0             # monotonic time of the last key (screens/footer.py)
         self.course = course
         self.sandbox = sandbox
         self.profile = profile
@@ -147,6 +148,7 @@ class LabApp(App[int]):
     async def on_event(self, event: TextualEvent) -> None:
         if isinstance(event, Key):
             self.collector.busy()   # no full collection right behind a key
+            self.last_key_at = time.monotonic()   # the footer waits for the keyboard to rest
         await super().on_event(event)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group=CONTEXT_GROUP,

@@ -33,13 +33,14 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import NoActiveWorker, get_current_worker
 
 from labtui import clusterops, lifecycle
 from labtui.course import Clusters, Course, EmrConfiguration
 from labtui.events import ClusterChanged, Event
 from labtui.screens.confirm import ConfirmModal, PromptModal
+from labtui.screens.footer import KeyFooter
 from labtui.screens.host import Lab
 from labtui.screens.jobs import Job, count, names, one_line
 from labtui.screens.messages import ClusterLoaded, ClustersLoaded, StepCause
@@ -388,7 +389,7 @@ class ClusterScreen(Screen[None]):
         yield steps
         with VerticalScroll(id="cluster-cause-box"):
             yield Static("", id="cluster-cause", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = self.app.title
@@ -401,7 +402,7 @@ class ClusterScreen(Screen[None]):
             self.set_interval(every, self.reload_quietly, name="reload cluster")
 
     def on_resize(self, event: events.Resize) -> None:
-        self.query_one(Footer).compact = event.size.width < 100
+        self.query_one(KeyFooter).compact = event.size.width < 100
 
     # -- loading --------------------------------------------------------------------------------
 

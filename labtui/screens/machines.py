@@ -26,6 +26,7 @@ widget.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,8 +39,6 @@ from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.binding import Binding
-from textual.geometry import Size
-from textual.reactive import Reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 from textual.worker import Worker, WorkerState
@@ -65,6 +64,7 @@ from labtui.screens.jobs import (
 )
 from labtui.screens.messages import NotebooksLoaded, SeatsLoaded
 from labtui.screens.rowtable import REGION, Fit, RowTable, short_id
+from labtui.screens.steady import Steady
 from labtui.services import tags
 
 if TYPE_CHECKING:
@@ -212,18 +212,22 @@ def show_only(rows: RowTable, wanted: Sequence[str], cells: Callable[[str], Sequ
         rows.move_cursor(row=rows.get_row_index(cursor), scroll=False)
 
 
-class FilterInput(Input):
-    """The filter line. Input's virtual size follows its text, and Widget lays the whole
-    screen out when a virtual size changes: every key typed would repaint every widget. The
-    filter's own size never depends on its text (width 100%, fixed height), so here a new
-    virtual size repaints the line and moves its horizontal scroll, nothing else."""
+class FilterInput(Steady, Input):
+    """The filter line. Input's virtual size follows its text; the filter's own size never
+    depends on its text (width 100%, fixed height), so a key typed repaints the line and
+    moves its horizontal scroll, and never lays the screen out (:class:`Steady`). Its
+    editing keys are priority bindings, for the reason the table's cursor keys are
+    (:class:`RowTable`): run as the key arrives, not after it bubbled up the screen."""
 
-    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False, repaint=True)
+    BINDINGS = [dataclasses.replace(b, priority=True) for b in Input.BINDINGS
+                if isinstance(b, Binding)]
 
 
-class SeatTable(RowTable):
+class SeatTable(Steady, RowTable):
     """The machines table; enter opens the seat under the cursor. A RowTable: a changed
-    cell redraws its row only, so 500 seats under a flood of events stay smooth."""
+    cell redraws its row only, so 500 seats under a flood of events stay smooth. Steady:
+    its height is set and its scrollbar always shown, so a filter that changes how many
+    rows it holds never lays the screen out."""
 
     BINDINGS = [
         Binding("enter", "select_cursor", "Open", id="machines.open",

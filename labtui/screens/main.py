@@ -19,7 +19,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, RichLog, TabbedContent, TabPane
+from textual.widgets import Header, RichLog, TabbedContent, TabPane
 
 from labtui.course import Course
 from labtui.events import Event, LogLine, Problem, StepDone
@@ -28,10 +28,12 @@ from labtui.screens.batch import BatchView
 from labtui.screens.clusters import ClustersView
 from labtui.screens.dashboard import DashboardView
 from labtui.screens.database import DatabaseView
+from labtui.screens.footer import KeyFooter
 from labtui.screens.machines import MachinesView
 from labtui.screens.quotas import QuotasView
 from labtui.screens.regions import RegionsView
 from labtui.screens.roster import RosterView
+from labtui.screens.steady import Steady
 from labtui.screens.sweep import SweepView
 from labtui.terminal import plain
 
@@ -53,8 +55,9 @@ def level_of(event: Event) -> str:
 STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
 
 
-class LogPane(RichLog):
-    """Every event from the work, newest at the bottom; errors in red."""
+class LogPane(Steady, RichLog):
+    """Every event from the work, newest at the bottom; errors in red. Steady: a line
+    written never lays the screen out (its height is set, its scrollbar always shown)."""
 
     def __init__(self) -> None:
         super().__init__(id="log", max_lines=2000, wrap=True, markup=False, highlight=False,
@@ -113,14 +116,14 @@ class MainScreen(Screen[None]):
                 with TabPane(f"{view.KEY} {view.TITLE}", id=view.VIEW_ID):
                     yield self._views[view.VIEW_ID]
         yield self._log_pane
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.current.focus_main()
 
     def on_resize(self, event: events.Resize) -> None:
         # Narrow terminals (80 columns) keep every footer key visible in the compact style.
-        self.query_one(Footer).compact = event.size.width < 100
+        self.query_one(KeyFooter).compact = event.size.width < 100
 
     @property
     def log_pane(self) -> LogPane:

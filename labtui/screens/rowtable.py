@@ -45,6 +45,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Region, Size
 from textual.strip import Strip
@@ -149,6 +150,14 @@ def ellipsize(text: str, width: int) -> str:
 
 class RowTable(DataTable):
     """A DataTable that redraws only the rows whose cells changed (see the module doc)."""
+
+    # The cursor keys as priority bindings: the app runs them as the key arrives. As plain
+    # bindings a key first travels to the table and bubbles back up through every
+    # ancestor's message queue before the app runs its action (the table handles no key
+    # itself, so nothing is lost): under a flood of events each hop waited behind a frame,
+    # 50-70 ms a key (bench/tui_latency.py). Only while the table has the focus.
+    BINDINGS = [Binding(b.key, b.action, b.description, show=False, priority=True)
+                for b in DataTable.BINDINGS if b.action != "select_cursor"]
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -284,17 +293,23 @@ class RowTable(DataTable):
             self._require_update_dimensions = True
         if not changed:
             return
-        if (widen or len(changed) > 1 or self._labelled_row_exists
-                or self.rows[changed[0]].height != 1):
-            # The rows that did not change come from the line cache: one refresh of the
-            # widget costs less than working out many regions.
+        if widen or self._labelled_row_exists or any(
+                self.rows[key].height != 1 for key in changed):
             self.refresh()
             return
-        # One row of one line: its line is its index below the header (DataTable's
-        # refresh_row sums the heights of every row above it).
+        # Rows of one line: a row's line is its index below the header (DataTable's
+        # refresh_row sums the heights of every row above it). Only the changed rows in
+        # view are drawn again: refreshing the whole table would draw every visible line
+        # and its scrollbar anew on every batch of events (measured: 2.5 ms of each frame
+        # under a flood, bench/tui_latency.py).
         header = self.header_height if self.show_header else 0
-        y = header + locations.get(changed[0])
-        self._refresh_region(Region(0, y, max(self.size.width, self.virtual_size.width), 1))
+        width = max(self.size.width, self.virtual_size.width)
+        top = self.scroll_offset.y - header
+        bottom = top + self.size.height
+        for key in changed:
+            index = locations.get(key)
+            if index is not None and top <= index < bottom:
+                self._refresh_region(Region(0, header + index, width, 1))
 
     def replace_rows(self, rows: Iterable[tuple[str, Sequence[object]]]) -> None:
         """Show exactly these rows (key, cells), in this order: ``clear()`` then one pass,

@@ -42,7 +42,6 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import (
     DataTable,
-    Footer,
     Header,
     Input,
     Log,
@@ -57,6 +56,7 @@ from labtui.errors import LabError
 from labtui.events import Event, LogLine, SeatChanged
 from labtui.screens.base import clock
 from labtui.screens.confirm import ConfirmModal, PromptModal
+from labtui.screens.footer import KeyFooter
 from labtui.screens.host import SEAT_GROUP, Lab
 from labtui.screens.jobs import Job, reboot_job, setup_job
 from labtui.screens.messages import SeatLoaded, SeatText, ShellReady, TunnelChecked
@@ -190,7 +190,7 @@ class SeatScreen(Screen[None]):
                 yield from self.compose_permissions()
         yield Input(placeholder=f"x: a command to run on {self.seat} (enter runs it, escape "
                                 "leaves the line)", id="seat-command")
-        yield Footer()
+        yield KeyFooter()
 
     def compose_permissions(self) -> ComposeResult:
         if not access.enabled(self.course):
@@ -219,7 +219,7 @@ class SeatScreen(Screen[None]):
         self.close_tunnel(quiet=True)
 
     def on_resize(self, event: events.Resize) -> None:
-        self.query_one(Footer).compact = event.size.width < 100
+        self.query_one(KeyFooter).compact = event.size.width < 100
 
     def pane(self, name: str) -> Log:
         return self.query_one(f"#seat-{name}", Log)
