@@ -222,6 +222,17 @@ class FilterInput(Steady, Input):
     BINDINGS = [dataclasses.replace(b, priority=True) for b in Input.BINDINGS
                 if isinstance(b, Binding)]
 
+    def __init__(self, *, on_change: Callable[[str], object] | None = None,
+                 **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._on_change = on_change
+
+    def watch_value(self, value: str) -> None:
+        # The view filters in this same turn: Input.Changed would reach it only after a
+        # trip through this widget's queue and its parents'.
+        if self._on_change is not None:
+            self._on_change(value)
+
 
 class SeatTable(Steady, RowTable):
     """The machines table; enter opens the seat under the cursor. A RowTable: a changed
@@ -304,7 +315,7 @@ class MachinesView(SummaryView):
         yield empty
         search = FilterInput(placeholder="filter: words matching seat, student, state, region, "
                                    "setup, error — enter keeps it, escape clears",
-                       id="machines-filter")
+                             id="machines-filter", on_change=self._apply_filter)
         search.display = False
         yield search
         rows = SeatTable(id="machines-table", cursor_type="row", zebra_stripes=True)
@@ -623,10 +634,6 @@ class MachinesView(SummaryView):
         # At once, not after the next message (focus() defers): keys typed right after /
         # (or pasted with it) belong to the filter.
         self.screen.set_focus(search)
-
-    @on(Input.Changed, "#machines-filter")
-    def filter_changed(self, event: Input.Changed) -> None:
-        self._apply_filter(event.value)
 
     @on(Input.Submitted, "#machines-filter")
     def filter_submitted(self, event: Input.Submitted) -> None:

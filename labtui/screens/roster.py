@@ -189,7 +189,7 @@ class RosterView(SummaryView):
     def compose_body(self) -> Iterable[Widget]:
         search = FilterInput(placeholder="filter: words matching id, name, email, group, "
                                          "seat, machine… — enter keeps it, escape clears",
-                             id="roster-filter")
+                             id="roster-filter", on_change=self._apply_filter)
         search.display = False
         yield search
         rows = RosterTable(id="roster-table", cursor_type="row", zebra_stripes=True)
@@ -311,10 +311,6 @@ class RosterView(SummaryView):
         search = self.query_one("#roster-filter", Input)
         search.display = True
         self.screen.set_focus(search)  # at once: keys typed right after / belong to it
-
-    @on(Input.Changed, "#roster-filter")
-    def filter_changed(self, event: Input.Changed) -> None:
-        self._apply_filter(event.value)
 
     @on(Input.Submitted, "#roster-filter")
     def filter_submitted(self, event: Input.Submitted) -> None:
