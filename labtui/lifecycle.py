@@ -6,6 +6,7 @@ everything from tags, so the TUI and the headless commands share one code path.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from labtui.services import buckets as buckets_service
 from labtui.services import clusters as clusters_service
 from labtui.services.aws import translate_errors
 from labtui.services.clusters import seat_clusters
-from labtui.services.fanout import Outcome, fan_out
+from labtui.services.fanout import CANCELLED, Interrupted, Outcome, fan_out
 from labtui.services.instance_types import vcpus
 from labtui.services.inventory import Inventory, Machine
 from labtui.services.remote import Remote
@@ -725,13 +726,29 @@ def setup(ctx: Context, course: Course, chosen: list[Machine] | None = None, *,
         else:
             ctx.sink.emit(SeatChanged(machine.seat, "ready"))
 
-    outcomes = fan_out(chosen, lambda m: m.seat, one, concurrency=concurrency, task="setup",
-                       sink=ctx.sink, cancelled=cancelled, on_interrupt=remote.stop)
+    by_seat = {m.seat: m for m in chosen}
+    try:
+        outcomes = fan_out(chosen, lambda m: m.seat, one, concurrency=concurrency,
+                           task="setup", sink=ctx.sink, cancelled=cancelled,
+                           on_interrupt=remote.stop)
+    except Interrupted as stop:
+        # the seats that never began were tagged running with the rest: pending again
+        _set_back(ctx, [by_seat[seat] for seat in stop.unfinished], "interrupted")
+        raise
+    _set_back(ctx, [by_seat[o.key] for o in outcomes if o.error == CANCELLED], CANCELLED)
     failed = [o.key for o in outcomes if not o.ok]
     ctx.sink.emit(StepDone(f"setup done {len(outcomes) - len(failed)}/{len(outcomes)}",
                            ok=not failed,
                            detail=f"failed: {', '.join(failed)}" if failed else ""))
     return outcomes
+
+
+def _set_back(ctx: Context, machines: list[Machine], why: str) -> None:
+    """Seats whose setup did not run to its end: pending, so a rerun takes them up (never
+    left tagged as running). Best effort: the interruption is what gets reported."""
+    if machines:
+        with contextlib.suppress(LabError):
+            setup_state.mark(ctx.aws, machines, "pending", why)
 
 
 def boot_setup(ctx: Context, course: Course, channel: bootevents.Channel, *,

@@ -321,6 +321,9 @@ def test_ctrl_c_during_setup_stops_it_and_names_the_seats_left(ctx, tmp_path: Pa
     assert not (logs / "s02.log").exists() and not (logs / "s03.log").exists()  # never began
     seats = {s.seat: s for s in lifecycle.status(ctx, course)}
     assert (seats["s01"].setup, seats["s01"].error) == ("pending", "interrupted")
+    # the seats that never began are pending again, not left tagged as running
+    assert {(seats[s].setup, seats[s].error) for s in ("s02", "s03")} == {
+        ("pending", "interrupted")}
     # the step was ended on the machine too, and the rerun converges
     left = eventually(lambda: on_seat(ctx, course, "s01", "pgrep -xc sleep || true")[1],
                       lambda count: count.strip() in ("", "0"), timeout=5)

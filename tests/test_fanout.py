@@ -71,6 +71,30 @@ def test_each_failure_is_named_and_the_rest_go_on() -> None:
         "s0": "item 0 broke", "s3": "item 3 broke", "s6": "item 6 broke"}
 
 
+def test_cancelled_while_running_ends_the_running_and_starts_no_queued() -> None:
+    """Cancelled (the console closing) mid-way: on_interrupt ends what runs, as Ctrl-C does,
+    and the queued items never start; each has its outcome."""
+    release = threading.Event()
+    started: list[str] = []
+    flag = {"cancelled": False}
+
+    both = threading.Barrier(2)
+
+    def work(item: str) -> str:
+        started.append(item)
+        both.wait(timeout=10)
+        flag["cancelled"] = True            # cancelled while a and b run
+        if not release.wait(timeout=10):    # what on_interrupt's ending looks like here
+            return "ran to its end"
+        raise RuntimeError("ended")
+
+    outcomes = fan_out(["a", "b", "c", "d"], str, work, concurrency=2,
+                       cancelled=lambda: flag["cancelled"], on_interrupt=release.set)
+    assert sorted(started) == ["a", "b"]
+    assert [(o.key, o.error) for o in outcomes] == [
+        ("a", "ended"), ("b", "ended"), ("c", "cancelled"), ("d", "cancelled")]
+
+
 def test_handshakes_are_paced_per_address_not_across_addresses() -> None:
     pacer = Pacer(limit=2)
     gauges = {"10.0.0.1": Gauge(), "10.0.0.2": Gauge()}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -28,6 +28,8 @@ FILES_PER_ITEM = 4          # an SSH socket, a channel's wake-up pipe (2), a por
 FILES_KEPT = 64             # for everything else the process has open
 THREADS_PER_ITEM = 2        # the worker and paramiko's transport thread
 MAX_THREADS = 2048          # a sane ceiling where the OS sets none
+CANCELLED = "cancelled"     # the error of an item that never started: it was cancelled
+CANCEL_POLL = 0.2           # seconds between looks at ``cancelled`` while items run
 
 _capacity_lock = threading.Lock()
 
@@ -126,7 +128,9 @@ def fan_out(items: Iterable[T], key: Callable[[T], str], work: Callable[[T], R],
 
     Ctrl-C (KeyboardInterrupt in the calling thread): queued items never start,
     ``on_interrupt`` ends the running ones (e.g. closes their connections), and after at most
-    ``grace`` seconds :class:`Interrupted` names the items that did not finish.
+    ``grace`` seconds :class:`Interrupted` names the items that did not finish. ``cancelled``
+    turning true does the same without the exception: queued items end "cancelled", and
+    ``on_interrupt`` ends the running ones, which end as their work then fails.
     """
     sink = sink or NullSink()
     todo = list(items)
@@ -143,21 +147,31 @@ def fan_out(items: Iterable[T], key: Callable[[T], str], work: Callable[[T], R],
     def stopping() -> bool:
         return stop.is_set() or cancelled()
 
+    ended = False   # on_interrupt called: the running items are being ended
     try:
         for item in todo:
             futures[pool.submit(_guarded, work, item, stopping)] = key(item)
-        for future in as_completed(futures):
-            name = futures[future]
-            value, error = future.result()
-            results[name] = Outcome(name, value, error)
-            done += 1
-            failed += bool(error)
-            sink.emit(Progress(task, done, len(todo), failed))
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=CANCEL_POLL, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = futures[future]
+                value, error = future.result()
+                results[name] = Outcome(name, value, error)
+                done += 1
+                failed += bool(error)
+                sink.emit(Progress(task, done, len(todo), failed))
+            if pending and not ended and cancelled():
+                # cancelled (the console closing, say): what runs is ended too, as Ctrl-C
+                # ends it; queued items see cancelled() and never start
+                ended = True
+                if on_interrupt is not None:
+                    on_interrupt()
     except KeyboardInterrupt:
         stop.set()
         for future in futures:
             future.cancel()
-        if on_interrupt is not None:
+        if on_interrupt is not None and not ended:
             on_interrupt()
         wait([f for f in futures if not f.cancelled()], timeout=grace)
         for future, name in futures.items():  # what finished well while it was ending
@@ -175,7 +189,7 @@ def fan_out(items: Iterable[T], key: Callable[[T], str], work: Callable[[T], R],
 def _guarded(work: Callable[[T], R], item: T,
              cancelled: Callable[[], bool]) -> tuple[R | None, str]:
     if cancelled():
-        return None, "cancelled"
+        return None, CANCELLED
     try:
         return work(item), ""
     except Exception as exc:  # noqa: BLE001 - each item's failure is reported, not raised
