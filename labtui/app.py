@@ -24,6 +24,7 @@ from the workers the app runs for them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import threading
@@ -65,6 +66,7 @@ TCSS = Path(labtui.screens.__file__).with_name("labtui.tcss")
 CONTEXT_GROUP = "context"
 LOAD_GROUP = "load:"
 JOB_GROUP = "job"          # jobs that change AWS: one at a time
+QUIT_WAIT = 5.0            # seconds q waits for a stopped job to end its work
 REFRESH_EVERY = 5.0        # seconds between quiet refreshes of the machines
 FLUSH_EVERY = 0.1          # seconds: events reach the widgets in batches, at most 10/s
 LOG_BATCH = 40             # at most this many lines per batch reach the log pane
@@ -104,6 +106,8 @@ class LabApp(App[int]):
         self._last_flush = 0.0
         self.collector = IdleCollector()   # full collections when idle (labtui/idlegc.py)
         self.last_key_at = 0.0             # monotonic time of the last key (screens/footer.py)
+        self._jobs_lock = threading.Lock()
+        self._jobs_running = 0             # job threads still running (q waits for them)
         self.course = course
         self.sandbox = sandbox
         self.profile = profile
@@ -308,23 +312,64 @@ class LabApp(App[int]):
                 return None
 
         def job() -> None:
+            with self._jobs_lock:
+                self._jobs_running += 1
             try:
-                summary = work(ctx)
-            except BaseException:
-                if refresh:
-                    with contextlib.suppress(Exception):  # the next refresh reports trouble
-                        self.machines.fetch(ctx, quiet=True)
-                raise
-            if refresh:
-                self.machines.fetch(ctx, quiet=True)
-            if summary:
-                ctx.sink.emit(LogLine(summary))
-                self.notify(summary, title=what[:1].upper() + what[1:], timeout=8,
-                            markup=False)
+                self._job(ctx, work, refresh, what)
+            finally:
+                with self._jobs_lock:
+                    self._jobs_running -= 1
 
         self.log_event(LogLine(f"{what}: started"))
         return self.run_worker(job, name=what, group=group, thread=True,
                                exit_on_error=False, description=what)
+
+    def _job(self, ctx: Context, work: Callable[[Context], str | None], refresh: bool,
+             what: str) -> None:
+        try:
+            summary = work(ctx)
+        except BaseException:
+            if refresh:
+                with contextlib.suppress(Exception):  # the next refresh reports trouble
+                    self.machines.fetch(ctx, quiet=True)
+            raise
+        if refresh:
+            self.machines.fetch(ctx, quiet=True)
+        if summary:
+            ctx.sink.emit(LogLine(summary))
+            self.notify(summary, title=what[:1].upper() + what[1:], timeout=8,
+                        markup=False)
+
+    async def action_quit(self) -> None:
+        """q: quit at once when no job runs; while one runs (setup, exec, up…), ask first,
+        and on yes end it as Ctrl-C ends it headless (queued seats never start, the steps
+        running on the machines are ended) before the console closes."""
+        busy = self.running(JOB_GROUP)
+        if not busy:
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._end_jobs_then_exit(busy), group="quit",
+                                description="quitting")
+            else:
+                self.log_event(LogLine("quit: cancelled; the work goes on"))
+
+        self.push_screen(ConfirmModal(
+            f"{busy[0].description} is still running. Quit and stop it?",
+            "Queued seats do not start, and the steps running on the machines now are "
+            "ended. Nothing done is undone; running it again finishes the rest.",
+            yes="Stop and quit", no="Keep working", danger=True), answered)
+
+    async def _end_jobs_then_exit(self, jobs: list[Worker]) -> None:
+        self.log_event(LogLine(f"quit: stopping {jobs[0].description}…"))
+        for worker in jobs:
+            worker.cancel()   # the job's fan-out sees it and ends what runs
+        deadline = time.monotonic() + QUIT_WAIT
+        while self._jobs_running and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.exit()
 
     def confirm_then_job(self, modal: ConfirmModal, work: Callable[[Context], str | None], *,
                          what: str) -> None:

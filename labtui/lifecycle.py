@@ -250,7 +250,8 @@ def check_cap(ctx: Context, course: Course, to_create: int) -> None:
 def up(ctx: Context, course: Course,
        confirm: Callable[[Plan], bool] = lambda _plan: True, *, skip_setup: bool = False,
        setup_wait: float = 300, concurrency: int | None = None,
-       cluster_wait: float = 1800) -> UpResult:
+       cluster_wait: float = 1800,
+       cancelled: Callable[[], bool] = lambda: False) -> UpResult:
     """Converge AWS to one set-up machine per seat and one waiting cluster per cluster key;
     never passes max_instances."""
     if course.machines is None:
@@ -313,10 +314,10 @@ def up(ctx: Context, course: Course,
         renewed = seats_of_keys(course, [c.seat for c in started]) + new_keys
         if channel is not None:  # setup_mode = "user-data": the machines report their boot
             outcomes = boot_setup(ctx, course, channel, wait=setup_wait,
-                                  concurrency=concurrency, also=renewed)
+                                  concurrency=concurrency, also=renewed, cancelled=cancelled)
         else:
             outcomes = setup(ctx, course, wait=setup_wait, concurrency=concurrency,
-                             also=renewed)
+                             also=renewed, cancelled=cancelled)
         result.setup_failed = {o.key: o.error for o in outcomes if not o.ok}
         result.set_up = [o.key for o in outcomes if o.ok]
     if course.database is not None:   # the result store: made and waited for after setup
@@ -848,8 +849,8 @@ def running_machines(ctx: Context, course: Course, seats: Iterable[str] | None, 
 
 
 def exec_command(ctx: Context, course: Course, seats: Iterable[str] | None, command: str,
-                 *, concurrency: int | None = None,
-                 timeout: float | None = None) -> list[Outcome]:
+                 *, concurrency: int | None = None, timeout: float | None = None,
+                 cancelled: Callable[[], bool] = lambda: False) -> list[Outcome]:
     """Run ``command`` on the seats' machines at once; each line of output goes through
     ``ctx.sink`` as a LogLine with the seat as source and its stream (stdout, stderr), so
     both front ends show it and the event log records it; each Outcome's value is that
@@ -867,7 +868,7 @@ def exec_command(ctx: Context, course: Course, seats: Iterable[str] | None, comm
         return exec_on(remote, machine, command, line, timeout=timeout)
 
     outcomes = fan_out(chosen, lambda m: m.seat, one, concurrency=concurrency, task="exec",
-                       sink=ctx.sink, on_interrupt=remote.stop)
+                       sink=ctx.sink, cancelled=cancelled, on_interrupt=remote.stop)
     return outcomes + [Outcome(seat, error=f"not running ({state})")
                        for seat, state in sorted(idle.items())]
 

@@ -642,3 +642,41 @@ async def test_typing_in_the_filter_repaints_it_without_a_layout(
         width, height = line.outer_size
         shown = [strip.text for strip in line.render_lines(Region(0, 0, width, height))]
         assert text[-10:] in shown[1] and text[:4] not in shown[1]
+
+
+async def test_quit_while_setup_runs_asks_then_ends_the_steps_on_the_machines(
+        ctx, sandbox_state: StateDir, tmp_path: Path) -> None:
+    """q while a job runs asks first; "Keep working" keeps it; yes ends it as Ctrl-C does
+    headless: the step running on the machine is ended, the seat is pending again, and the
+    console closes."""
+    from .courses import write_course
+    from .test_lifecycle import eventually
+    from .test_setup import on_seat
+
+    course = load(write_course(tmp_path, "quit", students=1, machines='login = "key"\n'
+                               'setup = ["test -e ~/.quick || sleep 60"]'))
+    lifecycle.up(ctx, course, skip_setup=True)
+    eventually(lambda: lifecycle.status(ctx, course), lambda s: all(x.address for x in s))
+    app = make_app(course, sandbox_state)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("s")   # re-run setup on the cursor's seat
+        sleeping = lambda: on_seat(ctx, course, "s01", "pgrep -xc sleep || true")[1]  # noqa: E731
+        await wait_until(pilot, lambda: sleeping().strip() == "1", "the step to run",
+                         timeout=30)
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        assert "is still running. Quit and stop it?" in screen_text(app)
+        await pilot.press("n")   # keep working: nothing stops
+        await pilot.pause(0.5)
+        assert app.is_running and sleeping().strip() == "1"
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        began = time.monotonic()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not app.is_running, "the console to close", timeout=10)
+        took = time.monotonic() - began
+    print(f"closed {took:.2f} s after yes")   # shown with -s
+    assert eventually(sleeping, lambda c: c.strip() in ("", "0"), timeout=5).strip() in ("", "0")
+    [seat] = lifecycle.status(ctx, course)
+    assert (seat.setup, seat.error) == ("pending", "interrupted")

@@ -49,7 +49,7 @@ def up_job(course: Course, confirm: Callable[[Plan], bool]) -> Job:
     """Launch the missing machines and set them up; ``confirm(plan)`` answers (from the
     worker's thread) whether to launch what the plan shows."""
     def run(ctx: Context) -> str:
-        result = lifecycle.up(ctx, course, confirm=confirm)
+        result = lifecycle.up(ctx, course, confirm=confirm, cancelled=_cancelled_or())
         return describe_up(result)
     return run
 
@@ -78,7 +78,8 @@ def describe_up(result: lifecycle.UpResult) -> str:
 def exec_job(course: Course, seats: list[str], command: str) -> Job:
     def run(ctx: Context) -> str:
         ctx.sink.emit(LogLine(f"exec on {names(seats)}: {command}"))
-        outcomes = lifecycle.exec_command(ctx, course, seats, command)  # output as events
+        outcomes = lifecycle.exec_command(ctx, course, seats, command,  # output as events
+                                          cancelled=_cancelled_or())
         ran = {o.key for o in outcomes}
         for outcome in outcomes:
             if outcome.ok:
@@ -159,7 +160,8 @@ def down_job(course: Course) -> Job:
     return run
 
 
-def _cancelled_or(cancelled: Callable[[], bool]) -> Callable[[], bool]:
+def _cancelled_or(cancelled: Callable[[], bool] = lambda: False) -> Callable[[], bool]:
+    """``cancelled``, or the worker running this job cancelled (q, the console closing)."""
     from textual.worker import NoActiveWorker, get_current_worker
 
     try:
