@@ -344,6 +344,8 @@ class LabApp(App[int]):
         """q: quit at once when no job runs; while one runs (setup, exec, up…), ask first,
         and on yes end it as Ctrl-C ends it headless (queued seats never start, the steps
         running on the machines are ended) before the console closes."""
+        if self.running("quit"):
+            return   # stopping the job already; the console closes when it has ended
         busy = self.running(JOB_GROUP)
         if not busy:
             self.exit()

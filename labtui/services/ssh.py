@@ -285,7 +285,8 @@ def run(client: paramiko.SSHClient, command: str, *, on_line: LineCallback | Non
     except (OSError, EOFError, paramiko.SSHException) as e:
         raise SshError(f"the SSH connection broke while the command ran: {e}") from None
     finally:
-        running.channels.discard(chan)
+        with running.lock:
+            running.channels.discard(chan)
         chan.close()
 
 
