@@ -88,6 +88,20 @@ async def press(pilot: Pilot, app: LabApp, *keys: str) -> None:
     await settle(pilot, app)
 
 
+def record_calls(monkeypatch, owner: object, name: str) -> list[tuple]:  # noqa: ANN001
+    """Every call of ``owner.name`` from now on, by its arguments after self (the method
+    still runs); undone at the test's end."""
+    calls: list[tuple] = []
+    real = getattr(owner, name)
+
+    def recorded(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(args)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recorded)
+    return calls
+
+
 def log_text(app: LabApp) -> str:
     return "\n".join(strip.text for strip in app.main.log_pane.lines)
 

@@ -20,6 +20,8 @@ from labtui.screens.machines import FilterInput
 from labtui.screens.main import LogPane
 from labtui.screens.rowtable import RowTable
 
+from .test_tui import record_calls
+
 CSS = """
 RowTable { height: 12; overflow-y: scroll; }
 #log { height: 8; overflow-y: scroll; overflow-x: hidden; }
@@ -111,31 +113,21 @@ async def test_cursor_and_filter_keys_act_while_their_widget_is_busy() -> None:
         await pilot.pause()
 
 
-async def test_a_batch_draws_only_the_changed_rows_in_view() -> None:
+async def test_a_batch_draws_only_the_changed_rows_in_view(monkeypatch) -> None:  # noqa: ANN001
     app = Tables()
     async with app.run_test(size=(80, 30)) as pilot:
         table = app.query_one(BusyTable)
         await pilot.pause()
-        drawn: list[int] = []
-        real = RowTable.render_line
-
-        def render_line(self, y):  # noqa: ANN001, ANN202
-            drawn.append(y)
-            return real(self, y)
-
-        RowTable.render_line = render_line  # type: ignore[method-assign]
-        try:
-            table.update_rows([("s150", {"state": "pending"}), ("s180", {"state": "ready"})])
-            await pilot.pause()
-            await pilot.pause()
-            assert drawn == []          # out of view: nothing drawn
-            table.update_rows([("s002", {"state": "pending"}), ("s003", {"state": "ready"})])
-            await pilot.pause()
-            await pilot.pause()
-            header = table.header_height
-            assert sorted(set(drawn)) == [header + 2, header + 3]
-        finally:
-            RowTable.render_line = real  # type: ignore[method-assign]
+        drawn = record_calls(monkeypatch, RowTable, "render_line")
+        table.update_rows([("s150", {"state": "pending"}), ("s180", {"state": "ready"})])
+        await pilot.pause()
+        await pilot.pause()
+        assert drawn == []          # out of view: nothing drawn
+        table.update_rows([("s002", {"state": "pending"}), ("s003", {"state": "ready"})])
+        await pilot.pause()
+        await pilot.pause()
+        header = table.header_height
+        assert sorted({y for (y,) in drawn}) == [header + 2, header + 3]
         assert table.get_cell("s003", "state") == "ready"
 
 
@@ -148,14 +140,7 @@ async def test_log_pane_lines_never_lay_the_screen_out(monkeypatch) -> None:  # 
     async with app.run_test(size=(80, 30)) as pilot:
         pane = app.query_one(LogPane)
         await pilot.pause()
-        layouts: list[int] = []
-        real = Compositor.reflow
-
-        def reflow(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-            layouts.append(1)
-            return real(self, *args, **kwargs)
-
-        monkeypatch.setattr(Compositor, "reflow", reflow)
+        layouts = record_calls(monkeypatch, Compositor, "reflow")
         for batch in range(3):
             pane.write_events([LogLine(f"batch {batch} line {n}") for n in range(70)],
                               limit=40)

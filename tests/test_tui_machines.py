@@ -30,7 +30,7 @@ from labtui.services import passwords, tags
 from labtui.state import StateDir
 
 from .test_setup import course_file
-from .test_tui import SIZE, log_text, make_app, press, screen_text, settle
+from .test_tui import SIZE, log_text, make_app, press, record_calls, screen_text, settle
 
 SEATS = ("s01", "s02", "s03")
 
@@ -623,14 +623,7 @@ async def test_typing_in_the_filter_repaints_it_without_a_layout(
         line = app.query_one("#f", FilterInput)
         line.focus()
         await pilot.pause()
-        layouts: list[int] = []
-        real = Screen._refresh_layout
-
-        def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-            layouts.append(1)
-            return real(self, *args, **kwargs)
-
-        monkeypatch.setattr(Screen, "_refresh_layout", counted)
+        layouts = record_calls(monkeypatch, Screen, "_refresh_layout")
         text = "seat s1 failed in eu-west-1 with exit 100"
         await pilot.press(*text)
         await pilot.pause()

@@ -26,7 +26,6 @@ widget.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -63,7 +62,7 @@ from labtui.screens.jobs import (
     up_job,
 )
 from labtui.screens.messages import NotebooksLoaded, SeatsLoaded
-from labtui.screens.rowtable import REGION, Fit, RowTable, short_id
+from labtui.screens.rowtable import REGION, Fit, RowTable, priority, short_id
 from labtui.screens.steady import Steady
 from labtui.services import tags
 
@@ -219,8 +218,7 @@ class FilterInput(Steady, Input):
     editing keys are priority bindings, for the reason the table's cursor keys are
     (:class:`RowTable`): run as the key arrives, not after it bubbled up the screen."""
 
-    BINDINGS = [dataclasses.replace(b, priority=True) for b in Input.BINDINGS
-                if isinstance(b, Binding)]
+    BINDINGS = priority(Input.BINDINGS)
 
     def __init__(self, *, on_change: Callable[[str], object] | None = None,
                  **kwargs: object) -> None:

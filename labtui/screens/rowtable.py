@@ -35,7 +35,7 @@ data is never changed: ``get_cell`` and the filters see the whole value.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import zip_longest
 
@@ -148,6 +148,14 @@ def ellipsize(text: str, width: int) -> str:
     return set_cell_size(text, width - 1) + ELLIPSIS
 
 
+def priority(bindings: Iterable[object], leave: Iterable[str] = ()) -> list[Binding]:
+    """``bindings`` as priority bindings (run by the app as the key arrives, while their
+    widget has the focus), but those of the actions in ``leave``."""
+    left = set(leave)
+    return [replace(b, priority=True) for b in bindings
+            if isinstance(b, Binding) and b.action not in left]
+
+
 class RowTable(DataTable):
     """A DataTable that redraws only the rows whose cells changed (see the module doc)."""
 
@@ -156,8 +164,7 @@ class RowTable(DataTable):
     # ancestor's message queue before the app runs its action (the table handles no key
     # itself, so nothing is lost): under a flood of events each hop waited behind a frame,
     # 50-70 ms a key (bench/tui_latency.py). Only while the table has the focus.
-    BINDINGS = [Binding(b.key, b.action, b.description, show=False, priority=True)
-                for b in DataTable.BINDINGS if b.action != "select_cursor"]
+    BINDINGS = priority(DataTable.BINDINGS, leave=("select_cursor",))
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]

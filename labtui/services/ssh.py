@@ -291,7 +291,7 @@ def run(client: paramiko.SSHClient, command: str, *, on_line: LineCallback | Non
 
 
 def _timed_out(chan: paramiko.Channel, timeout: float | None) -> SshError:
-    _end([chan], grace=1.0)
+    _end([chan], END_GRACE)
     return SshError(f"command timed out after {timeout:g} s")
 
 
@@ -329,6 +329,9 @@ def _start(transport: paramiko.Transport, command: str, timeout: float | None,
 # killpg() on the session's process group, which sshd made for the command (setsid), so
 # the step's children end with it.
 
+END_GRACE = 0.8   # seconds an ended command has after TERM before KILL
+
+
 @dataclass
 class _Running:
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -362,7 +365,7 @@ def _signal(chan: paramiko.Channel, name: str) -> None:
         pass  # the connection is gone already; closing it is all that is left
 
 
-def end_commands(clients: Iterable[paramiko.SSHClient], grace: float = 0.8) -> int:
+def end_commands(clients: Iterable[paramiko.SSHClient], grace: float = END_GRACE) -> int:
     """End every command these connections run, and start no new one on them: TERM to each
     command's process group, KILL after ``grace`` seconds to those still running. Returns
     how many were running. The connections stay open (close them after)."""
