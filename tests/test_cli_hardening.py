@@ -90,6 +90,21 @@ def test_exec_into_head_ends_quietly(launched) -> None:
     assert code == 0, stderr
 
 
+def test_a_process_ends_with_its_exit_code_and_all_its_output(launched) -> None:
+    """A labtui process ends without tearing the interpreter down (cli.main's quick end):
+    its exit code and the last of a long output still reach the reader."""
+    path, env = launched
+    done = subprocess.run(
+        [sys.executable, "-m", "labtui", "exec", str(path), "--all", "--sandbox", "--",
+         "seq 1 30000; exit 3"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+        stdin=subprocess.DEVNULL, env={**os.environ, **env})
+    assert_quiet(done.stderr)
+    assert done.returncode == 1, done.stderr
+    output = [line for line in done.stdout.splitlines() if "|" in line]
+    assert len(output) == 30000 and output[-1].endswith("| 30000"), output[-3:]
+    assert done.stdout.splitlines()[-1] == "s01: exit 3"
+
+
 def test_a_closed_pipe_never_aborts_up(sandbox_state, tmp_path: Path) -> None:
     env = {"LABTUI_STATE_DIR": str(sandbox_state.root)}
     path = course_file(tmp_path, students=1, login="key")
