@@ -97,12 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _end_without_teardown() -> None:
     """The last step of a labtui process that answered (registered as main starts, so it
     runs after every exit handler the work registered, and after Python has joined the
-    threads that are not daemons): end it without tearing the interpreter down. Freeing every module and
-    object of boto3's service models and paramiko one by one took 0.13-0.15 s of each
-    headless command's wall time (bench/exec.py), and nothing is left to run: every file
-    labtui writes is closed when it is written, the context is closed, and the standard
-    streams are flushed here. A process that ended any other way (argparse's SystemExit,
-    a crash) tears down as usual."""
+    threads that are not daemons): end it without tearing the interpreter down. Freeing
+    every module and object of boto3's service models and paramiko one by one took
+    0.13-0.15 s of each headless command's wall time (bench/exec.py), and nothing is left
+    to run: every file labtui writes is closed when it is written, the context is closed,
+    and the standard streams are flushed here. A process that ended any other way
+    (argparse's SystemExit, a crash) tears down as usual."""
     if _exit_code is None:
         return
     for stream in (sys.stdout, sys.stderr):
