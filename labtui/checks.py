@@ -82,11 +82,18 @@ def email(value: str) -> str | None:
 
 
 @functools.cache
+def listed_instance_types() -> frozenset[str]:
+    """The EC2 instance types of labtui/data/instance_types.txt."""
+    text = resources.files("labtui").joinpath("data/instance_types.txt").read_text("utf-8")
+    return frozenset(line.strip() for line in text.splitlines()
+                     if line.strip()[:1] not in ("", "#"))
+
+
+@functools.cache
 def known_instance_types() -> frozenset[str]:
     """Every EC2 instance type labtui knows, offline: labtui/data/instance_types.txt, plus the
     list moto ships (it is newer when moto is)."""
-    text = resources.files("labtui").joinpath("data/instance_types.txt").read_text("utf-8")
-    names = {line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", "#")}
+    names = set(listed_instance_types())
     # moto (the sandbox's emulator, a dependency) is found, not imported: importing it takes
     # most of a second
     spec = importlib.util.find_spec("moto")
@@ -100,7 +107,10 @@ def known_instance_types() -> frozenset[str]:
 
 
 def instance_type(value: str) -> tuple[str, str] | None:
-    if _INSTANCE_TYPE.fullmatch(value) and value in known_instance_types():
+    # moto's list (a few MB of JSON, 25 ms of every command's start) is read only for a
+    # type labtui's own list lacks
+    if _INSTANCE_TYPE.fullmatch(value) and (value in listed_instance_types()
+                                            or value in known_instance_types()):
         return None
     close = difflib.get_close_matches(value.strip().lower(), sorted(known_instance_types()),
                                       n=1, cutoff=0.6)
