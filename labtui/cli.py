@@ -86,8 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code == EXIT_INTERRUPTED and argv is None:
             # Ctrl-C: the work was told to stop and the context is closed; a worker thread
             # still inside a handshake must not hold the exit (it would, up to its timeout)
-            sys.stderr.flush()
-            os._exit(EXIT_INTERRUPTED)
+            _exit_now(EXIT_INTERRUPTED)
     except BrokenPipeError:
         stdout_closed()
         code = EXIT_OK  # like coreutils in a pipeline: the reader had enough
@@ -104,14 +103,18 @@ def _end_without_teardown() -> None:
     to run: every file labtui writes is closed when it is written, the context is closed,
     and the standard streams are flushed here. A process that ended any other way
     (argparse's SystemExit, a crash) tears down as usual."""
-    if _exit_code is None:
-        return
+    if _exit_code is not None:
+        _exit_now(_exit_code)
+
+
+def _exit_now(code: int) -> None:
+    """End the process with ``code`` once the standard streams are flushed."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a reader that went away, a stream already closed
             pass
-    os._exit(_exit_code)
+    os._exit(code)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
