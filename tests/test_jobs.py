@@ -213,9 +213,13 @@ def test_a_run_resumes_and_is_followed_from_anywhere_then_cancelled(ctx, sandbox
     path = jobs_course(tmp_path, "t3.small,python3 run.py --seed 1\n"
                                  "t3.small,python3 run.py sleep\n")
     course = load(path)
-    # the first run is interrupted once the quick job is done (as by Ctrl-C or a closed lid)
+    # the first run is interrupted once it has seen the quick job done (as by Ctrl-C or a
+    # closed lid); its own JobChanged says so (a look of its own could be newer than the
+    # run's last, and see a job done that the run still saw uploading)
+    from labtui.events import JobChanged
     first = jobops.run(ctx, course, poll=0.5, keep=True, should_stop=lambda: any(
-        j.state == "done" for j in jobops.status(ctx, course)))
+        isinstance(e, JobChanged) and e.job == "run1-1" and e.state == "done"
+        for e in list(ctx.sink.events)))
     assert len(first.launched) == 2
     states = {j.name: j.state for j in first.jobs}
     assert states["run1-1"] == "done" and states["run1-2"] in ("running", "installing")

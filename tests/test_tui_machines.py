@@ -311,7 +311,7 @@ async def test_stop_start_down_ask_first(course: Course, sandbox_state: StateDir
         assert "Take setup down?" in shown and "seat machines: 3 in us-east-1" in shown
         assert "cannot be undone" in shown
         await press(pilot, app, "y")
-        assert [cell(app, s, "state") for s in SEATS] == ["absent"] * 3
+        assert [cell(app, s, "state") for s in SEATS] == ["absent"] * 3, log_text(app)
         assert any(m.startswith("Down: removed") and "3 instances" in m for m, _ in notes)
         ec2 = app.ctx.aws.client("ec2", "us-east-1")
         assert {i["State"]["Name"] for r in ec2.describe_instances(
