@@ -91,3 +91,24 @@ def test_no_server_without_a_wait_is_refused_at_once(sshd, tmp_path, probes) -> 
     with pytest.raises(ssh.SshError, match="SSH is not reachable"):
         remote.connect(MACHINE, wait=0.5)  # refused, then the wait ran out
     assert probes and set(probes) == {("127.0.0.1", port)}
+
+
+def test_a_server_that_restarts_between_the_probe_and_the_login_is_waited_for(
+        sshd, tmp_path, monkeypatch) -> None:
+    # cloud-init restarts sshd on a first boot (ssh_pwauth): the port answered the probe,
+    # then refused the login a moment later; within the wait that is tried again
+    gone = closed_port()
+    answered: list[tuple[str, int]] = []
+
+    def probe(where: tuple[str, int]) -> bool:
+        answered.append(where)
+        return True
+
+    monkeypatch.setattr(remote_module, "_port_open", probe)
+    resolver = Addresses(gone, gone, sshd["port"])
+    client = remote_for(sshd, tmp_path, resolver).connect(MACHINE, wait=30)
+    client.close()
+    assert answered == [("127.0.0.1", gone), ("127.0.0.1", sshd["port"])]
+    # without a wait left, the refusal is the answer
+    with pytest.raises(ssh.SshUnreachable, match=f"127.0.0.1:{gone} refused"):
+        remote_for(sshd, tmp_path, Addresses(gone)).connect(MACHINE, wait=0.01)

@@ -347,12 +347,16 @@ class MachineManager:
                     continue
                 to_stop.append((machine, state in (None, "terminated", "shutting-down")))
             if to_stop:
+                # Out of hosts.json first: nobody logs in to a machine that is going (EC2
+                # says "stopping" meanwhile; moto says "stopped" at once).
+                for machine, _delete in to_stop:
+                    self._machines.pop(machine.instance_id, None)
+                self._write_hosts()
                 # A stopped machine shuts down as an OS does (its disk is kept); a
                 # terminated or vanished one (its disk is deleted next) is powered off.
                 self._shutdown([m for m, delete in to_stop if not delete])
                 self._shutdown([m for m, delete in to_stop if delete], grace=0.0)
                 for machine, delete in to_stop:
-                    self._machines.pop(machine.instance_id, None)
                     if delete:
                         CONSOLES.pop(machine.instance_id, None)
                         shutil.rmtree(self.instance_dir(machine.instance_id),

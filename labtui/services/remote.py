@@ -96,8 +96,10 @@ class Remote:
         """Log in to the machine. With its address known, the first try is the login itself
         (a port probe first would cost every machine's sshd one more connection: 0.2-0.4 s
         of a 40-seat exec here); only when no SSH server answers does it wait up to ``wait``
-        seconds for one, probing the port."""
+        seconds for one, probing the port (and logging in again when the port answered but
+        the login was refused, as while a booting machine's sshd restarts)."""
         self._refuse_if_stopped(machine)
+        deadline = time.monotonic() + wait
         where = self.resolver.address(machine.raw)
         if where is not None:
             try:
@@ -106,7 +108,16 @@ class Remote:
             except ssh.SshUnreachable:
                 if wait <= 0:
                     raise
-        return self._login(self.target(machine, wait), timeout)
+        while True:
+            target = self.target(machine, max(0.0, deadline - time.monotonic()))
+            try:
+                return self._login(target, timeout)
+            except ssh.SshUnreachable:
+                # The port answered the probe, then refused the login: its sshd restarted
+                # (cloud-init does so on a first boot, for ssh_pwauth). Again, within the wait.
+                if time.monotonic() >= deadline:
+                    raise
+                self.sleep(0.5)
 
     def _login(self, target: ssh.SshTarget, timeout: float,
                connect_timeout: float | None = None) -> paramiko.SSHClient:
