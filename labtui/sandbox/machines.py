@@ -16,7 +16,8 @@ that started it, see :mod:`labtui.sandbox.container`):
   that reboots itself (`reboot`) boots again at its address, its instance still running.
 
 ``SANDBOX_DIR/hosts.json`` (replaced atomically) maps instance id -> {"host", "port",
-"region", "state"} for every running machine; ``instances/<id>/console.log`` is what the
+"region", "state"} for every running machine (a machine that is stopping or being deleted
+leaves it before it shuts down); ``instances/<id>/console.log`` is what the
 emulator answers to GetConsoleOutput.
 
 CreateImage captures a machine's disk and an instance of that AMI boots with it; CopyImage
