@@ -212,6 +212,23 @@ def test_stop_start_keeps_the_disk_and_changes_the_address(launch):
     assert not (seat.sandbox.folder / "instances" / seat.id).exists()  # the layer is gone
 
 
+def test_a_stopping_machine_leaves_hosts_json_before_it_shuts_down(launch):
+    # EC2 says "stopping" while the OS shuts down; moto says "stopped" at once. Nobody may
+    # log in to the machine meanwhile: it leaves hosts.json before its shutdown begins.
+    seat = launch()
+    assert seat.run("nohup bash -c 'trap \"\" TERM; sleep 60' >/dev/null 2>&1 &")[0] == 0
+    pid = seat.sandbox._hosts.init_pid(seat.id)  # a process that holds the shutdown up
+    assert pid is not None
+    seat.ec2.stop_instances(InstanceIds=[seat.id])
+    deadline = time.monotonic() + 30
+    while seat.id in json.loads(seat.sandbox.hosts_file.read_text() or "{}"):
+        assert time.monotonic() < deadline, "the stopped machine is still listed"
+        time.sleep(0.05)
+    assert Path(f"/proc/{pid}").exists()  # still shutting down (init's 3 s before SIGKILL)
+    seat.sandbox._hosts.sync()
+    assert not Path(f"/proc/{pid}").exists()
+
+
 def test_reboot_runs_the_per_boot_modules_again(launch):
     seat = launch(extra={"bootcmd": ["echo boot >> /var/tmp/boots"],
                          "runcmd": ["echo once >> /var/tmp/once"]})
