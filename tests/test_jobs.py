@@ -254,7 +254,12 @@ def test_a_run_resumes_and_is_followed_from_anywhere_then_cancelled(ctx, sandbox
     state = ctx.state.course(course.id)
     remote = Remote(ctx.aws, ctx.resolver, KnownHosts(state), keys.course_key(state)[0],
                     "ubuntu")
-    client = remote.connect(workers["run1-1"].machine, wait=30)
+    try:
+        client = remote.connect(workers["run1-1"].machine, wait=30)
+    except ssh.SshError as exc:  # once in CI: say what the machine's console held
+        console = ctx.aws.client("ec2", "us-east-1").get_console_output(
+            InstanceId=workers["run1-1"].machine.instance_id, Latest=True).get("Output", "")
+        raise AssertionError(f"{exc}\n--- its console, the end:\n{console[-4000:]}") from None
     lines: list[str] = []
     probe = ("import importlib.machinery as m, json; r = m.SourceFileLoader('r', "
              "'/home/ubuntu/.labtui/job/labtui-job').load_module(); "
