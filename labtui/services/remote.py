@@ -114,7 +114,7 @@ class Remote:
                 return self._login(target, timeout)
             except ssh.SshUnreachable:
                 # The port answered the probe, then refused the login: its sshd restarted
-                # (cloud-init does so on a first boot, for ssh_pwauth). Again, within the wait.
+                # meanwhile (as on a booting machine). Again, within the wait.
                 if time.monotonic() >= deadline:
                     raise
                 self.sleep(0.5)
